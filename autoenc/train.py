@@ -76,7 +76,8 @@ def _as_tensor(model, X, name):
     n_features = getattr(getattr(model, "config", None), "input_dim", None)
     X = check_array(X, name, n_features=n_features)
     p = _param(model)
-    return X, torch.as_tensor(X, dtype=p.dtype, device=p.device)
+    to_tensor = torch.as_tensor if X.flags.writeable else torch.tensor  # torch warns on read-only memory (mmap)
+    return X, to_tensor(X, dtype=p.dtype, device=p.device)
 
 
 @torch.no_grad()

@@ -1,0 +1,216 @@
+"""``StudyConfig``: what a study trains and measures; frozen, validated, round-trips through JSON and TOML."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
+from autoenc import ACTIVATIONS, TrainConfig
+from autoenc._validation import check_int, check_positive_float
+
+__all__ = ["StudyConfig", "RunSpec"]
+
+SEARCHES = ("grid", "grow")
+LATENT_METHODS = ("umap", "pca", "none")
+SCALINGS = ("none", "standard", "minmax")
+
+
+def _int_tuple(value, name, minimum):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of integers, got {value!r}") from None
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    out = tuple(check_int(v, f"{name}[{i}]", minimum=minimum) for i, v in enumerate(values))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} has duplicates: {list(out)}")
+    return out
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One autoencoder of a study: its bottleneck, hidden widths and seed."""
+
+    bottleneck: int
+    hidden: tuple
+    seed: int
+
+    @property
+    def run(self):
+        widths = "-".join(map(str, self.hidden)) or "none"
+        return f"ae-k{self.bottleneck}-h{widths}-s{self.seed}"
+
+    @property
+    def width(self):
+        return self.hidden[0] if self.hidden else 0
+
+    @property
+    def depth(self):
+        return len(self.hidden)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A capacity study: data, noise, split, the grid (or the grow search), training and analysis options.
+
+    Parameters
+    ----------
+    dataset : str
+        A built-in name (``digits``, ``mnist1d``, ``noise``, ``lowrank``, ``swissroll``) or a data file path.
+    noise_std : float
+        Std of the static Gaussian noise added once to every sample (0 for none).
+    seed : int
+        Seeds the split and the noise draw.
+    fractions : (float, float, float)
+        Train, validation and test fractions.
+    scale : str
+        ``none``, ``standard`` or ``minmax`` scaling, fitted on the training inputs only.
+    bottlenecks, widths, depths, seeds : tuple of int
+        The grid: every autoencoder has hidden widths ``(width,) * depth``.
+    activation : str
+        Nonlinearity of every autoencoder.
+    search : str
+        ``grid`` trains every combination; ``grow`` starts small and widens, then deepens, per bottleneck.
+    tolerance : float
+        Relative slack for "adequate" in model selection and in the grow search.
+    memorization : bool
+        Compute per-sample memorization scores (K-fold cross-fitting) for the largest autoencoder and PCA.
+    n_folds : int
+        Folds for the memorization scores.
+    latent : str
+        ``umap``, ``pca`` or ``none``: 2-D map of the selected autoencoder's codes and PCA's scores.
+    train : TrainConfig
+        Training settings shared by every autoencoder (its ``seed`` is replaced by each run's seed).
+    """
+
+    dataset: str = "digits"
+    noise_std: float = 0.2
+    seed: int = 0
+    fractions: tuple = (0.6, 0.2, 0.2)
+    scale: str = "none"
+    bottlenecks: tuple = (2, 4, 8, 16, 32)
+    widths: tuple = (16, 64, 256, 1024)
+    depths: tuple = (1,)
+    seeds: tuple = (0, 1, 2)
+    activation: str = "relu"
+    search: str = "grid"
+    tolerance: float = 0.05
+    memorization: bool = True
+    n_folds: int = 5
+    latent: str = "umap"
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, batch_size=64, lr=1e-3))
+
+    def __post_init__(self):
+        if not isinstance(self.dataset, (str, Path)) or not str(self.dataset):
+            raise TypeError(f"dataset must be a dataset name or a file path, got {self.dataset!r}")
+        object.__setattr__(self, "dataset", str(self.dataset))
+        check_positive_float(self.noise_std, "noise_std", allow_zero=True)
+        check_int(self.seed, "seed", minimum=0)
+        fractions = tuple(float(f) for f in self.fractions) if not isinstance(self.fractions, str) else ()
+        if len(fractions) != 3 or min(fractions, default=-1) < 0 or not math.isclose(sum(fractions), 1, abs_tol=1e-6):
+            raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {self.fractions!r}")
+        if fractions[0] == 0 or fractions[2] == 0:
+            raise ValueError(f"fractions must give train and test a share > 0, got {self.fractions!r}")
+        object.__setattr__(self, "fractions", fractions)
+        for name, choices in (("scale", SCALINGS), ("search", SEARCHES), ("latent", LATENT_METHODS),
+                              ("activation", ACTIVATIONS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid values are {list(choices)}")
+        for name, minimum in (("bottlenecks", 1), ("widths", 1), ("depths", 0), ("seeds", 0)):
+            object.__setattr__(self, name, _int_tuple(getattr(self, name), name, minimum))
+        check_positive_float(self.tolerance, "tolerance", allow_zero=True)
+        if not isinstance(self.memorization, bool):
+            raise TypeError(f"memorization must be True or False, got {self.memorization!r}")
+        check_int(self.n_folds, "n_folds", minimum=2)
+        train = self.train
+        if isinstance(train, dict):
+            train = TrainConfig.from_dict(train)
+        if not isinstance(train, TrainConfig):
+            raise TypeError(f"train must be a TrainConfig or a dict, got {type(train).__name__}")
+        object.__setattr__(self, "train", train)
+
+    # -- the grid ---------------------------------------------------------------------------------------------
+    def runs(self):
+        """Every autoencoder of the grid, in a fixed order."""
+        return [RunSpec(k, (w,) * d, s) for d in self.depths for w in self.widths for k in self.bottlenecks
+                for s in self.seeds]
+
+    # -- serialization ----------------------------------------------------------------------------------------
+    def to_dict(self):
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if f.name == "train" else list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data):
+        if not isinstance(data, dict):
+            raise TypeError(f"StudyConfig.from_dict expects a dict, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown StudyConfig key(s) {unknown}; valid keys are {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+    def to_toml(self):
+        """TOML text with the top-level fields first and the training settings in a ``[train]`` table."""
+        data = self.to_dict()
+        train = data.pop("train")
+        lines = [f"{k} = {_toml_value(v)}" for k, v in data.items()]
+        lines += ["", "[train]"] + [f"{k} = {_toml_value(v)}" for k, v in train.items() if v is not None]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, text):
+        try:
+            return cls.from_dict(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"invalid TOML: {exc}") from None
+
+    @classmethod
+    def from_file(cls, path):
+        """Read a ``.toml`` or ``.json`` study config."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"study config {str(path)!r} does not exist")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".toml":
+            return cls.from_toml(text)
+        if path.suffix.lower() == ".json":
+            try:
+                return cls.from_json(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} is not valid JSON: {exc}") from None
+        raise ValueError(f"study config {str(path)!r} must end in .toml or .json")
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

@@ -1,0 +1,158 @@
+"""The study folder: each finished run committed atomically as it completes, tables rebuilt from the runs.
+
+Layout (see DESIGN.md)::
+
+    study.json              exact config, seeds, package versions, data facts
+    splits.npz              train / val / test indices
+    models/<run>/           config.json + weights.safetensors (autoencoders and PCA as its linear network)
+    models/<run>/result.json  the run's measurements; written last, so its presence means "finished"
+    results.csv, samples.csv, history.csv   rebuilt from every result.json
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from autoenc import Autoencoder, ModelConfig, save
+from autoenc.io import atomic_write
+
+__all__ = ["StudyStore", "RESULT_COLUMNS"]
+
+RESULT_COLUMNS = [
+    "run", "model", "bottleneck", "hidden", "width", "depth", "seed", "n_params", "n_features", "noise_std",
+    "split", "n_samples", "mse", "mse_clean", "noise_memorization", "gap", "ratio", "membership_auc",
+    "tpr_at_1pct_fpr", "ks_statistic", "ks_pvalue", "status", "reason", "epochs",
+]
+_RUN_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed"]
+RESULT_FILE = "result.json"
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def write_json(path, obj):
+    text = json.dumps(obj, indent=1, default=_json_default)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_npz(path, **arrays):
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)
+
+
+def write_csv(path, frame):
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+class StudyStore:
+    """Reads and writes one study folder."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    # -- the config -------------------------------------------------------------------------------------------
+    def open(self, config_dict, facts):
+        """Create the folder for ``config_dict``, or check that an existing one was made with the same config.
+
+        Raises
+        ------
+        ValueError
+            If the folder holds a study with a different config, naming the fields that differ.
+        """
+        file = self.path / "study.json"
+        if file.exists():
+            try:
+                old = json.loads(file.read_text(encoding="utf-8"))["config"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise ValueError(f"{file} is not a study.json written by autoenc; choose another folder") from None
+            differ = _differences(old, config_dict)
+            if differ:
+                raise ValueError(
+                    f"{self.path} holds a study with a different config ({'; '.join(differ)}); "
+                    "use another output folder, or the same settings to resume it"
+                )
+            return False
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(file, {"config": config_dict, **facts})
+        return True
+
+    def read_study(self):
+        return json.loads((self.path / "study.json").read_text(encoding="utf-8"))
+
+    # -- runs -------------------------------------------------------------------------------------------------
+    def finished(self):
+        """Names of the runs whose results are committed."""
+        models = self.path / "models"
+        return {p.parent.name for p in models.glob(f"*/{RESULT_FILE}")} if models.is_dir() else set()
+
+    def commit(self, record):
+        """Save one run: its weights (if any), then its ``result.json``, which marks it finished."""
+        folder = self.path / "models" / record["run"]
+        state = record.pop("state", None)
+        if state is not None:
+            model = Autoencoder(ModelConfig.from_dict(record["model_config"]))
+            model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+            save(model, folder, metadata={"run": record["run"], "train": record.get("train_config")})
+        write_json(folder / RESULT_FILE, record)
+
+    def records(self):
+        models = self.path / "models"
+        files = sorted(models.glob(f"*/{RESULT_FILE}")) if models.is_dir() else []
+        return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+
+    # -- tables -----------------------------------------------------------------------------------------------
+    def tables(self):
+        """``(results, samples, history)`` frames built from every committed run."""
+        records = self.records()
+        results, samples, history = [], [], []
+        for rec in records:
+            ids = {c: rec.get(c) for c in _RUN_COLUMNS}
+            for row in rec["rows"]:
+                results.append({**ids, "n_params": rec["n_params"], "n_features": rec["n_features"],
+                                "noise_std": rec["noise_std"], **row, "status": rec["status"],
+                                "reason": rec["reason"], "epochs": rec["epochs"]})
+            if rec.get("samples"):
+                samples.append(pd.DataFrame({**ids, **rec["samples"]}))
+            if rec.get("history"):
+                history.append(pd.DataFrame({**{c: rec.get(c) for c in ("run", "bottleneck", "width", "depth",
+                                                                          "seed")}, **rec["history"]}))
+        results = pd.DataFrame(results).reindex(columns=RESULT_COLUMNS)
+        order = {"train": 0, "val": 1, "test": 2}
+        if len(results):
+            results = results.sort_values(["model", "depth", "width", "bottleneck", "seed", "split"],
+                                          key=lambda c: c.map(order) if c.name == "split" else c,
+                                          na_position="first").reset_index(drop=True)
+        samples = pd.concat(samples, ignore_index=True) if samples else pd.DataFrame()
+        history = pd.concat(history, ignore_index=True) if history else pd.DataFrame()
+        return results, samples, history
+
+    def write_tables(self):
+        """Write ``results.csv``, ``samples.csv`` and ``history.csv`` (atomically); return the frames."""
+        results, samples, history = self.tables()
+        for name, frame in (("results", results), ("samples", samples), ("history", history)):
+            write_csv(self.path / f"{name}.csv", frame)
+        return results, samples, history
+
+
+def _differences(old, new, prefix=""):
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<missing>"), new.get(key, "<missing>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b and not (isinstance(a, float) and isinstance(b, float) and math.isclose(a, b)):
+            out.append(f"{prefix}{key}: {a!r} in the folder, {b!r} now")
+    return out

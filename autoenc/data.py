@@ -1,0 +1,462 @@
+"""Data before a model sees it: built-in and user datasets, index splits, static noise, train-only scaling."""
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import random
+import re
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autoenc._validation import check_array, check_int, check_positive_float
+
+__all__ = ["DATASETS", "Dataset", "load_dataset", "Split", "split", "add_noise", "Scaler"]
+
+DATASETS = ("digits", "mnist1d", "noise", "lowrank", "swissroll")
+# The optional arguments each source understands; any other one is an error rather than silently ignored.
+_OPTIONS = {"digits": ("n_samples",), "mnist1d": ("n_samples", "n_features"), "noise": ("n_samples", "n_features"),
+            "lowrank": ("n_samples", "n_features", "rank", "noise_std"), "swissroll": ("n_samples", "noise_std"),
+            "file": ("n_samples", "label_column")}
+_DEFAULT_N = {"mnist1d": 4000, "noise": 1000, "lowrank": 1000, "swissroll": 1000}
+_IDX_NAME = re.compile(r"idx\d[-.]ubyte(\.gz)?$")
+_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_FILE_TYPES = ".npy, .npz, .csv or MNIST-style IDX (*-images-idx3-ubyte[.gz])"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data matrix with optional labels.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32
+    y : ndarray of shape (n_samples,) or None
+        Class labels (int64 for digits, mnist1d and IDX), the position along the roll for swissroll (float64),
+        whatever a file holds, or None.
+    name : str
+        The dataset's name, or the file's stem.
+    image_shape : tuple of int or None
+        ``(rows, cols)`` when each row of ``X`` is a flattened image: (8, 8) for digits, the IDX file's shape.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    name: str
+    image_shape: tuple[int, int] | None = None
+
+
+def load_dataset(name_or_path, *, n_samples=None, n_features=None, rank=None, noise_std=None, seed=0,
+                 label_column=None):
+    """Load a built-in dataset by name, or a data file by path.
+
+    Every dataset comes back as float32 (what the models train in). Built-ins: ``digits`` (scikit-learn's 1797
+    8x8 digits divided by 16, so in [0, 1]); ``mnist1d`` (generated offline by the ``mnist1d`` package, 40
+    features, standardized by that package to mean 0 and std 1 over the whole set; the global ``random`` and
+    ``numpy.random`` states are restored afterwards); ``noise`` (standard Gaussian); ``lowrank`` (``Z @ W`` with
+    ``Z`` standard Gaussian of shape (n_samples, rank) and ``W`` with orthonormal rows, plus Gaussian noise of
+    ``noise_std``); ``swissroll`` (scikit-learn's 3-D roll, unscaled, ``y`` the position along it). A name that
+    is not built in is read as a path: ``.npy`` (a 2-D array), ``.npz`` (arrays ``X`` and optional ``y``, or a
+    single array), ``.csv`` (numeric columns, an optional header row, ``label_column`` becomes ``y``) or IDX
+    (uint8 scaled to [0, 1]; labels are read from the ``labels-idx1`` file beside it when there is one).
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        One of :data:`DATASETS`, or a path.
+    n_samples : int, optional
+        Samples to generate (default 4000 for mnist1d, 1000 for the others); for digits and files, keep the
+        first ``n_samples`` rows.
+    n_features : int, optional
+        Dimension for noise and lowrank (default 64) and mnist1d (default 40).
+    rank : int, optional
+        lowrank's rank, 1 <= rank <= n_features (default 4).
+    noise_std : float, optional
+        Std of the Gaussian noise added to lowrank and swissroll (default 0).
+    seed : int
+        Seeds the generated datasets; the data is a function of the arguments alone.
+    label_column : str, optional
+        CSV header name of the column that holds the labels.
+
+    Returns
+    -------
+    Dataset
+
+    Examples
+    --------
+    >>> data = load_dataset("lowrank", n_samples=200, n_features=16, rank=3, seed=1)
+    >>> data.X.shape, data.X.dtype, int(np.linalg.matrix_rank(data.X))
+    ((200, 16), dtype('float32'), 3)
+    """
+    path = _as_path(name_or_path)
+    source = "file" if path is not None else name_or_path
+    given = dict(n_samples=n_samples, n_features=n_features, rank=rank, noise_std=noise_std,
+                 label_column=label_column)
+    extra = [k for k, v in given.items() if v is not None and k not in _OPTIONS[source]]
+    if extra:
+        what = f"a data file ({path})" if path is not None else f"dataset {source!r}"
+        raise ValueError(f"{', '.join(extra)} does not apply to {what}, which accepts {', '.join(_OPTIONS[source])}")
+    n = _DEFAULT_N.get(source) if n_samples is None else check_int(n_samples, "n_samples", minimum=1)
+    d = (40 if source == "mnist1d" else 64) if n_features is None else check_int(n_features, "n_features", minimum=1)
+    r = 4 if rank is None else check_int(rank, "rank", minimum=1)
+    if source == "lowrank" and r > d:
+        raise ValueError(f"rank must be <= n_features ({d}), got {r}")
+    std = 0.0 if noise_std is None else check_positive_float(noise_std, "noise_std", allow_zero=True)
+    seed = check_int(seed, "seed", minimum=0)
+    if label_column is not None and not isinstance(label_column, str):
+        raise TypeError(f"label_column must be a column name (str), got {label_column!r}")
+
+    if path is not None:
+        return _load_file(path, n, label_column)
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return _dataset(digits.data / 16.0, digits.target.astype(np.int64), "digits", n, image_shape=(8, 8))
+    if source == "mnist1d":
+        return _dataset(*_mnist1d(n, d, seed), "mnist1d", None)
+    rng = np.random.default_rng(seed)
+    if source == "noise":
+        return _dataset(rng.standard_normal((n, d)), None, "noise", None)
+    if source == "lowrank":
+        W = np.linalg.qr(rng.standard_normal((d, r)))[0].T  # (r, d), orthonormal rows
+        X = rng.standard_normal((n, r)) @ W
+        return _dataset(X + std * rng.standard_normal((n, d)) if std > 0 else X, None, "lowrank", None)
+    from sklearn.datasets import make_swiss_roll
+
+    X, t = make_swiss_roll(n, noise=std, random_state=seed)
+    return _dataset(X, t, "swissroll", None)
+
+
+def _as_path(name_or_path):
+    """None for a built-in name, else an existing, supported file's Path; raise for anything else."""
+    if isinstance(name_or_path, str) and name_or_path in DATASETS:
+        return None
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a dataset name or a path, got {type(name_or_path).__name__}")
+    path = Path(name_or_path)
+    if isinstance(name_or_path, str) and not path.exists() and _kind(path) is None:
+        raise ValueError(f"unknown dataset {name_or_path!r}; expected one of {', '.join(DATASETS)}, "
+                         f"or a path to a {_FILE_TYPES} file")
+    if not path.exists():
+        raise FileNotFoundError(f"data file not found: {path}")
+    if not path.is_file() or _kind(path) is None:
+        raise ValueError(f"cannot load {path}: expected a {_FILE_TYPES} file")
+    return path
+
+
+def _kind(path):
+    if _IDX_NAME.search(path.name):
+        return "idx"
+    return {".npy": "npy", ".npz": "npz", ".csv": "csv"}.get(path.suffix.lower())
+
+
+def _dataset(X, y, name, n_samples, image_shape=None, source=None):
+    X = check_array(X, source or name, dtype=np.float32)
+    if y is not None and np.shape(y) != (len(X),):
+        raise ValueError(f"the labels of {source or name} have shape {np.shape(y)}, expected ({len(X)},)")
+    if n_samples is not None and n_samples > len(X):
+        raise ValueError(f"n_samples={n_samples} exceeds the {len(X)} samples in {source or name}")
+    if n_samples is not None:
+        X, y = X[:n_samples], None if y is None else y[:n_samples]
+    return Dataset(X, None if y is None else np.asarray(y), name, image_shape)
+
+
+def _mnist1d(n, d, seed):
+    """(X, y) from mnist1d's generator; it seeds the global RNGs, so their states are put back."""
+    states = random.getstate(), np.random.get_state()
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset  # lazy: it pulls in matplotlib and requests
+
+        args = get_dataset_args()
+        args.num_samples, args.final_seq_length, args.seed = -(-n // 10) * 10, d, seed  # 10 classes, equal counts
+        data = make_dataset(args)  # never get_dataset: it downloads and caches a pickle in the working directory
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+    X, y = np.concatenate([data["x"], data["x_test"]]), np.concatenate([data["y"], data["y_test"]])
+    return X[:n], y[:n].astype(np.int64)
+
+
+def _load_file(path, n_samples, label_column):
+    kind = _kind(path)
+    if label_column is not None and kind != "csv":
+        raise ValueError(f"label_column applies to .csv files only, not {path}")
+    where, name = f"the data in {path}", path.name.removesuffix(".gz")
+    name, image_shape, y = Path(name).stem, None, None
+    try:
+        if kind == "npy":
+            X = np.load(path, allow_pickle=False)
+        elif kind == "npz":
+            with np.load(path, allow_pickle=False) as archive:
+                keys = list(archive.files)
+                if "X" not in keys and len(keys) != 1:
+                    raise ValueError(f"{path} holds arrays {keys}; expected one named 'X' (and optionally 'y')")
+                X = archive["X" if "X" in keys else keys[0]]
+                y = archive["y"] if "X" in keys and "y" in keys else None
+        elif kind == "csv":
+            X, y = _read_csv(path, label_column)
+        else:
+            X, y, image_shape = _read_idx_pair(path)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"could not read {path}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(str(exc) if str(path) in str(exc) else f"could not read {path}: {exc}") from None
+    return _dataset(X, y, name, n_samples, image_shape, source=where)
+
+
+def _read_csv(path, label_column):
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(f) if row]
+    if not rows:
+        raise ValueError(f"{path} is empty")
+    header = rows[0] if not any(_is_number(cell) for cell in rows[0]) else None
+    body = rows[1:] if header else rows
+    width = len(rows[0])
+    for i, row in enumerate(body, start=2 if header else 1):
+        if len(row) != width:
+            raise ValueError(f"{path}, line {i}: {len(row)} fields, expected {width}")
+    names = header or [f"column {j}" for j in range(width)]
+    if label_column is not None and label_column not in names:
+        has = f"columns {names}" if header else "no header row"
+        raise ValueError(f"label_column={label_column!r} is not a column of {path}, which has {has}")
+    cells = np.array(body, dtype=str).reshape(len(body), width)
+    cells[cells == ""] = "nan"  # an empty cell is a missing value; check_array then reports where
+    columns, y = [], None
+    for j, col in enumerate(names):
+        if col == label_column:
+            y = cells[:, j]
+            for kind in (np.int64, np.float64):
+                try:
+                    y = y.astype(kind)
+                    break
+                except ValueError:
+                    pass
+            continue
+        try:
+            columns.append(cells[:, j].astype(np.float64))
+        except ValueError:
+            bad = next(v for v in cells[:, j] if not _is_number(v))
+            raise TypeError(f"column {col!r} of {path} is not numeric (value {bad!r}); drop it, "
+                            "or name it with label_column if it holds the labels") from None
+    return np.stack(columns, axis=1) if columns else np.empty((len(body), 0)), y
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _read_idx_pair(path):
+    """Images (flattened, uint8 scaled to [0, 1]) and, when the labels file sits beside them, the labels."""
+    images = _read_idx(path)
+    image_shape = tuple(images.shape[1:]) if images.ndim == 3 else None
+    X = images.reshape(len(images), -1) if images.ndim >= 3 else images
+    X = X / 255.0 if X.dtype == np.uint8 else X
+    stem = path.name.removesuffix(".gz").replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
+    y = None
+    for candidate in (path.with_name(stem), path.with_name(stem + ".gz")):
+        if stem != path.name.removesuffix(".gz") and candidate.is_file():
+            y = _read_idx(candidate).astype(np.int64)
+            if y.shape != (len(X),):
+                raise ValueError(f"labels file {candidate} has shape {y.shape}, expected ({len(X)},) for {path}")
+            break
+    return X, y, image_shape
+
+
+def _read_idx(path):
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    header = 4 + 4 * raw[3]
+    if len(raw) < header:
+        raise ValueError(f"{path} is truncated: its header is incomplete")
+    dims = struct.unpack(f">{raw[3]}I", raw[4:header])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    if len(raw) - header != int(np.prod(dims)) * dtype.itemsize:
+        raise ValueError(f"{path} is truncated or corrupt: the header says shape {dims}, "
+                         f"which needs {int(np.prod(dims)) * dtype.itemsize} bytes of data, found {len(raw) - header}")
+    return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Disjoint sorted int64 index arrays that together cover ``range(n_samples)`` once."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def split(n_samples, fractions=(0.6, 0.2, 0.2), seed=0, stratify=None):
+    """Split ``range(n_samples)`` at random into train, validation and test indices.
+
+    Part sizes are the fractions times ``n_samples`` rounded by largest remainder so that they sum to
+    ``n_samples``; a part with a positive fraction gets at least one sample. With ``stratify``, each class's
+    count in each part is within one sample of its share (rare classes included, so no class is too small).
+
+    Parameters
+    ----------
+    n_samples : int
+    fractions : sequence of 3 floats
+        Train, validation and test fractions: non-negative, summing to 1; train and test must be positive.
+    seed : int
+    stratify : array-like of shape (n_samples,), optional
+        Class labels to keep in proportion across the parts.
+
+    Returns
+    -------
+    Split
+        ``train``, ``val`` (empty when its fraction is 0) and ``test``: sorted int64 arrays.
+
+    Examples
+    --------
+    >>> parts = split(10, seed=0)
+    >>> len(parts.train), len(parts.val), len(parts.test)
+    (6, 2, 2)
+    """
+    n = check_int(n_samples, "n_samples", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    try:
+        f = np.asarray(fractions, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"fractions must be 3 numbers (train, val, test), got {fractions!r}") from None
+    if f.shape != (3,) or not np.isfinite(f).all() or (f < 0).any() or abs(f.sum() - 1) > 1e-6:
+        raise ValueError(f"fractions must be 3 non-negative numbers (train, val, test) summing to 1, got {fractions!r}")
+    if f[0] == 0 or f[2] == 0:
+        raise ValueError(f"the train and test fractions must be positive, got {fractions!r}")
+    positive = f > 0
+    if n < positive.sum():
+        raise ValueError(f"n_samples={n} is too few to split into fractions {tuple(f.tolist())}: every part with a "
+                         "positive fraction needs at least one sample")
+    sizes = np.floor(f * n).astype(np.int64)
+    sizes[np.argsort(-(f * n - sizes), kind="stable")[: n - sizes.sum()]] += 1  # largest remainders
+    while (empty := positive & (sizes == 0)).any():  # n >= #parts, so the largest part can spare one
+        sizes[np.argmax(sizes)] -= 1
+        sizes[np.argmax(empty)] += 1
+    if stratify is None:
+        labels = np.zeros(n, dtype=np.int64)
+    else:
+        labels = np.asarray(stratify)
+        if labels.shape != (n,):
+            raise ValueError(f"stratify must have shape (n_samples,) = ({n},), got {labels.shape}")
+        labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
+    rng = np.random.default_rng(seed)
+    table = _apportion(np.bincount(labels), sizes, rng)
+    parts = [[], [], []]
+    for c, row in enumerate(table):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        for k, chunk in enumerate(np.split(members, np.cumsum(row)[:-1])):
+            parts[k].append(chunk)
+    return Split(*(np.sort(np.concatenate(p)).astype(np.int64) for p in parts))
+
+
+def _apportion(counts, sizes, rng):
+    """Class x part counts with row sums ``counts`` and column sums ``sizes``, each cell strictly within 1 of its
+    share ``counts[c] * sizes[k] / n``. Cells are floored, then each class's leftovers are matched to parts
+    where its share has a fractional part, by augmenting paths (a matching exists: the shares are one)."""
+    table, frac = np.divmod(np.outer(counts, sizes), counts.sum())
+    need, up = sizes - table.sum(axis=0), np.zeros(table.shape, dtype=bool)
+    for c in rng.permutation(len(counts)):
+        for _ in range(counts[c] - table[c].sum()):
+            via = {j: (c, -1) for j in rng.permutation(np.flatnonzero((frac[c] > 0) & ~up[c]))}
+            queue = list(via)
+            while need[queue[0]] == 0:  # part full: a class rounded up there moves its unit to another part
+                j = queue.pop(0)
+                for c2 in np.flatnonzero(up[:, j]):
+                    for j2 in np.flatnonzero((frac[c2] > 0) & ~up[c2]):
+                        if j2 not in via:
+                            via[j2] = (c2, j)
+                            queue.append(j2)
+            j = queue[0]
+            need[j] -= 1
+            while j >= 0:
+                c2, prev = via[j]
+                up[c2, j] = True
+                if prev >= 0:
+                    up[c2, prev] = False
+                j = prev
+    return table + up
+
+
+def add_noise(X, std, seed=0):
+    """Add static Gaussian noise: one draw per sample, fixed by ``seed`` (not redrawn per epoch).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    std : float
+        Noise standard deviation, >= 0 (0 gives zero noise).
+    seed : int
+
+    Returns
+    -------
+    X_noisy : ndarray of shape (n_samples, n_features)
+        ``X + noise``, in ``X``'s floating dtype (integer input becomes float64).
+    noise : ndarray of shape (n_samples, n_features)
+        The noise, in the same dtype; the draw does not depend on that dtype.
+    """
+    X = check_array(X, "X")
+    std = check_positive_float(std, "std", allow_zero=True)
+    seed = check_int(seed, "seed", minimum=0)
+    noise = (std * np.random.default_rng(seed).standard_normal(X.shape)).astype(X.dtype)
+    return X + noise, noise
+
+
+class Scaler:
+    """Per-feature affine scaling, fitted on the training split only and then applied to every split.
+
+    ``method="standard"`` subtracts the mean and divides by the std, ``"minmax"`` maps the training range to
+    [0, 1], ``"none"`` is the identity. Constant columns get scale 1, so they are only shifted. Output keeps the
+    input's floating dtype.
+
+    Attributes
+    ----------
+    offset_ : ndarray of shape (n_features,), float64
+    scale_ : ndarray of shape (n_features,), float64
+        ``transform(X) = (X - offset_) / scale_``.
+    """
+
+    METHODS = ("standard", "minmax", "none")
+
+    def __init__(self, method="standard"):
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
+        self.method = method
+
+    def fit(self, X_train):
+        """Learn ``offset_`` and ``scale_`` from ``X_train`` of shape (n_samples, n_features); return self."""
+        X = check_array(X_train, "X_train").astype(np.float64)
+        if self.method == "standard":
+            offset, scale = X.mean(axis=0), X.std(axis=0)
+        elif self.method == "minmax":
+            offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+        else:
+            offset, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        scale[scale <= 1e-12 * np.maximum(1.0, np.abs(offset))] = 1.0  # constant column: no division by ~0
+        self.offset_, self.scale_ = offset, scale
+        return self
+
+    def transform(self, X):
+        """Return ``(X - offset_) / scale_`` for ``X`` of shape (n_samples, n_features)."""
+        X = self._check(X)
+        return ((X - self.offset_) / self.scale_).astype(X.dtype, copy=False)
+
+    def inverse_transform(self, X):
+        """Return ``X * scale_ + offset_``, undoing :meth:`transform`."""
+        X = self._check(X)
+        return (X * self.scale_ + self.offset_).astype(X.dtype, copy=False)
+
+    def _check(self, X):
+        if not hasattr(self, "scale_"):
+            raise RuntimeError("this Scaler is not fitted yet; call fit(X_train) first")
+        return check_array(X, "X", n_features=len(self.scale_))
