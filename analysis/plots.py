@@ -8,12 +8,14 @@ Figure for multi-panel plots. Nothing here computes a metric beyond a mean or a 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 __all__ = [
     "plot_capacity", "plot_gap", "plot_memorization", "plot_membership", "plot_learning_curves",
@@ -88,18 +90,31 @@ def _ae_lines(ae, y, palette, ax, *, style=True, errorbar=("ci", 95)):
                  markersize=5, ax=ax, **kw)
 
 
+def _plain_log_ticks(axis):
+    """Label a log axis with plain numbers (2,000, 0.05) at 1-2-5 steps when it spans few decades."""
+    low, high = sorted(abs(v) for v in axis.get_view_interval())
+    decades = np.log10(high / low) if low > 0 else np.inf
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _finish(ax, extra_handles=(), *, title=None, xlabel=_PARAMS_LABEL, ylabel=None, logx=True):
     if logx:
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
     ax.set_xlabel(xlabel)
     if ylabel:
         ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
+    old = ax.get_legend()
+    legend_title = old.get_title().get_text() if old is not None else ""
     handles, labels = ax.get_legend_handles_labels()
     handles, labels = list(handles) + list(extra_handles), list(labels) + [h.get_label() for h in extra_handles]
     if handles:
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+        ax.legend(handles, labels, title=legend_title or None, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  fontsize="small", title_fontsize="small", frameon=False)
     ax.grid(True, which="major", alpha=0.3)
     return ax
 
@@ -144,8 +159,8 @@ def plot_capacity(results, *, metric="mse", errorbar=("ci", 95), ax=None):
     for k, value in pca.groupby("bottleneck")[metric].mean().dropna().items():
         ax.axhline(value, color=palette[int(k)], ls=":", lw=1.3, gid=f"pca-k{int(k)}")
     extra = [Line2D([], [], color="0.4", ls=":", lw=1.3, label="PCA, same k (unseen)")] if len(pca) else []
-    name = METRIC_LABELS.get(metric, metric)
-    return _finish(ax, extra, ylabel=name, title=f"Seen vs unseen {metric} by model size")
+    what = {"mse": "reconstruction error", "mse_clean": "error against the clean signal"}.get(metric, metric)
+    return _finish(ax, extra, ylabel=METRIC_LABELS.get(metric, metric), title=f"Seen vs unseen {what} by model size")
 
 
 def _run_gaps(results):
@@ -191,8 +206,11 @@ def plot_gap(results, *, kind="line", errorbar=("ci", 95), ax=None):
         table = ae.pivot_table(index="bottleneck", columns="width", values="gap", aggfunc="mean")
         table.index = [int(k) for k in table.index]
         table.columns = [int(w) for w in table.columns]
-        sns.heatmap(table, annot=True, fmt=".2g", cmap="vlag", center=0.0, linewidths=0.5, ax=ax,
-                    cbar_kws={"label": "mean gap: unseen − seen MSE (per feature)"})
+        with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib 3.11 deprecates
+            warnings.filterwarnings("ignore", "The set_bad function", PendingDeprecationWarning)
+            sns.heatmap(table, annot=True, fmt=".2g", cmap="vlag", center=0.0, linewidths=0.5, ax=ax,
+                        cbar_kws={"label": "mean gap: unseen − seen MSE (per feature)"})
+        ax.tick_params(axis="y", rotation=0)
         ax.set_xlabel("first hidden layer width (units)")
         ax.set_ylabel("bottleneck k (latent units)")
         ax.set_title("Generalization gap, mean over seeds")
@@ -328,6 +346,7 @@ def plot_learning_curves(history, *, runs=None, ax=None):
                  dashes={"train (seen)": (3, 2), "validation (unseen)": ""}, errorbar=None,
                  palette=sns.color_palette("viridis", len(runs)) if len(runs) > 1 else None, ax=ax)
     ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
     return _finish(ax, ylabel="loss: reconstruction MSE per feature (log scale)", xlabel="epoch", logx=False,
                    title="Learning curves")
 
@@ -351,6 +370,7 @@ def _error_panel(frame, ax, title):
                  element="step", stat="density", common_norm=False, bins=30, ax=ax)
     for label, part in data.groupby(_SPLIT):
         ax.axvline(part["error"].mean(), color=colors[label], ls="--", lw=1.0)
+    _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("per-sample reconstruction error (MSE per feature, log scale)")
     ax.set_ylabel("density")
     ax.set_title(title)

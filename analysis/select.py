@@ -45,12 +45,10 @@ def summarize_runs(results, *, split="val", metric="mse"):
     if rows.empty:
         have = sorted(results["split"].dropna().unique())
         raise ValueError(f"results has no finished rows for split={split!r} (splits present: {have})")
-    keys = rows[_CONFIG_COLUMNS].astype(str).agg("|".join, axis=1)
-    grouped = rows.groupby(keys, sort=False)
-    out = grouped[_CONFIG_COLUMNS].first()
-    out[metric] = grouped[metric].mean()
-    out[f"{metric}_std"] = grouped[metric].std(ddof=0)
-    out["n_seeds"] = grouped.size()
+    grouped = rows.groupby(_CONFIG_COLUMNS, dropna=False, sort=False)[metric]
+    out = grouped.agg(["mean", "std", "size"]).reset_index()
+    out.columns = [*_CONFIG_COLUMNS, metric, f"{metric}_std", "n_seeds"]
+    out[f"{metric}_std"] = out[f"{metric}_std"].fillna(0.0)
     return out.sort_values(["n_params", metric]).reset_index(drop=True)
 
 
@@ -104,7 +102,8 @@ def simplest_adequate(results, tolerance=0.05, *, split="val", metric="mse", mod
     test_error = np.nan
     if split != "test" and (results["split"] == "test").any():
         test = summarize_runs(results, split="test", metric=metric)
-        match = test[(test[_CONFIG_COLUMNS].astype(str) == choice[_CONFIG_COLUMNS].astype(str)).all(axis=1)]
+        same = [test[c].eq(choice[c]) | (test[c].isna() & pd.isna(choice[c])) for c in _CONFIG_COLUMNS]
+        match = test[np.logical_and.reduce(same)]
         if len(match):
             test_error = float(match[metric].iloc[0])
     name = {"val": "validation", "test": "test", "train": "training"}.get(split, split)

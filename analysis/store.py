@@ -28,6 +28,9 @@ RESULT_COLUMNS = [
     "split", "n_samples", "mse", "mse_clean", "noise_memorization", "gap", "ratio", "membership_auc",
     "tpr_at_1pct_fpr", "ks_statistic", "ks_pvalue", "status", "reason", "epochs",
 ]
+SAMPLE_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed", "split", "sample", "label",
+                  "error", "error_clean"]
+HISTORY_COLUMNS = ["run", "bottleneck", "width", "depth", "seed", "epoch", "train_loss", "val_loss"]
 _RUN_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed"]
 RESULT_FILE = "result.json"
 
@@ -135,8 +138,8 @@ class StudyStore:
             results = results.sort_values(["model", "depth", "width", "bottleneck", "seed", "split"],
                                           key=lambda c: c.map(order) if c.name == "split" else c,
                                           na_position="first").reset_index(drop=True)
-        samples = pd.concat(samples, ignore_index=True) if samples else pd.DataFrame()
-        history = pd.concat(history, ignore_index=True) if history else pd.DataFrame()
+        samples = pd.concat(samples, ignore_index=True) if samples else pd.DataFrame(columns=SAMPLE_COLUMNS)
+        history = pd.concat(history, ignore_index=True) if history else pd.DataFrame(columns=HISTORY_COLUMNS)
         return results, samples, history
 
     def write_tables(self):

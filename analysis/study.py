@@ -250,7 +250,7 @@ class _Runner:
         finished = self.store.finished()
         configs = _model_configs(specs, self.config, self.data.n_features)
         train_configs = [self.config.train.replace(seed=s.seed) for s in specs]
-        groups = [[specs[i] for i in g] for g in plan_groups(configs, train_configs)]
+        groups = [[specs[i] for i in g] for g in plan_groups(configs, train_configs)] if specs else []
         todo = [g for g in groups if any(s.run not in finished for s in g)]
         # Widest groups first: they take longest, and the rest fill the gaps between them.
         todo.sort(key=lambda g: -sum(np.prod(s.hidden or (1,)) * s.depth for s in g))
@@ -441,12 +441,8 @@ def _write_reconstructions(store, data, models):
     rows = _example_rows(data)
     arrays = {"clean": data.clean[rows], "noisy": data.X[rows], "sample": rows,
               "image_shape": np.asarray(data.image_shape or (1, data.n_features))}
-    names = []
     for label, run in models.items():
-        name = f"{label}: {run}"
-        arrays[name] = reconstruct(load(store.path / "models" / run), data.X[rows])
-        names.append(name)
-    arrays["models"] = np.asarray(names)
+        arrays[f"{label}: {run}"] = reconstruct(load(store.path / "models" / run), data.X[rows])
     write_npz(store.path / "reconstructions.npz", **arrays)
 
 

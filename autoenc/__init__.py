@@ -3,10 +3,13 @@ from .config import ACTIVATIONS, ModelConfig, TrainConfig
 from .model import Autoencoder
 from .train import DivergenceError, History, encode, fit, reconstruct
 from .io import load, save
+from .data import DATASETS, Dataset, Split, add_noise, load_dataset, split
+from .estimator import AutoencoderTransformer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIVATIONS", "Autoencoder", "DivergenceError", "History",
-    "ModelConfig", "TrainConfig", "encode", "fit", "load", "reconstruct", "save",
+    "ACTIVATIONS", "DATASETS", "Autoencoder", "AutoencoderTransformer", "Dataset", "DivergenceError", "History",
+    "ModelConfig", "Split", "TrainConfig", "add_noise", "encode", "fit", "load", "load_dataset", "reconstruct",
+    "save", "split",
 ]

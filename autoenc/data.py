@@ -107,7 +107,7 @@ def load_dataset(name_or_path, *, n_samples=None, n_features=None, rank=None, no
     if source == "lowrank" and r > d:
         raise ValueError(f"rank must be <= n_features ({d}), got {r}")
     std = 0.0 if noise_std is None else check_positive_float(noise_std, "noise_std", allow_zero=True)
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_int(seed, "seed", minimum=0, maximum=2**32 - 1 if source == "mnist1d" else None)  # np.random.seed
     if label_column is not None and not isinstance(label_column, str):
         raise TypeError(f"label_column must be a column name (str), got {label_column!r}")
 
@@ -226,7 +226,7 @@ def _read_csv(path, label_column):
         has = f"columns {names}" if header else "no header row"
         raise ValueError(f"label_column={label_column!r} is not a column of {path}, which has {has}")
     cells = np.array(body, dtype=str).reshape(len(body), width)
-    cells[cells == ""] = "nan"  # an empty cell is a missing value; check_array then reports where
+    cells = np.where(cells == "", "nan", cells)  # an empty cell is a missing value; check_array reports where
     columns, y = [], None
     for j, col in enumerate(names):
         if col == label_column:
@@ -241,7 +241,7 @@ def _read_csv(path, label_column):
         try:
             columns.append(cells[:, j].astype(np.float64))
         except ValueError:
-            bad = next(v for v in cells[:, j] if not _is_number(v))
+            bad = next(str(v) for v in cells[:, j] if not _is_number(v))
             raise TypeError(f"column {col!r} of {path} is not numeric (value {bad!r}); drop it, "
                             "or name it with label_column if it holds the labels") from None
     return np.stack(columns, axis=1) if columns else np.empty((len(body), 0)), y
@@ -260,15 +260,12 @@ def _read_idx_pair(path):
     images = _read_idx(path)
     image_shape = tuple(images.shape[1:]) if images.ndim == 3 else None
     X = images.reshape(len(images), -1) if images.ndim >= 3 else images
-    X = X / 255.0 if X.dtype == np.uint8 else X
-    stem = path.name.removesuffix(".gz").replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
-    y = None
-    for candidate in (path.with_name(stem), path.with_name(stem + ".gz")):
-        if stem != path.name.removesuffix(".gz") and candidate.is_file():
-            y = _read_idx(candidate).astype(np.int64)
-            if y.shape != (len(X),):
-                raise ValueError(f"labels file {candidate} has shape {y.shape}, expected ({len(X)},) for {path}")
-            break
+    X = X.astype(np.float32) / np.float32(255) if X.dtype == np.uint8 else X
+    stem, found = re.subn(r"images([-.])idx3", r"labels\1idx1", path.name.removesuffix(".gz"))
+    labels = [p for p in (path.with_name(stem), path.with_name(stem + ".gz")) if found and p.is_file()]
+    y = _read_idx(labels[0]).astype(np.int64) if labels else None
+    if y is not None and y.shape != (len(X),):
+        raise ValueError(f"labels file {labels[0]} has shape {y.shape}, expected ({len(X)},) for {path}")
     return X, y, image_shape
 
 
@@ -352,12 +349,10 @@ def split(n_samples, fractions=(0.6, 0.2, 0.2), seed=0, stratify=None):
         labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
     rng = np.random.default_rng(seed)
     table = _apportion(np.bincount(labels), sizes, rng)
-    parts = [[], [], []]
-    for c, row in enumerate(table):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        for k, chunk in enumerate(np.split(members, np.cumsum(row)[:-1])):
-            parts[k].append(chunk)
-    return Split(*(np.sort(np.concatenate(p)).astype(np.int64) for p in parts))
+    part = np.empty(n, dtype=np.int64)
+    # samples grouped by class in random order within it; each class's run is cut by its row of the table
+    part[np.lexsort((rng.random(n), labels))] = np.repeat(np.tile(np.arange(3), len(table)), table.ravel())
+    return Split(*(np.flatnonzero(part == k).astype(np.int64) for k in range(3)))
 
 
 def _apportion(counts, sizes, rng):
@@ -368,8 +363,9 @@ def _apportion(counts, sizes, rng):
     need, up = sizes - table.sum(axis=0), np.zeros(table.shape, dtype=bool)
     for c in rng.permutation(len(counts)):
         for _ in range(counts[c] - table[c].sum()):
-            via = {j: (c, -1) for j in rng.permutation(np.flatnonzero((frac[c] > 0) & ~up[c]))}
-            queue = list(via)
+            free = np.flatnonzero((frac[c] > 0) & ~up[c])
+            queue = list(free[np.lexsort((rng.random(len(free)), -need[free]))])  # neediest part first
+            via = {j: (c, -1) for j in queue}
             while need[queue[0]] == 0:  # part full: a class rounded up there moves its unit to another part
                 j = queue.pop(0)
                 for c2 in np.flatnonzero(up[:, j]):

@@ -14,6 +14,7 @@ from ._validation import check_int, check_positive_float
 from .config import ModelConfig, TrainConfig
 from .model import Autoencoder
 from .train import fit as _fit
+from .train import torch_threads
 
 __all__ = ["AutoencoderTransformer"]
 
@@ -50,7 +51,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     validation_fraction : float, default=0.1
         Share of ``X`` held out for early stopping; used only when ``patience`` is set.
     threads : int, default=1
-        torch threads while training (restored afterwards).
+        torch threads while training and transforming (restored afterwards).
     progress : bool, default=False
         Show a progress bar over epochs.
     random_state : int, RandomState instance or None, default=None
@@ -175,7 +176,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     @torch.no_grad()
     def _run(self, method, X):
         fn = getattr(self._model_for(X.dtype), method)
-        parts = [fn(torch.tensor(X[s : s + _BATCH])) for s in range(0, len(X), _BATCH)]
+        with torch_threads(check_int(self.threads, "threads", minimum=1)):
+            parts = [fn(torch.tensor(X[s : s + _BATCH])) for s in range(0, len(X), _BATCH)]
         return torch.cat(parts).numpy()
 
     def transform(self, X):

@@ -184,27 +184,29 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
 
 
 @torch.no_grad()
-def _apply(fn, model, X, name, batch_size):
+def _apply(fn, model, X, name, batch_size, threads):
     check_int(batch_size, "batch_size", minimum=1)
+    check_int(threads, "threads", minimum=1)
     X, Xt = _as_tensor(model, X, name)
     was_training = model.training
     model.eval()
     try:
-        out = torch.cat([fn(Xt[s : s + batch_size]) for s in range(0, len(Xt), batch_size)])
+        with torch_threads(threads):  # torch's default (all cores) can be 10-100x slower on a busy machine
+            out = torch.cat([fn(Xt[s : s + batch_size]) for s in range(0, len(Xt), batch_size)])
     finally:
         model.train(was_training)
     out = out.cpu().numpy()
     return out.astype(X.dtype if X.dtype in (np.float32, np.float64) else np.float64, copy=False)
 
 
-def reconstruct(model, X, *, batch_size=8192):
+def reconstruct(model, X, *, batch_size=8192, threads=1):
     """Reconstructions of ``X``, shape (n_samples, n_features); float32/float64 input keeps its dtype.
 
-    Computed in the model's dtype, in batches, without gradients.
+    Computed in the model's dtype, in batches, without gradients, with ``threads`` torch threads (restored after).
     """
-    return _apply(model, model, X, "X", batch_size)
+    return _apply(model, model, X, "X", batch_size, threads)
 
 
-def encode(model, X, *, batch_size=8192):
+def encode(model, X, *, batch_size=8192, threads=1):
     """Codes of ``X``, shape (n_samples, bottleneck); float32/float64 input keeps its dtype."""
-    return _apply(model.encode, model, X, "X", batch_size)
+    return _apply(model.encode, model, X, "X", batch_size, threads)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from argparse import RawDescriptionHelpFormatter  # noqa: F401  (re-exported for the scripts)
 import sys
 
 

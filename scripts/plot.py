@@ -14,7 +14,7 @@ from analysis import write_report  # noqa: E402
 
 
 def main(argv=None):
-    p = _cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _cli.Parser(description=__doc__, formatter_class=_cli.RawDescriptionHelpFormatter)
     p.add_argument("study_dir", help="a folder written by scripts/study.py")
     args = p.parse_args(argv)
     folder = Path(args.study_dir)

@@ -21,7 +21,7 @@ from analysis import StudyConfig, run_study, summary_table  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = _cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _cli.Parser(description=__doc__, formatter_class=_cli.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="a .toml or .json StudyConfig; flags given below override its fields")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--dataset", help="built-in dataset name (digits, mnist1d, noise, lowrank, swissroll)")

@@ -18,7 +18,7 @@ from analysis import compare_to_pca  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = _cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _cli.Parser(description=__doc__, formatter_class=_cli.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--dataset", default="digits", help=f"built-in dataset: {', '.join(DATASETS)}")
     src.add_argument("--data", help="a data file: .npy, .npz, .csv or MNIST-style IDX")

@@ -1,6 +1,7 @@
 """AutoencoderTransformer: scikit-learn's estimator checks, and drop-in use in place of PCA."""
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV
@@ -113,10 +114,12 @@ def test_early_stopping_holds_out_validation_data(digits):
         AutoencoderTransformer(patience=2, **FAST).fit(X[:3])
 
 
-@pytest.mark.parametrize("make", [lambda: PCA(n_components=2), lambda: AutoencoderTransformer(2, random_state=0, **FAST)])
-def test_drop_in_for_pca_in_a_pipeline(digits, make):
+@pytest.mark.parametrize(
+    "reducer", [PCA(n_components=2), AutoencoderTransformer(n_components=2, random_state=0, **FAST)], ids=repr
+)
+def test_drop_in_for_pca_in_a_pipeline(digits, reducer):
     X, X_test = digits
-    pipe = Pipeline([("scale", StandardScaler()), ("reduce", make())]).fit(X)
+    pipe = Pipeline([("scale", StandardScaler()), ("reduce", clone(reducer))]).fit(X)
     Z = pipe.transform(X_test)
     assert Z.shape == (100, 2) and Z.dtype == np.float64
     assert pipe.inverse_transform(Z).shape == X_test.shape

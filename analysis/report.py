@@ -1,0 +1,406 @@
+"""A study folder's figures, one self-contained ``report.html`` (figures inlined) and a ``summary.md``.
+
+Everything is read from the files the study runner wrote (``study.json``, ``results.csv`` and the optional
+``samples.csv``, ``history.csv``, ``reconstructions.npz``, ``embeddings.csv``, ``memorization.csv``,
+``selection.json``); nothing is retrained and torch is not imported.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import json
+import os
+import re
+import secrets
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import plots
+
+__all__ = ["draw_figures", "write_report", "summary_table"]
+
+FIGURES_DIR = "figures"
+# reconstructions.npz: these keys are data about the samples; every other (n, d) array is one model's row.
+_NPZ_RESERVED = ("clean", "noisy", "image_shape", "titles", "sample")
+_CAPTIONS = {
+    "capacity": "Seen (dashed) and unseen (solid) reconstruction error against model size; bands span seeds; "
+                "dotted lines: PCA with the same bottleneck.",
+    "capacity_clean": "The same against the clean signal: a model that denoises beats its own input here.",
+    "gap": "Generalization gap (unseen minus seen error). Above zero the model does better on what it saw.",
+    "gap_heatmap": "Mean gap over seeds for each bottleneck and hidden width.",
+    "memorization": "Share of the injected training noise each model reproduces, seen vs unseen. Dash-dotted: "
+                    "k/d, what a fixed rank-k projection reproduces; 1 = the identity map.",
+    "membership": "How well the reconstruction error tells training samples from unseen ones (0.5 = not at all).",
+    "learning_curves": "Training (dashed) and validation (solid) loss per epoch.",
+    "error_distributions": "Per-sample error distributions of the run with the largest gap, and of PCA.",
+    "reconstructions": "Unseen samples, their noisy inputs, and each model's reconstruction.",
+    "latent": "2-D embedding of the latent codes: colour = label, dots = seen, crosses = unseen.",
+    "memorization_scores": "Per-sample memorization scores (error when left out minus error when trained on).",
+}
+_HOW_TO_READ = (
+    "<p><b>Seen</b> samples are the training split the model was fitted on; <b>unseen</b> samples are the held-out "
+    "test split. A model that learned the structure of the data reconstructs both about equally well; a model that "
+    "stored its training samples reconstructs the seen ones much better (a positive <b>gap</b>).</p>"
+    "<p><b>PCA</b> with the same number of components k is the baseline: the best linear k-dimensional code, "
+    "fitted on the same training inputs. An autoencoder that does not beat it on unseen data has not earned its "
+    "extra parameters.</p>"
+    "<p><b>Noise memorization</b> measures how much of the noise injected into each input comes back in its "
+    "reconstruction: 0 for a perfect denoiser, about k/d for any fixed rank-k projection (d features), 1 for the "
+    "identity map. Seen well above unseen means the network stored its training samples' noise.</p>"
+    "<p><b>Membership AUC</b> is the chance that a random training sample has a lower error than a random unseen "
+    "one: 0.5 means the error leaks nothing about who was in the training set; 1 means it gives them all away.</p>"
+)
+_COLUMNS = {  # summary_table column -> (heading, format)
+    "model": ("model", "{}"), "bottleneck": ("k", "{:d}"), "hidden": ("hidden", "{}"),
+    "n_params": ("parameters", "{:,d}"), "n_seeds": ("runs ok", "{:d}"), "test_mse": ("unseen MSE", "{:.4g}"),
+    "test_mse_sd": ("± sd", "{:.2g}"), "gap": ("gap (unseen − seen)", "{:.3g}"),
+    "k_over_d": ("k/d", "{:.3f}"), "nm_seen": ("noise mem. seen", "{:.3f}"),
+    "nm_unseen": ("noise mem. unseen", "{:.3f}"),
+    "membership_auc": ("membership AUC", "{:.3f}"),
+}
+
+
+def _read_csv(path, **kw):
+    return pd.read_csv(path, **kw) if path.exists() else None
+
+
+def _read_results(folder):
+    path = folder / "results.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {folder} a study folder?")
+    results = pd.read_csv(path, dtype={"run": str, "hidden": str, "reason": str, "status": str})
+    for col in ("hidden", "reason"):
+        if col in results.columns:
+            results[col] = results[col].fillna("")
+    return results
+
+
+def _read_json(path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _load_reconstructions(path):
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    clean = arrays["clean"]
+    models = {k: v for k, v in arrays.items() if k not in _NPZ_RESERVED and np.shape(v) == np.shape(clean)}
+    titles = [str(t) for t in arrays["titles"]] if "titles" in arrays else None
+    return clean, arrays.get("noisy"), models, tuple(int(s) for s in arrays["image_shape"]), titles
+
+
+def _has_values(frame, column):
+    return frame is not None and column in frame.columns and frame[column].notna().any()
+
+
+def _single(draw, figsize=(8.0, 4.6)):
+    def make():
+        fig, ax = plt.subplots(figsize=figsize)
+        draw(ax)
+        return fig
+    return make
+
+
+def _figure_plan(folder):
+    """(name, make_figure) for every figure whose inputs are in ``folder``."""
+    results = _read_results(folder)
+    plan = [("capacity", _single(lambda ax: plots.plot_capacity(results, ax=ax)))]
+    if _has_values(results, "mse_clean") and not np.allclose(results["mse_clean"].fillna(0), results["mse"].fillna(0)):
+        plan.append(("capacity_clean", _single(lambda ax: plots.plot_capacity(results, metric="mse_clean", ax=ax))))
+    plan.append(("gap", _single(lambda ax: plots.plot_gap(results, ax=ax))))
+    if _has_values(results, "width"):
+        plan.append(("gap_heatmap", _single(lambda ax: plots.plot_gap(results, kind="heatmap", ax=ax), (6.5, 4.6))))
+    if _has_values(results, "noise_memorization"):
+        plan.append(("memorization", _single(lambda ax: plots.plot_memorization(results, ax=ax))))
+    if _has_values(results, "membership_auc"):
+        plan.append(("membership", _single(lambda ax: plots.plot_membership(results, ax=ax))))
+    history = _read_csv(folder / "history.csv", dtype={"run": str})
+    if history is not None and len(history):
+        plan.append(("learning_curves", _single(lambda ax: plots.plot_learning_curves(history, ax=ax))))
+    samples = _read_csv(folder / "samples.csv", dtype={"run": str})
+    if samples is not None and len(samples):
+        plan.append(("error_distributions", lambda: plots.plot_error_distributions(samples)))
+    if (folder / "reconstructions.npz").exists():
+        clean, noisy, models, shape, titles = _load_reconstructions(folder / "reconstructions.npz")
+        plan.append(("reconstructions",
+                     lambda: plots.plot_reconstructions(clean, noisy, models, shape, titles=titles)))
+    embeddings = _read_csv(folder / "embeddings.csv", dtype={"run": str})
+    if embeddings is not None and len(embeddings):
+        runs = list(dict.fromkeys(embeddings["run"])) if "run" in embeddings.columns else [None]
+        for run in runs:
+            name = "latent" if run is None else "latent_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run)
+            plan.append((name, _single(lambda ax, run=run: plots.plot_latent(embeddings, run=run, ax=ax),
+                                       (7.0, 5.5))))
+    memorization = _read_csv(folder / "memorization.csv")
+    if memorization is not None and len(memorization):
+        plan.append(("memorization_scores",
+                     _single(lambda ax: plots.plot_memorization_scores(memorization, ax=ax), (7.0, 4.2))))
+    return plan
+
+
+def _atomic_write(path, write):
+    """``write(tmp)`` beside ``path``, then rename into place (a reader never sees a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not mkstemp: its files are private (0600); a report should get the usual permissions of the umask.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    return _atomic_write(path, write)
+
+
+def draw_figures(study_dir, *, dpi=110):
+    """Draw every figure whose inputs the study folder holds into ``figures/<name>.png``.
+
+    Parameters
+    ----------
+    study_dir : str or PathLike
+        A study folder with at least ``results.csv``.
+    dpi : int
+        Resolution of the PNGs.
+
+    Returns
+    -------
+    dict of str to Path
+        Figure name -> PNG path, in report order. A figure that cannot be drawn from the data (say, every run
+        diverged) is skipped with a warning.
+
+    Examples
+    --------
+    >>> paths = draw_figures("runs/digits")  # doctest: +SKIP
+    """
+    folder = Path(study_dir)
+    drawn = {}
+    for name, make in _figure_plan(folder):
+        before = set(plt.get_fignums())
+        try:
+            fig = make()
+            path = folder / FIGURES_DIR / f"{name}.png"
+            _atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+            drawn[name] = path
+        except (ValueError, KeyError) as exc:  # inputs present but unusable: report the rest
+            warnings.warn(f"figure {name!r} skipped: {exc}", RuntimeWarning, stacklevel=2)
+        finally:
+            for num in set(plt.get_fignums()) - before:  # ours only, even when drawing failed halfway
+                plt.close(num)
+    return drawn
+
+
+def summary_table(results):
+    """Key numbers per model x bottleneck x hidden layers, means over the successful seeds.
+
+    Parameters
+    ----------
+    results : DataFrame
+        ``results.csv``.
+
+    Returns
+    -------
+    DataFrame
+        Columns model, bottleneck, hidden, n_params, n_seeds, test_mse, test_mse_sd, gap, k_over_d (when
+        results has n_features), nm_seen, nm_unseen, membership_auc; one row per architecture, PCA first
+        within each bottleneck.
+    """
+    plots._require(results, ["run", "model", "bottleneck", "n_params", "split", "mse"], "results")
+    data = plots._ok(results).copy()
+    data["hidden"] = data["hidden"].fillna("").astype(str) if "hidden" in data.columns else ""
+    for col in ("noise_memorization", "membership_auc"):
+        if col not in data.columns:
+            data[col] = np.nan
+    keys = ["model", "bottleneck", "hidden"]
+    test, train = data[data["split"] == "test"], data[data["split"] == "train"]
+    gaps = plots._run_gaps(data).assign(hidden=lambda g: g["hidden"].fillna("").astype(str)
+                                        if "hidden" in g.columns else "")
+    table = test.groupby(keys).agg(n_params=("n_params", "mean"), n_seeds=("run", "nunique"),
+                                   test_mse=("mse", "mean"), test_mse_sd=("mse", "std"),
+                                   nm_unseen=("noise_memorization", "mean"),
+                                   membership_auc=("membership_auc", "mean"))
+    table = table.join(train.groupby(keys)["noise_memorization"].mean().rename("nm_seen"))
+    table = table.join(gaps.groupby(keys)["gap"].mean())
+    table = table.reset_index()
+    table["n_params"] = table["n_params"].round().astype(int)
+    if "n_features" in data.columns:  # what a fixed rank-k projection reproduces of the noise
+        d = table["bottleneck"].map(data.groupby("bottleneck")["n_features"].first())
+        table["k_over_d"] = table["bottleneck"] / d
+    table["_order"] = (table["model"] != "pca").astype(int)
+    table = table.sort_values(["bottleneck", "_order", "n_params"]).drop(columns="_order")
+    table["bottleneck"] = table["bottleneck"].astype(int)
+    columns = [c for c in _COLUMNS if c in table.columns]
+    return table[columns].reset_index(drop=True)
+
+
+def _cell(value, fmt):
+    if value is None or value == "" or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if fmt == "{:d}" or fmt == "{:,d}":
+        value = int(value)
+    return fmt.format(value)
+
+
+def _formatted(table):
+    """Headings and rows of strings (not yet escaped)."""
+    heads = [_COLUMNS[c][0] for c in table.columns]
+    rows = [[_cell(v, _COLUMNS[c][1]) for c, v in zip(table.columns, row)]
+            for row in table.itertuples(index=False)]
+    return heads, rows
+
+
+def _html_table(heads, rows, highlight=()):
+    esc = html.escape
+    out = ["<table>", "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"]
+    for i, row in enumerate(rows):
+        cls = ' class="selected"' if i in highlight else ""
+        out.append(f"<tr{cls}>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _md_table(heads, rows):
+    def clean(s):
+        return str(s).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(map(clean, heads)) + " |", "|" + "---|" * len(heads)]
+    lines += ["| " + " | ".join(map(clean, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _selection(folder, results):
+    chosen = _read_json(folder / "selection.json")
+    if chosen is not None:
+        return chosen
+    try:
+        from .select import simplest_adequate
+    except ImportError:
+        return None
+    try:
+        return simplest_adequate(results, tolerance=0.05)
+    except Exception as exc:  # e.g. every run diverged: the rest of the report is still worth writing
+        warnings.warn(f"no model selected: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _failed(results):
+    if "status" not in results.columns:
+        return pd.DataFrame(columns=["run", "reason"])
+    bad = results[results["status"].fillna("ok") != "ok"].drop_duplicates("run")
+    cols = [c for c in ("run", "model", "bottleneck", "hidden", "seed", "epochs", "status", "reason")
+            if c in bad.columns]
+    return bad[cols].reset_index(drop=True)
+
+
+def _plain_rows(frame):
+    def fmt(v):
+        if isinstance(v, float) and np.isnan(v):
+            return ""
+        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+    return list(map(str, frame.columns)), [[fmt(v) for v in row] for row in frame.itertuples(index=False)]
+
+
+def _selected_rows(table, selection):
+    if not selection or "bottleneck" not in selection:
+        return set()
+    hidden = str(selection.get("hidden", "") or "")
+    hidden = "-".join(re.findall(r"\d+", hidden)) if hidden else hidden  # "(256, 128)" and "256-128" alike
+    match = (table["bottleneck"] == int(selection["bottleneck"])) & (table["hidden"] == hidden)
+    if selection.get("model") in ("autoencoder", "pca"):
+        match &= table["model"] == selection["model"]
+    return set(np.flatnonzero(match.to_numpy()))
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:0.9em;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;
+text-align:right}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}tr.selected{background:#fff3c4;
+font-weight:bold}figure{margin:1.5em 0}figure img{max-width:100%}figcaption{color:#555;font-size:0.9em}
+pre{background:#f6f6f6;padding:0.8em;overflow-x:auto;font-size:0.85em}.sentence{font-size:1.15em;background:#eef6ee;
+padding:0.6em 0.9em;border-left:4px solid #4a4}"""
+
+
+def write_report(study_dir, *, dpi=110):
+    """Draw the figures, then write ``report.html`` (self-contained) and ``summary.md`` into the study folder.
+
+    Parameters
+    ----------
+    study_dir : str or PathLike
+        A study folder with at least ``results.csv``.
+    dpi : int
+        Resolution of the figures.
+
+    Returns
+    -------
+    Path
+        ``report.html``.
+
+    Examples
+    --------
+    >>> write_report("runs/digits")  # doctest: +SKIP
+    PosixPath('runs/digits/report.html')
+    """
+    folder = Path(study_dir)
+    results = _read_results(folder)
+    meta = _read_json(folder / "study.json") or {}
+    figures = draw_figures(folder, dpi=dpi)
+    table = summary_table(results)
+    heads, rows = _formatted(table)
+    selection = _selection(folder, results)
+    sentence = (selection or {}).get("sentence") or "No model was selected (no selection.json, or no run succeeded)."
+    failed = _failed(results)
+    esc = html.escape
+    config = meta.get("config", {})
+    title = f"Autoencoder study: {config.get('dataset', folder.name)}"
+    facts = [f"{meta[k]} {k.removeprefix('n_')}" for k in ("n_samples", "n_features") if k in meta]
+    if "noise_std" in config:
+        facts.append(f"noise std {config['noise_std']}")
+    if "created" in meta:
+        facts.append(f"created {meta['created']}")
+
+    parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(', '.join(facts))}</p>" if facts else "",
+             "<h2>Simplest adequate model</h2>", f'<p class="sentence">{esc(str(sentence))}</p>']
+    if selection:
+        shown = [[str(k), _cell(v, "{:.4g}" if isinstance(v, float) else "{}")] for k, v in selection.items()
+                 if k != "sentence" and not (v is None or v == "" or (isinstance(v, float) and np.isnan(v)))]
+        parts.append(_html_table(["field", "value"], shown))
+    parts += ["<h2>How to read this</h2>", _HOW_TO_READ,
+              "<h2>Key numbers</h2>", "<p>Means over successful seeds; unseen = test split. "
+              "PCA rows are the baseline for the autoencoders below them.</p>",
+              _html_table(heads, rows, _selected_rows(table, selection)), "<h2>Figures</h2>"]
+    for name, path in figures.items():
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        caption = _CAPTIONS.get("latent" if name.startswith("latent") else name, "")
+        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(name)}">'
+                     f"<figcaption>{esc(name)}: {esc(caption)}</figcaption></figure>")
+    parts.append("<h2>Failed runs</h2>")
+    if len(failed):
+        parts.append(_html_table(*_plain_rows(failed)))
+    else:
+        parts.append("<p>none</p>")
+    parts += ["<h2>Configuration</h2>", f"<pre>{esc(json.dumps(config, indent=2, sort_keys=True, default=str))}</pre>",
+              "<h2>Versions</h2>", _html_table(["package", "version"],
+                                               [[str(k), str(v)] for k, v in meta.get("versions", {}).items()])]
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(p for p in parts if p) + "\n</body></html>\n")
+    report = _write_text(folder / "report.html", page)
+
+    md = [f"# {title}", "", f"**Simplest adequate model:** {sentence}", "", "## Key numbers", "",
+          "Means over successful seeds; unseen = test split.", "", _md_table(heads, rows), "", "## Failed runs", ""]
+    md += [f"- `{r.run}`: {getattr(r, 'reason', '') or getattr(r, 'status', '')}" for r in failed.itertuples()] \
+        or ["none"]
+    md += ["", "## Figures", ""] + [f"- [{name}]({FIGURES_DIR}/{path.name})" for name, path in figures.items()]
+    _write_text(folder / "summary.md", "\n".join(md) + "\n")
+    return report

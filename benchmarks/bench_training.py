@@ -1,0 +1,198 @@
+"""Training throughput, side by side: a plain DataLoader loop, ``fit``, the batched trainer, and scikit-learn's MLP.
+
+For each data set (digits, 1078 x 64, the default study's training split size; a synthetic 20000 x 784 matrix) and
+each hidden width (bottleneck 16), every method trains the same architecture 64 -> h -> 16 -> h -> 64 (or 784)
+with batch 128 and Adam, on one thread, and we report model-samples per CPU-second (one model seeing one sample
+once counts one), each ratio against the plain loop (a) and against MLPRegressor (d), and the percentage of this
+machine's measured float32 matrix-multiply peak for one core, counting 6 * sum(in * out) FLOPs per model-sample
+(forward 2, backward 4). Each measurement is repeated and the best kept (other processes disturb a shared machine);
+measurements of one case are interleaved so that ratios compare like with like.
+
+    python benchmarks/bench_training.py            # a few minutes
+    python benchmarks/bench_training.py --quick    # under a minute, noisier
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch load their thread pools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPRegressor
+from threadpoolctl import threadpool_limits
+from torch.utils.data import DataLoader, TensorDataset
+
+from autoenc import Autoencoder, ModelConfig, TrainConfig, fit
+from autoenc.batched import fit_group, plan_groups
+
+BOTTLENECK, BATCH = 16, 128
+
+
+def matmul_peak(size=2048, repeats=5):
+    """Best float32 FLOP/s of one ``torch.mm`` of two (size, size) matrices on one thread."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.empty(size, size)
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def _timed(fn):
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def plain_loop(X, h, epochs):
+    """(a) The tutorial loop: DataLoader over a TensorDataset, default Adam."""
+    model = Autoencoder(ModelConfig(X.shape[1], BOTTLENECK, (h,)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(torch.from_numpy(X)), batch_size=BATCH, shuffle=True)
+
+    def run():
+        for _ in range(epochs):
+            for (xb,) in loader:
+                loss = F.mse_loss(model(xb), xb)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+    return len(X) * epochs / _timed(run)
+
+
+def package_fit(X, h, epochs):
+    """(b) ``autoenc.fit``."""
+    model = Autoencoder(ModelConfig(X.shape[1], BOTTLENECK, (h,)))
+    config = TrainConfig(epochs=epochs, batch_size=BATCH)
+    return len(X) * epochs / _timed(lambda: fit(model, X, config=config, progress=False))
+
+
+def batched(X, h, epochs, members=8, planned=False):
+    """(c) ``fit_group`` on ``members`` models (seeds 0..members-1); ``planned``: in the groups plan_groups picks."""
+    configs = [ModelConfig(X.shape[1], BOTTLENECK, (h,))] * members
+    train_configs = [TrainConfig(epochs=epochs, batch_size=BATCH, seed=s) for s in range(members)]
+    groups = plan_groups(configs, train_configs) if planned else [list(range(members))]
+
+    def run():
+        for g in groups:
+            fit_group([configs[i] for i in g], X, train_configs=[train_configs[i] for i in g], progress=False)
+
+    return members * len(X) * epochs / _timed(run), max(len(g) for g in groups)
+
+
+def sklearn_mlp(X, h, epochs):
+    """(d) ``MLPRegressor(hidden_layer_sizes=(h, 16, h)).fit(X, X)`` with one BLAS thread."""
+    mlp = MLPRegressor(hidden_layer_sizes=(h, BOTTLENECK, h), batch_size=BATCH, max_iter=epochs, tol=0.0,
+                       n_iter_no_change=epochs + 1, random_state=0)
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return len(X) * epochs / _timed(lambda: mlp.fit(X, X))
+
+
+def _flops_per_sample(d, h):
+    widths = [d, h, BOTTLENECK, h, d]
+    return 6 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def run_case(X, h, model_samples, repeats, members):
+    """Best throughput (model-samples per CPU-second) of each method on ``X`` for width ``h``."""
+    n = len(X)
+    epochs = max(1, round(model_samples / n))
+    rows = n if model_samples >= n else max(BATCH, model_samples)  # big data: one epoch over the first rows
+    Xs = X[:rows]
+    group_epochs = max(1, round(model_samples / (members * rows)))
+    best = {}
+    for _ in range(repeats):
+        runs = {
+            "(a) plain DataLoader loop": lambda: plain_loop(Xs, h, epochs),
+            "(b) autoenc.fit": lambda: package_fit(Xs, h, epochs),
+            f"(c) fit_group, {members} members": lambda: batched(Xs, h, group_epochs, members)[0],
+            "(c') fit_group, planned groups": lambda: batched(Xs, h, group_epochs, members, planned=True),
+            "(d) MLPRegressor": lambda: sklearn_mlp(Xs, h, epochs),
+        }
+        for name, fn in runs.items():
+            out = fn()
+            if isinstance(out, tuple):
+                out, size = out
+                name = f"(c') fit_group, planned groups of {size}"
+            best[name] = max(best.get(name, 0.0), out)
+    return best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="less work per measurement, one repeat")
+    parser.add_argument("--widths", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--members", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=None, help="default 2 (1 with --quick)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 2)
+    torch.set_num_threads(1)
+
+    digits = (load_digits().data / 16).astype(np.float32)[:1078]
+    synthetic = np.random.default_rng(0).random((20000, 784), dtype=np.float32)
+    peak = matmul_peak()
+    print(f"torch {torch.__version__}, one thread; float32 matmul peak of one core: {peak / 1e9:.1f} GFLOP/s")
+    # model-samples per measurement, so that each takes a second or so (less with --quick)
+    budget = {("digits", 64): 60000, ("digits", 256): 30000, ("digits", 1024): 8000,
+              ("synthetic", 64): 6000, ("synthetic", 256): 3000, ("synthetic", 1024): 1000}
+    scale = 0.25 if args.quick else 1.0
+
+    rows, checks = [], []
+    for name, X in (("digits", digits), ("synthetic", synthetic)):
+        for h in args.widths:
+            work = int(budget.get((name, h), 2000) * scale * max(1.0, 64 / h))
+            best = run_case(X, h, work, repeats, args.members)
+            flops = _flops_per_sample(X.shape[1], h)
+            plain = best["(a) plain DataLoader loop"]
+            mlp = best["(d) MLPRegressor"]
+            for method, rate in best.items():
+                rows.append((name, h, method, rate, rate / plain, rate / mlp, 100 * rate * flops / peak))
+            group = best[f"(c) fit_group, {args.members} members"]
+            planned = max(v for k, v in best.items() if k.startswith("(c')"))
+            checks += [(name, h, group / plain, group / mlp, 100 * group * flops / peak,
+                        planned / plain, 100 * planned * flops / peak)]
+            print(f"  done: {name} width {h}", flush=True)
+    peak_end = matmul_peak()
+    print(f"peak measured again at the end: {peak_end / 1e9:.1f} GFLOP/s (the table uses the first)\n")
+
+    header = f"{'data':<10}{'h':>6}  {'method':<38}{'samples/CPU-s':>14}{'vs (a)':>9}{'vs (d)':>9}{'% peak':>9}"
+    print(header)
+    print("-" * len(header))
+    for name, h, method, rate, ra, rd, pct in rows:
+        print(f"{name:<10}{h:>6}  {method:<38}{rate:>14,.0f}{ra:>8.2f}x{rd:>8.2f}x{pct:>8.1f}%")
+
+    print("\ntargets (c = fit_group with the given members; c' = the groups plan_groups picks)")
+    results = {(name, h): (ra, rd, pct, pra, ppct) for name, h, ra, rd, pct, pra, ppct in checks}
+
+    def target(label, ok, value):
+        print(f"  [{'met' if ok else 'NOT met'}] {label}: {value}")
+
+    if ("digits", 64) in results:
+        ra, rd, pct, *_ = results["digits", 64]
+        target("c vs plain loop >= 5x on digits, width 64", ra >= 5, f"{ra:.2f}x")
+        target("c vs MLPRegressor >= 3x on digits, width 64", rd >= 3, f"{rd:.2f}x")
+    if ("digits", 256) in results:
+        ra = results["digits", 256][0]
+        target("c vs plain loop >= 2x on digits, width 256", ra >= 2, f"{ra:.2f}x")
+    worst = min((v[3], k) for k, v in results.items())
+    target("c' never slower than the plain loop", worst[0] >= 1, f"worst {worst[0]:.2f}x ({worst[1][0]}, {worst[1][1]})")
+    for (name, h), (ra, rd, pct, pra, ppct) in results.items():
+        if name == "digits":
+            target(f"c' >= 50% of peak on digits, width {h}", ppct >= 50, f"{ppct:.1f}% (c: {pct:.1f}%)")
+        elif h >= 256:
+            target(f"c' >= 80% of peak on synthetic, width {h}", ppct >= 80, f"{ppct:.1f}% (c: {pct:.1f}%)")
+
+
+if __name__ == "__main__":
+    main()

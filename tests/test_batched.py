@@ -1,0 +1,239 @@
+"""Batched training of a group: solo fit is the oracle, member by member, loss by loss."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
+from autoenc import ACTIVATIONS, Autoencoder, DivergenceError, ModelConfig, TrainConfig, fit, reconstruct
+from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, can_group, fit_group, plan_groups
+
+FIVE = TrainConfig(epochs=5, batch_size=32, lr=3e-3, weight_decay=1e-4)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Digits scaled to [0, 1], shuffled once: 300 train and 100 validation samples."""
+    X = load_digits().data / 16
+    order = np.random.default_rng(0).permutation(len(X))
+    return X[order[:300]], X[order[300:400]]
+
+
+def _solo(config, X, X_val, train_config, dtype):
+    model = Autoencoder(config, dtype=dtype)
+    return model, fit(model, X, X_val, train_config, progress=False)
+
+
+def _rel(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b) / np.abs(b)))
+
+
+def _member_weights(stack, m):
+    return [t[m].clone() for t in stack.tensors]
+
+
+# --- exactness against solo fit --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_members_match_solo_fit(digits, dtype, tol, activation):
+    X, X_val = (x.astype(np.float32 if dtype == torch.float32 else np.float64) for x in digits)
+    configs = [ModelConfig(64, k, (h,), activation=activation) for k, h in [(2, 32), (8, 24), (16, 32), (4, 20)]]
+    train_configs = [FIVE.replace(seed=s) for s in (0, 0, 1, 2)]  # bottleneck, width and seed all differ
+    results = fit_group(configs, X, X_val, train_configs, dtype=dtype, progress=False)
+    for config, tc, result in zip(configs, train_configs, results):
+        model, history = _solo(config, X, X_val, tc, dtype)
+        assert result.error is None and result.history.epochs == 5
+        assert _rel(result.history.train_loss, history.train_loss) < tol
+        assert _rel(result.history.val_loss, history.val_loss) < tol
+        assert type(result.model) is Autoencoder and result.model.config == config and not result.model.training
+        assert result.model.state_dict().keys() == model.state_dict().keys()
+        np.testing.assert_allclose(reconstruct(result.model, X_val), reconstruct(model, X_val), rtol=0,
+                                   atol=10 * tol)
+
+
+def test_per_member_inputs_match_solo_fit(digits, rng=np.random.default_rng(1)):
+    X, X_val = (x.astype(np.float32) for x in digits)
+    noisy = np.stack([X + rng.normal(0, 0.2, X.shape).astype(np.float32) for _ in range(3)])  # 3 noise draws
+    configs = [ModelConfig(64, 8, (32,), activation="tanh", )] * 3
+    results = fit_group(configs, noisy, X_val, FIVE, progress=False)
+    for m, result in enumerate(results):
+        _, history = _solo(configs[m], noisy[m], X_val, FIVE, torch.float32)
+        assert _rel(result.history.train_loss, history.train_loss) < 1e-5
+    assert len({r.history.train_loss[-1] for r in results}) == 3  # they did see different data
+
+
+@pytest.mark.parametrize("hidden", [(), (32, 16)])
+def test_other_depths_and_linear_match_solo_fit(digits, hidden):
+    X = digits[0].astype(np.float32)
+    for linear in (False, True):
+        configs = [ModelConfig(64, k, hidden, activation="gelu", linear=linear) for k in (3, 12)]
+        results = fit_group(configs, X, train_configs=FIVE, progress=False)
+        for config, result in zip(configs, results):
+            _, history = _solo(config, X, None, FIVE, torch.float32)
+            assert _rel(result.history.train_loss, history.train_loss) < 1e-5
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_hand_written_backward_matches_autograd(activation, rng=np.random.default_rng(2)):
+    configs = [ModelConfig(6, k, h, activation=activation) for k, h in [(2, (5, 3)), (3, (4, 4)), (1, (5, 2))]]
+    stack = _Stack(configs, torch.float64)
+    models = [Autoencoder(c, dtype=torch.float64).reset_parameters(torch.Generator().manual_seed(m))
+              for m, c in enumerate(configs)]
+    for m, model in enumerate(models):
+        stack.set_member(m, model)
+    x = torch.as_tensor(rng.normal(size=(3, 7, 6)))
+    cache = []
+    diff = stack.forward(x, cache).sub_(x)
+    stack.backward(diff.mul_(2.0 / diff[0].numel()), cache)
+    if stack.needs_pad_mask:
+        stack.grad.mul_(stack.pad_mask)
+    assert torch.all(stack.grad[stack.pad_mask == 0] == 0)  # padded weights get exactly zero gradient
+    for m, model in enumerate(models):
+        F.mse_loss(model(x[m]), x[m]).backward()
+        for i, layer in enumerate(model.linear_layers()):
+            got = stack.grads[i][m, : layer.in_features, : layer.out_features].T
+            torch.testing.assert_close(got, layer.weight.grad, rtol=1e-12, atol=1e-14)
+            torch.testing.assert_close(stack.grads[len(stack.layers) + i][m, 0, : layer.out_features],
+                                       layer.bias.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_fused_adam_is_torch_adam_bit_for_bit(rng=np.random.default_rng(3)):
+    p0 = torch.as_tensor(rng.normal(size=50), dtype=torch.float32)
+    ours, ref = p0.clone(), p0.clone().requires_grad_(True)
+    grad = torch.zeros_like(p0)
+    adam = _FusedAdam(ours, grad, lr=1e-2, weight_decay=1e-3)
+    torch_adam = torch.optim.Adam([ref], lr=1e-2, weight_decay=1e-3, fused=True)
+    for _ in range(10):
+        g = torch.as_tensor(rng.normal(size=50), dtype=torch.float32)
+        grad.copy_(g)
+        ref.grad = g.clone()
+        adam.step()
+        torch_adam.step()
+    assert torch.equal(ours, ref.detach())
+
+
+# --- padding, freezing, divergence -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "silu"])
+def test_padded_weights_stay_exactly_zero(digits, activation):
+    configs = [ModelConfig(64, k, (h,), activation=activation) for k, h in [(2, 16), (12, 24), (5, 20)]]
+    _, stack = _fit_group(configs, digits[0], train_configs=FIVE.replace(epochs=3), progress=False)
+    assert stack.padded
+    assert torch.all(stack.param[stack.pad_mask == 0] == 0)
+    assert torch.count_nonzero(stack.param[stack.pad_mask == 1]) == int(stack.pad_mask.sum())
+
+
+def test_early_stopped_member_is_frozen_at_its_best(digits, rng=np.random.default_rng(4)):
+    X, X_val = (x.astype(np.float32) for x in digits)
+    # member 0 learns pure noise, so its validation loss soon stops improving; member 1 learns the digits
+    inputs = np.stack([rng.random(X.shape, dtype=np.float32), X])
+    tc = TrainConfig(epochs=40, batch_size=32, lr=1e-2, weight_decay=1e-3, patience=2)
+    configs = [ModelConfig(64, 16, (64,)), ModelConfig(64, 8, (64,))]
+    results, stack = _fit_group(configs, inputs, X_val, tc, progress=False)
+    stopped, running = results
+    assert stopped.history.stopped_early and stopped.history.epochs < running.history.epochs
+    _, solo = _solo(configs[0], inputs[0], X_val, tc, torch.float32)
+    assert solo.epochs == stopped.history.epochs and solo.best_epoch == stopped.history.best_epoch
+    assert _rel(stopped.history.val_loss, solo.val_loss) < 1e-5
+    best = int(np.argmin(stopped.history.val_loss))
+    assert stopped.history.best_epoch == best + 1
+    # the stacked weights never moved after it stopped: they still are the best epoch's, as returned
+    for i, layer in enumerate(stopped.model.linear_layers()):
+        assert torch.equal(stack.tensors[i][0, : layer.in_features, : layer.out_features], layer.weight.T)
+    mse = float(((reconstruct(stopped.model, X_val) - X_val) ** 2).mean())
+    assert mse == pytest.approx(stopped.history.val_loss[best], rel=1e-5)
+
+
+def test_diverging_member_is_dropped_without_disturbing_the_others(digits):
+    X, X_val = (x.astype(np.float32) for x in digits)
+    configs = [ModelConfig(64, k, (32,)) for k in (4, 8, 16)]
+    bad = np.stack([X, X * 1e20, X])  # squared errors overflow float32: the loss is infinite
+    with pytest.raises(DivergenceError) as solo:
+        fit(Autoencoder(configs[1]), bad[1], X_val, FIVE, progress=False)
+    results, stack = _fit_group(configs, bad, X_val, FIVE, progress=False)
+    assert results[1].model is None and results[1].error == str(solo.value)
+    assert "epoch 1" in results[1].error and results[1].history.epochs == 1
+    assert torch.all(torch.cat([t[1].flatten() for t in stack.tensors]) == 0)
+    good = fit_group(configs[::2], bad[::2], X_val, FIVE, progress=False)
+    for with_bad, without in zip(results[::2], good):
+        assert with_bad.error is None
+        assert _rel(with_bad.history.train_loss, without.history.train_loss) < 1e-6
+        assert _rel(with_bad.history.val_loss, without.history.val_loss) < 1e-6
+
+
+# --- grouping ----------------------------------------------------------------------------------------------------
+
+def test_can_group():
+    a, b = ModelConfig(64, 2, (64,)), ModelConfig(64, 32, (64,))
+    assert can_group([a, b], [FIVE.replace(seed=0), FIVE.replace(seed=7)])
+    assert not can_group([a, b], [FIVE, FIVE.replace(lr=1e-2)])
+    assert not can_group([a, ModelConfig(32, 2, (64,))])
+    assert not can_group([a, ModelConfig(64, 2, (64, 32))])
+    assert not can_group([a, ModelConfig(64, 2, (64,), activation="tanh")])
+    assert can_group([ModelConfig(64, 2, (64,), linear=True), ModelConfig(64, 8, (64,), "tanh", linear=True)])
+    assert not can_group([ModelConfig(64, 2, (16,)), ModelConfig(64, 2, (1024,))])  # most of the work wasted
+    assert can_group([ModelConfig(64, 2, (16,)), ModelConfig(64, 2, (1024,))], max_padding=100)
+
+
+def test_plan_groups_on_the_default_grid():
+    grid = [(ModelConfig(64, k, (h,)), TrainConfig(seed=s)) for k in (2, 4, 8, 16, 32) for h in (16, 64, 256, 1024)
+            for s in (0, 1, 2)]
+    configs, train_configs = zip(*grid)
+    groups = plan_groups(configs, train_configs)
+    assert sorted(i for g in groups for i in g) == list(range(len(grid)))
+    for group in groups:
+        assert len(group) <= 8
+        assert len({configs[i].hidden for i in group}) == 1
+        assert can_group([configs[i] for i in group], [train_configs[i] for i in group])
+    sizes = {h: sorted(len(g) for g in groups if configs[g[0]].hidden == (h,)) for h in (16, 64, 256, 1024)}
+    assert sizes[16] == sizes[64] == [7, 8]
+    assert max(sizes[1024]) < 8  # a working set that would not fit in cache: smaller groups
+    assert plan_groups(configs, train_configs, max_members=1) == [[i] for i in range(len(grid))]
+
+
+def test_plan_groups_keeps_incompatible_members_apart():
+    configs = [ModelConfig(64, 4, (64,)), ModelConfig(32, 4, (64,)), ModelConfig(64, 8, (64,))]
+    assert plan_groups(configs, [FIVE, FIVE, FIVE]) == [[0, 2], [1]]
+    assert plan_groups(configs, [FIVE, FIVE, FIVE.replace(lr=0.1)]) == [[0], [1], [2]]
+
+
+def test_single_member_group_is_solo_fit(digits):
+    X = digits[0].astype(np.float32)
+    (result,) = fit_group([ModelConfig(64, 4, (16,))], X, train_configs=FIVE, progress=False)
+    _, history = _solo(ModelConfig(64, 4, (16,)), X, None, FIVE, torch.float32)
+    assert isinstance(result, MemberResult) and _rel(result.history.train_loss, history.train_loss) < 1e-5
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "configs, kwargs, error, match",
+    [
+        ([], {}, ValueError, "configs must be a non-empty sequence of ModelConfig"),
+        ([{"input_dim": 64}], {}, TypeError, r"configs\[0\] must be a ModelConfig"),
+        ([ModelConfig(64, 2), ModelConfig(32, 2)], {}, ValueError, r"configs\[1\].input_dim=32 differs"),
+        ([ModelConfig(64, 2), ModelConfig(64, 2, (8, 8))], {}, ValueError, r"configs\[1\].depth=2 differs"),
+        ([ModelConfig(64, 2)] * 2, {"train_configs": [FIVE, FIVE.replace(epochs=6)]}, ValueError,
+         r"train_configs\[1\].epochs=6 differs .* may differ only in seed"),
+        ([ModelConfig(64, 2)] * 2, {"train_configs": [FIVE]}, ValueError, "got 1 train_configs for 2 configs"),
+        ([ModelConfig(64, 2)], {"train_configs": FIVE.replace(patience=2)}, ValueError, "patience is set but X_val"),
+        ([ModelConfig(64, 2)], {"X_val": np.zeros((5, 63))}, ValueError, "X_val has 63 features, expected input_dim=64"),
+        ([ModelConfig(64, 2)] * 2, {"X_train": np.zeros((3, 10, 64))}, ValueError,
+         "first axis must index the 2 members"),
+        ([ModelConfig(64, 2)], {"X_train": np.zeros(64)}, ValueError, "X_train must be a 2-D array .* or a 3-D array"),
+        ([ModelConfig(64, 2)], {"X_train": np.full((4, 64), np.nan)}, ValueError, "X_train contains 256 NaN"),
+    ],
+)
+def test_fit_group_rejects(digits, configs, kwargs, error, match):
+    kwargs = {"X_train": digits[0], **kwargs}
+    with pytest.raises(error, match=match):
+        fit_group(configs, progress=False, **kwargs)
+
+
+def test_plan_groups_rejects():
+    with pytest.raises(ValueError, match="max_members must be >= 1, got 0"):
+        plan_groups([ModelConfig(64, 2)], max_members=0)
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        can_group(ModelConfig(64, 2))
