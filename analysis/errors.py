@@ -17,11 +17,11 @@ from autoenc._validation import check_array, check_int
 
 from .memorization import _noise_fraction, membership_auc, tpr_at_fpr
 
-__all__ = ["reconstruct_with", "reconstruction_errors", "sample_errors", "pca_baseline", "seen_unseen",
-           "compare_to_pca"]
+__all__ = [
+    "compare_to_pca", "pca_baseline", "reconstruct_with", "reconstruction_errors", "sample_errors", "seen_unseen",
+]
 
 SPLITS = ("train", "test")
-PAIR_COLUMNS = ("gap", "ratio", "memorization", "membership_auc", "tpr_at_1pct_fpr", "ks_statistic", "ks_pvalue")
 
 
 def reconstruct_with(model, X):
@@ -344,8 +344,8 @@ def compare_to_pca(model, X_train, X_test, bottleneck=None, *, clean_train=None,
     """
     bottleneck = _bottleneck_of(model) if bottleneck is None else bottleneck
     baseline = pca_baseline(X_train, bottleneck, random_state=random_state)
-    kwargs = dict(clean_train=clean_train, noise_train=noise_train, clean_test=clean_test, noise_test=noise_test,
-                  return_samples=True)
+    kwargs = {"clean_train": clean_train, "noise_train": noise_train, "clean_test": clean_test,
+              "noise_test": noise_test, "return_samples": True}
     parts = {name: seen_unseen(m, X_train, X_test, **kwargs) for name, m in
              (("autoencoder", model), ("pca", baseline))}
     summary = pd.concat([s.assign(model=name) for name, (s, _) in parts.items()], ignore_index=True)

@@ -5,6 +5,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 import warnings
 
 import numpy as np
@@ -17,6 +18,8 @@ from autoenc._validation import check_array, check_int
 __all__ = ["embed_latents", "knn_probe", "trustworthiness"]
 
 METHODS = ("umap", "pca")
+# numba's fork-safe "workqueue" layer aborts the process when two threads run parallel code at once: take turns.
+_UMAP_LOCK = threading.Lock()
 
 
 def _check_latents(Z_train, Z_test):
@@ -46,7 +49,8 @@ def embed_latents(Z_train, Z_test=None, *, method="umap", random_state=0, n_neig
     umap-learn is imported here, on first use. Before that import, when the variables are unset, numba's cache
     goes to a private temporary directory if umap's own directory is not writable (``NUMBA_CACHE_DIR``), and
     numba's threading layer is set to a fork-safe one (``NUMBA_THREADING_LAYER=forksafe``: GNU OpenMP hangs
-    processes forked after it ran). UMAP's first call in a process compiles its numba code: 10-30 s.
+    processes forked after it ran; the fork-safe layer is not thread-safe, so UMAP calls from threads of one
+    process take turns). UMAP's first call in a process compiles its numba code: 10-30 s.
     ``method="pca"`` projects onto the training codes' first two principal components (codes of dimension 1
     get a zero second column).
 
@@ -126,11 +130,11 @@ def _embed_umap(Z_train, Z_test, random_state, n_neighbors, n_epochs):
     index = _ExactIndex(Z_train)
     knn_indices, knn_dists = index.query(Z_train, k)  # each point is its own first neighbour, as UMAP expects
     reducer = umap.UMAP(n_neighbors=k, n_epochs=n_epochs, random_state=random_state,
+                        n_jobs=1 if random_state is not None else -1,  # a seed makes UMAP single-threaded anyway
                         precomputed_knn=(knn_indices, knn_dists, index))
-    with warnings.catch_warnings():
-        # Expected and harmless: our index is not an NNDescent object; a seed makes UMAP single-threaded.
+    with _UMAP_LOCK, warnings.catch_warnings():
+        # Expected and harmless: our index is not an NNDescent object, yet transform works through it.
         warnings.filterwarnings("ignore", message=".*is not an NNDescent object", category=UserWarning)
-        warnings.filterwarnings("ignore", message="n_jobs value .* overridden", category=UserWarning)
         train_2d = reducer.fit_transform(Z_train)
         test_2d = None if Z_test is None else reducer.transform(Z_test)
     return np.asarray(train_2d), None if test_2d is None else np.asarray(test_2d)

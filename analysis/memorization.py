@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from autoenc._validation import check_array, check_int, check_positive_float
 
-__all__ = ["noise_memorization", "membership_auc", "tpr_at_fpr", "memorization_scores"]
+__all__ = ["membership_auc", "memorization_scores", "noise_memorization", "tpr_at_fpr"]
 
 
 def _noise_fraction(reconstruction, clean, noise):

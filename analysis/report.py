@@ -7,18 +7,17 @@ Everything is read from the files the study runner wrote (``study.json``, ``resu
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
-import os
 import re
-import secrets
 import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from autoenc.io import atomic_write
 
 from . import plots
 
@@ -142,26 +141,8 @@ def _figure_plan(folder):
     return plan
 
 
-def _atomic_write(path, write):
-    """``write(tmp)`` beside ``path``, then rename into place (a reader never sees a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its files are private (0600); a report should get the usual permissions of the umask.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _write_text(path, text):
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-    return _atomic_write(path, write)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def draw_figures(study_dir, *, dpi=110):
@@ -191,7 +172,7 @@ def draw_figures(study_dir, *, dpi=110):
         try:
             fig = make()
             path = folder / FIGURES_DIR / f"{name}.png"
-            _atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+            atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
             drawn[name] = path
         except (ValueError, KeyError) as exc:  # inputs present but unusable: report the rest
             warnings.warn(f"figure {name!r} skipped: {exc}", RuntimeWarning, stacklevel=2)

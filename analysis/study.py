@@ -23,7 +23,7 @@ from autoenc.batched import fit_group, plan_groups
 from autoenc.data import Scaler
 
 from .config import RunSpec, StudyConfig
-from .errors import reconstruct_with, reconstruction_errors, seen_unseen
+from .errors import reconstruct_with, seen_unseen
 from .memorization import memorization_scores, noise_memorization
 from .select import simplest_adequate, summarize_runs
 from .store import StudyStore, write_csv, write_json, write_npz
@@ -100,28 +100,26 @@ def _measure(model, data: StudyData):
     """Result rows (train, val, test) and per-sample errors of one fitted model."""
     tr, va, te = data.train, data.val, data.test
     noise = data.noise
-    frame = seen_unseen(model, data.X[tr], data.X[te], clean_train=data.clean[tr], clean_test=data.clean[te],
-                        noise_train=None if noise is None else noise[tr],
-                        noise_test=None if noise is None else noise[te])
-    rows = {row["split"]: row for row in frame.to_dict("records")}
-    samples = {"split": [], "sample": [], "label": [], "error": [], "error_clean": []}
-    for name, idx in (("train", tr), ("val", va), ("test", te)):
-        if len(idx) == 0:
-            continue
-        recon = reconstruct_with(model, data.X[idx])
-        err = reconstruction_errors(model, data.X[idx])
-        err_clean = np.mean((recon - data.clean[idx]) ** 2, axis=1, dtype=np.float64)
-        if name == "val":
-            nm = np.nan if noise is None else noise_memorization(recon, data.clean[idx], noise[idx])
-            rows["val"] = {"split": "val", "n_samples": len(idx), "mse": float(err.mean()),
-                           "mse_clean": float(err_clean.mean()), "noise_memorization": nm}
-        samples["split"] += [name] * len(idx)
-        samples["sample"] += idx.tolist()
-        samples["label"] += (data.y[idx].tolist() if data.y is not None else [None] * len(idx))
-        samples["error"] += err.tolist()
-        samples["error_clean"] += err_clean.tolist()
-    ordered = [rows[s] for s in ("train", "val", "test") if s in rows]
-    return ordered, samples
+    frame, per_sample = seen_unseen(model, data.X[tr], data.X[te], clean_train=data.clean[tr],
+                                    clean_test=data.clean[te], noise_train=None if noise is None else noise[tr],
+                                    noise_test=None if noise is None else noise[te], return_samples=True)
+    rows = frame.to_dict("records")
+    position, seen = per_sample["sample"].to_numpy(), (per_sample["split"] == "train").to_numpy()
+    index = np.empty(len(position), dtype=np.int64)  # row within its split -> row of the dataset
+    index[seen], index[~seen] = tr[position[seen]], te[position[~seen]]
+    parts = [per_sample.assign(sample=index)]
+    if len(va):
+        recon = reconstruct_with(model, data.X[va])
+        err = np.mean((recon - data.X[va]) ** 2, axis=1, dtype=np.float64)
+        err_clean = np.mean((recon - data.clean[va]) ** 2, axis=1, dtype=np.float64)
+        nm = np.nan if noise is None else noise_memorization(recon, data.clean[va], noise[va])
+        rows.insert(1, {"split": "val", "n_samples": len(va), "mse": float(err.mean()),
+                        "mse_clean": float(err_clean.mean()), "noise_memorization": nm})
+        parts.append(pd.DataFrame({"split": "val", "sample": va, "error": err, "error_clean": err_clean}))
+    samples = pd.concat(parts, ignore_index=True)
+    samples["label"] = data.y[samples["sample"].to_numpy()] if data.y is not None else np.nan
+    columns = ["split", "sample", "label", "error", "error_clean"]
+    return rows, {c: samples[c].tolist() for c in columns}
 
 
 def _record(run, model_kind, spec, model_config, n_params, data, noise_std):

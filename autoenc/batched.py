@@ -32,7 +32,9 @@ __all__ = ["MemberResult", "can_group", "fit_group", "plan_groups"]
 
 MAX_MEMBERS = 8  # measured here: 8 members beat 16-24 on the same work (larger groups fall out of cache)
 MAX_PADDING = 2.0  # a member may cost at most twice its own arithmetic once padded to the group's widths
-CACHE_BYTES = 12 * 2**20  # working-set budget of one group; see _working_set_bytes and benchmarks/bench_training.py
+CACHE_BYTES = 10 * 2**20  # working-set budget of one group (measured: see plan_groups)
+_GATHER_BYTES = 64 * 2**20  # above this, an epoch's per-member batches are gathered step by step
+_FUSED_ADAM = getattr(torch, "_fused_adam_", None)  # the kernel behind torch.optim.Adam(fused=True)
 
 _aten = torch.ops.aten
 # (forward, backward(grad, pre_activation, activation), needs the pre-activation); the backward kernels are the
@@ -163,7 +165,10 @@ def plan_groups(configs, train_configs=None, max_members=MAX_MEMBERS, *, max_pad
     train_configs : TrainConfig or sequence of TrainConfig, optional
     max_members : int, default 8
     max_padding : float, default 2.0
-    cache_bytes : int, default 12 MiB
+    cache_bytes : int, default 10 MiB
+        Measured on one core with 512 KiB L2 and a shared 32 MiB L3: groups whose working set passes ~10 MiB
+        run slower per model (digits, width 256: 4 members 49 GFLOP/s, 8 members 45; 784 features, width 64:
+        2 members 52, 8 members 39), and compute-bound models run fastest alone.
 
     Returns
     -------
@@ -172,9 +177,11 @@ def plan_groups(configs, train_configs=None, max_members=MAX_MEMBERS, *, max_pad
 
     Examples
     --------
-    >>> grid = [ModelConfig(64, k, (h,)) for h in (16, 1024) for k in (2, 4, 8)]
+    >>> grid = [ModelConfig(64, k, (h,)) for h in (16, 256) for k in (2, 4, 8)]
     >>> plan_groups(grid)
-    [[0, 1, 2], [3], [4], [5]]
+    [[0, 1, 2], [3, 4, 5]]
+    >>> plan_groups([ModelConfig(784, 16, (1024,))] * 2)  # 30 MB each: too big to share the cache
+    [[0], [1]]
     """
     configs, train_configs = _as_lists(configs, train_configs)
     if max_members < 1:
@@ -315,7 +322,7 @@ class _FusedAdam:
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(param), torch.zeros_like(param)
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
         self.state_steps = [torch.zeros((), dtype=torch.float32)]
-        self.kernel = getattr(torch, "_fused_adam_", None)
+        self.kernel = _FUSED_ADAM
         if self.kernel is None:  # a torch without the private op: fall back to the public optimizer
             self.param.requires_grad_(True)
             self.param.grad = grad
@@ -331,7 +338,7 @@ class _FusedAdam:
             with torch.no_grad():
                 self.optimizer.step()
             return
-        torch._foreach_add_(self.state_steps, 1)
+        self.state_steps[0].add_(1)
         self.kernel([self.param], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], self.state_steps,
                     amsgrad=False, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=weight_decay,
                     eps=self.eps, maximize=False, grad_scale=None, found_inf=None)
@@ -419,6 +426,8 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
     """:func:`fit_group`, also returning the trained ``_Stack`` (for tests)."""
     configs, train_configs = _as_lists(configs, train_configs)
     _check_compatible(configs, train_configs)
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     M, d, tc = len(configs), configs[0].input_dim, train_configs[0]
     X, shared = _member_data(X_train, "X_train", M, d, dtype)
     Xv, _ = _member_data(X_val, "X_val", M, d, dtype)
@@ -435,35 +444,16 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
     histories, errors = [History() for _ in range(M)], [None] * M
     best, active = [math.inf] * M, [True] * M
     mask = stack.pad_mask if stack.needs_pad_mask else None
-    n, bs, wd = X.shape[1], tc.batch_size, tc.weight_decay
-    members = torch.arange(M)[:, None]
+    n, bs = X.shape[1], tc.batch_size
     sumsq = torch.zeros(M, dtype=dtype)
 
-    with torch_threads(tc.threads):
+    with torch_threads(tc.threads), torch.no_grad():  # gradients are written by hand: no autograd anywhere
         bar = tqdm(range(1, tc.epochs + 1), disable=None if progress is None else not progress, leave=False)
         for epoch in bar:
             perms = {s: torch.randperm(n, generator=g) for s, g in generators.items()}
-            if shared and len(perms) == 1:  # one order for everyone: gather once, share the batch
-                Xp = X[0][next(iter(perms.values()))].expand(M, n, d)
-            else:
-                idx = torch.stack([perms[s] for s in order_seeds])
-                Xp = X[0][idx] if shared else X[members, idx]
             sumsq.zero_()
-            for start in range(0, n, bs):
-                xb = Xp[:, start : start + bs]
-                cache = []
-                diff = stack.forward(xb, cache).sub_(xb)
-                flat = diff.view(M, -1)
-                sumsq += flat.square().sum(1)  # torch's pairwise sum, as F.mse_loss (a BLAS dot drifts ~1e-5)
-                stack.backward(diff.mul_(2.0 / flat.shape[1]), cache)  # d(mean loss)/d(output), as F.mse_loss
-                if mask is None:
-                    adam.step()
-                else:
-                    stack.grad.mul_(mask)
-                    if wd:  # Adam's L2 term, masked so frozen members stay put
-                        stack.grad.addcmul_(stack.param, mask, value=wd)
-                    adam.step(weight_decay=0.0)
-
+            for xb in _batches(X, shared, [perms[s] for s in order_seeds], bs):
+                _step(stack, adam, xb, sumsq, mask)
             train = (sumsq / (n * d)).tolist()
             val = stack.mean_loss(Xv).tolist() if Xv is not None else None
             improved, frozen = [], []
@@ -500,6 +490,44 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
         model = None if errors[m] is not None else stack.get_member(m, best_flat)
         results.append(MemberResult(model, histories[m], errors[m]))
     return results, stack
+
+
+def _step(stack, adam, xb, sumsq, mask):
+    """One Adam step of every member on its batch ``xb`` (M, B, d); adds each member's squared error to ``sumsq``.
+
+    Each member's gradient is that of its own mean loss, as ``F.mse_loss`` in solo ``fit``. ``mask`` (or None)
+    zeroes the gradients of padded weights and of frozen members.
+    """
+    cache = []
+    diff = stack.forward(xb, cache).sub_(xb)
+    flat = diff.view(len(diff), -1)
+    sumsq += flat.square().sum(1)  # torch's pairwise sum, as F.mse_loss (a BLAS dot drifts by ~1e-5)
+    stack.backward(diff.mul_(2.0 / flat.shape[1]), cache)
+    if mask is None:
+        adam.step()
+    else:
+        stack.grad.mul_(mask)
+        if adam.weight_decay:  # Adam's L2 term, masked so that frozen members stay put
+            stack.grad.addcmul_(stack.param, mask, value=adam.weight_decay)
+        adam.step(weight_decay=0.0)
+
+
+def _batches(X, shared, perms, batch_size):
+    """Yield each step's (M, B, d) batch: member m's rows in the order of its permutation ``perms[m]``."""
+    M, n, d = X.shape
+    if shared and all(p is perms[0] for p in perms):  # one order for everyone: gather once, share the batch
+        Xp = X[0][perms[0]].expand(M, n, d)
+    elif M * n * d * X.element_size() <= _GATHER_BYTES:  # gather the epoch at once, slice per step
+        idx = torch.stack(perms)
+        Xp = X[0][idx] if shared else X[torch.arange(M)[:, None], idx]
+    else:  # big data: gather step by step rather than copying it M times
+        idx, members = torch.stack(perms), torch.arange(M)[:, None]
+        for start in range(0, n, batch_size):
+            i = idx[:, start : start + batch_size]
+            yield X[0][i] if shared else X[members, i]
+        return
+    for start in range(0, n, batch_size):
+        yield Xp[:, start : start + batch_size]
 
 
 def _freeze(stack, adam, best_flat, frozen, errors, active):

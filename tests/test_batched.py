@@ -6,9 +6,15 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from autoenc import ACTIVATIONS, Autoencoder, DivergenceError, ModelConfig, TrainConfig, fit, reconstruct
+from autoenc import batched
 from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, can_group, fit_group, plan_groups
 
 FIVE = TrainConfig(epochs=5, batch_size=32, lr=3e-3, weight_decay=1e-4)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +59,12 @@ def test_members_match_solo_fit(digits, dtype, tol, activation):
                                    atol=10 * tol)
 
 
-def test_per_member_inputs_match_solo_fit(digits, rng=np.random.default_rng(1)):
+@pytest.mark.parametrize("gather_bytes", [2**26, 0])  # the whole epoch at once, or step by step
+def test_per_member_inputs_match_solo_fit(digits, monkeypatch, gather_bytes, rng):
+    monkeypatch.setattr(batched, "_GATHER_BYTES", gather_bytes)
     X, X_val = (x.astype(np.float32) for x in digits)
     noisy = np.stack([X + rng.normal(0, 0.2, X.shape).astype(np.float32) for _ in range(3)])  # 3 noise draws
-    configs = [ModelConfig(64, 8, (32,), activation="tanh", )] * 3
+    configs = [ModelConfig(64, 8, (32,), activation="tanh")] * 3
     results = fit_group(configs, noisy, X_val, FIVE, progress=False)
     for m, result in enumerate(results):
         _, history = _solo(configs[m], noisy[m], X_val, FIVE, torch.float32)
@@ -76,7 +84,7 @@ def test_other_depths_and_linear_match_solo_fit(digits, hidden):
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_hand_written_backward_matches_autograd(activation, rng=np.random.default_rng(2)):
+def test_hand_written_backward_matches_autograd(activation, rng):
     configs = [ModelConfig(6, k, h, activation=activation) for k, h in [(2, (5, 3)), (3, (4, 4)), (1, (5, 2))]]
     stack = _Stack(configs, torch.float64)
     models = [Autoencoder(c, dtype=torch.float64).reset_parameters(torch.Generator().manual_seed(m))
@@ -99,7 +107,10 @@ def test_hand_written_backward_matches_autograd(activation, rng=np.random.defaul
                                        layer.bias.grad, rtol=1e-12, atol=1e-14)
 
 
-def test_fused_adam_is_torch_adam_bit_for_bit(rng=np.random.default_rng(3)):
+@pytest.mark.parametrize("kernel", ["direct", "fallback"])
+def test_fused_adam_is_torch_adam_bit_for_bit(rng, monkeypatch, kernel):
+    if kernel == "fallback":  # as on a torch without the private kernel: through torch.optim.Adam
+        monkeypatch.setattr(batched, "_FUSED_ADAM", None)
     p0 = torch.as_tensor(rng.normal(size=50), dtype=torch.float32)
     ours, ref = p0.clone(), p0.clone().requires_grad_(True)
     grad = torch.zeros_like(p0)
@@ -125,7 +136,7 @@ def test_padded_weights_stay_exactly_zero(digits, activation):
     assert torch.count_nonzero(stack.param[stack.pad_mask == 1]) == int(stack.pad_mask.sum())
 
 
-def test_early_stopped_member_is_frozen_at_its_best(digits, rng=np.random.default_rng(4)):
+def test_early_stopped_member_is_frozen_at_its_best(digits, rng):
     X, X_val = (x.astype(np.float32) for x in digits)
     # member 0 learns pure noise, so its validation loss soon stops improving; member 1 learns the digits
     inputs = np.stack([rng.random(X.shape, dtype=np.float32), X])
@@ -199,7 +210,10 @@ def test_plan_groups_keeps_incompatible_members_apart():
     assert plan_groups(configs, [FIVE, FIVE, FIVE.replace(lr=0.1)]) == [[0], [1], [2]]
 
 
-def test_single_member_group_is_solo_fit(digits):
+@pytest.mark.parametrize("kernel", ["direct", "fallback"])
+def test_single_member_group_is_solo_fit(digits, monkeypatch, kernel):
+    if kernel == "fallback":
+        monkeypatch.setattr(batched, "_FUSED_ADAM", None)
     X = digits[0].astype(np.float32)
     (result,) = fit_group([ModelConfig(64, 4, (16,))], X, train_configs=FIVE, progress=False)
     _, history = _solo(ModelConfig(64, 4, (16,)), X, None, FIVE, torch.float32)

@@ -10,8 +10,16 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 
-from analysis import (compare_to_pca, membership_auc, pca_baseline, reconstruct_with, reconstruction_errors,
-                      sample_errors, seen_unseen, tpr_at_fpr)
+from analysis import (
+    compare_to_pca,
+    membership_auc,
+    pca_baseline,
+    reconstruct_with,
+    reconstruction_errors,
+    sample_errors,
+    seen_unseen,
+    tpr_at_fpr,
+)
 from autoenc import Autoencoder, ModelConfig, TrainConfig, fit, reconstruct
 
 

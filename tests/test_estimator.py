@@ -64,15 +64,18 @@ def test_int_random_state_is_the_training_seed(digits):
     np.testing.assert_array_equal(reconstruct(model, X), reconstruct(ae.model_, X))
 
 
-def test_random_state_none_draws_a_seed(digits):
+def test_random_state_instances_and_none_draw_a_seed(digits):
     X, _ = digits
-    np.random.seed(0)
-    a = AutoencoderTransformer(**FAST).fit(X)
-    np.random.seed(0)
-    b = AutoencoderTransformer(**FAST).fit(X)
-    c = AutoencoderTransformer(**FAST).fit(X)
-    assert a.seed_ == b.seed_ != c.seed_
+    a = AutoencoderTransformer(random_state=np.random.RandomState(0), **FAST).fit(X)
+    b = AutoencoderTransformer(random_state=np.random.RandomState(0), **FAST).fit(X)
+    assert a.seed_ == b.seed_
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    shared = AutoencoderTransformer(random_state=np.random.RandomState(0), **FAST)
+    assert shared.fit(X).seed_ != shared.fit(X).seed_  # an instance advances, as in scikit-learn
+    fresh = AutoencoderTransformer(random_state=None, **FAST)
+    assert fresh.fit(X).seed_ != fresh.fit(X).seed_  # a collision has probability 2**-31
+    with pytest.raises(ValueError, match="random_state must be >= 0"):
+        AutoencoderTransformer(random_state=-1, **FAST).fit(X)
 
 
 def test_n_components_larger_than_n_features_is_rejected():

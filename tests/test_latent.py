@@ -2,14 +2,14 @@
 import multiprocessing
 import os
 import sys
+import threading
 
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 
-from analysis import embed_latents, knn_probe, trustworthiness
-from analysis import latent
+from analysis import embed_latents, knn_probe, latent, trustworthiness
 
 
 @pytest.fixture
@@ -51,8 +51,7 @@ def _embed_in_child(queue, Z):
 
 def test_umap_places_test_codes_beside_their_training_neighbours(rng, monkeypatch):
     # The first UMAP call in a process compiles numba code (measured here: about 20 s on a busy 2-core machine).
-    for name in ("NUMBA_THREADING_LAYER",):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("NUMBA_THREADING_LAYER", raising=False)
     Z, y = blobs(rng, 260)
     train_2d, test_2d = embed_latents(Z[:200], Z[200:], method="umap", n_epochs=30, random_state=0)
     assert train_2d.shape == (200, 2) and test_2d.shape == (60, 2) and train_2d.dtype == np.float64
@@ -64,6 +63,16 @@ def test_umap_places_test_codes_beside_their_training_neighbours(rng, monkeypatc
     again = embed_latents(Z[:200], Z[200:], method="umap", n_epochs=30, random_state=0)
     np.testing.assert_array_equal(again[0], train_2d)
     np.testing.assert_array_equal(again[1], test_2d)
+
+    # Threads take turns (numba's fork-safe layer would abort the process on concurrent use).
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(embed_latents(Z[:80], method="umap", n_epochs=10)))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 3 and all(r.shape == (80, 2) for r in results)
 
     # numba runs on a fork-safe threading layer, so a process forked now can run UMAP again without hanging
     # (GNU OpenMP, the default here, would kill or hang the child).

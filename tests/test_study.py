@@ -1,6 +1,5 @@
 """The study runner end to end: files, resume after interruption (even SIGKILL), config checks, Dask, grow."""
 import json
-import os
 import signal
 import subprocess
 import sys
