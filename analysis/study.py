@@ -224,18 +224,22 @@ def _dask_client(scheduler):
         yield scheduler
 
 
+def _tagged(tag, fn, *args):
+    return tag, fn(*args)
+
+
 def _run_tasks(tasks, n_jobs, client):
-    """Yield each task's output as it completes; ``tasks`` are (function, args) pairs."""
+    """Yield ``(tag, output)`` for each ``(function, args, tag)`` task as it completes, in completion order."""
     if client is None and n_jobs == 1:
-        for fn, args in tasks:
-            yield fn(*args)
+        for fn, args, tag in tasks:
+            yield tag, fn(*args)
         return
     from joblib import Parallel, delayed, parallel_config
 
     backend = parallel_config(backend="dask") if client is not None else contextlib.nullcontext()
     with backend:
         parallel = Parallel(n_jobs=-1 if client is not None else n_jobs, return_as="generator_unordered")
-        yield from parallel(delayed(fn)(*args) for fn, args in tasks)
+        yield from parallel(delayed(_tagged)(tag, fn, *args) for fn, args, tag in tasks)
 
 
 class _Runner:
@@ -244,7 +248,10 @@ class _Runner:
         self.n_jobs, self.client, self.progress = n_jobs, client, progress
 
     def execute(self, specs, extra=()):
-        """Train every spec not yet in the folder (whole groups, so a resumed group equals an uninterrupted one)."""
+        """Train every spec not yet in the folder (whole groups, so a resumed group equals an uninterrupted one).
+
+        ``extra`` holds more ``(function, args, on_done)`` tasks for the same workers; they go first (they are long).
+        """
         finished = self.store.finished()
         configs = _model_configs(specs, self.config, self.data.n_features)
         train_configs = [self.config.train.replace(seed=s.seed) for s in specs]
@@ -252,26 +259,25 @@ class _Runner:
         todo = [g for g in groups if any(s.run not in finished for s in g)]
         # Widest groups first: they take longest, and the rest fill the gaps between them.
         todo.sort(key=lambda g: -sum(np.prod(s.hidden or (1,)) * s.depth for s in g))
-        tasks = [(_train_group, (g, self.data, self.config)) for g in todo] + list(extra)
-        n_runs = sum(len(g) for g in todo)
+
+        def commit(records):
+            for rec in records:
+                if rec["run"] not in finished:
+                    self.store.commit(rec)
+                    finished.add(rec["run"])
+            bar.update(len(records))
+
+        tasks = list(extra) + [(_train_group, (g, self.data, self.config), commit) for g in todo]
         if not tasks:
-            return []
-        bar = tqdm(total=n_runs, desc="training", unit="model", disable=None if self.progress is None else
-                   not self.progress)
-        outputs = []
-        try:
-            for out in _run_tasks(tasks, self.n_jobs, self.client):
-                if isinstance(out, list):
-                    for rec in out:
-                        if rec["run"] not in finished:
-                            self.store.commit(rec)
-                            finished.add(rec["run"])
-                    bar.update(len(out))
-                else:
-                    outputs.append(out)
+            return
+        bar = tqdm(total=sum(len(g) for g in todo), desc="training", unit="model",
+                   disable=None if self.progress is None else not self.progress)
+        try:  # the workers get an index, not the handler: handlers write files and stay in this process
+            for i, out in _run_tasks([(fn, args, i) for i, (fn, args, _) in enumerate(tasks)], self.n_jobs,
+                                     self.client):
+                tasks[i][2](out)
         finally:
             bar.close()
-        return outputs
 
     def val_error(self, specs):
         """Mean validation (or, without one, test) mse over the given runs' seeds."""
@@ -364,6 +370,7 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, scheduler=None, prog
 
         n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     autoenc._validation.check_int(n_jobs, "n_jobs", minimum=1)
+    start, timings = time.perf_counter(), {}
     data = prepare_data(config)
     store = StudyStore(out_dir)
     store.open(config.to_dict(), {
@@ -384,21 +391,23 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, scheduler=None, prog
             extra = []
             memo_file = store.path / "memorization.csv"
             if config.memorization and not memo_file.exists():
-                extra.append((_memorization_task, (data, config)))
+                extra.append((_memorization_task, (data, config), lambda frame: write_csv(memo_file, frame)))
             if config.search == "grid":
-                outputs = runner.execute(config.runs(), extra)
+                runner.execute(config.runs(), extra)
             else:
-                outputs = runner.execute([], extra)
+                runner.execute([], extra)
                 _grow(runner, config)
-            for frame in outputs:
-                write_csv(memo_file, frame)
         finally:
             results, samples, history = store.write_tables()
+    timings["training"] = time.perf_counter() - start
     selection = _finish(store, data, config, results)
+    timings["selection_and_latent"] = time.perf_counter() - start - timings["training"]
     if report:
         from .report import write_report
 
         write_report(store.path)
+        timings["report"] = time.perf_counter() - start - sum(timings.values())
+    write_json(store.path / "timings.json", {k: round(v, 2) for k, v in timings.items()})
     return StudyResult(store.path, results, samples, history, selection)
 
 

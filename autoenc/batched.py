@@ -30,7 +30,7 @@ from .train import History, seeds, torch_threads
 
 __all__ = ["MemberResult", "can_group", "fit_group", "plan_groups"]
 
-MAX_MEMBERS = 8  # measured here: 8 members beat 16-24 on the same work (larger groups fall out of cache)
+MAX_MEMBERS = 8  # measured here: no gain past 8 members on digits at width 64, losses at wider widths (cache)
 MAX_PADDING = 2.0  # a member may cost at most twice its own arithmetic once padded to the group's widths
 CACHE_BYTES = 10 * 2**20  # working-set budget of one group (measured: see plan_groups)
 _GATHER_BYTES = 64 * 2**20  # above this, an epoch's per-member batches are gathered step by step
@@ -264,10 +264,13 @@ class _Stack:
             self.tensors[i][m, : layer.in_features, : layer.out_features] = layer.weight.detach().T
             self.tensors[n_layers + i][m, 0, : layer.out_features] = layer.bias.detach()
 
-    def get_member(self, m, flat=None):
-        """Member ``m`` as an ordinary ``Autoencoder`` (weights from ``flat``, default the current ones)."""
+    def get_member(self, m, flat=None, model=None):
+        """Member ``m`` as an ordinary ``Autoencoder`` (weights from ``flat``, default the current ones).
+
+        ``model``, an ``Autoencoder`` of the member's config, receives the weights instead of a new one.
+        """
         tensors = self.tensors if flat is None else self.views(flat)
-        model = Autoencoder(self.configs[m], dtype=self.param.dtype)
+        model = Autoencoder(self.configs[m], dtype=self.param.dtype) if model is None else model
         n_layers = len(self.layers)
         with torch.no_grad():
             for i, layer in enumerate(model.linear_layers()):
@@ -435,8 +438,11 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
         raise ValueError("patience is set but X_val is None: early stopping needs validation data")
 
     stack = _Stack(configs, dtype)
-    for m, (c, t) in enumerate(zip(configs, train_configs)):
-        stack.set_member(m, Autoencoder(c, dtype=dtype).reset_parameters(torch.Generator().manual_seed(seeds(t.seed)[0])))
+    # as solo fit: each member initialized from its own seed; the models receive the trained weights at the end
+    models = [Autoencoder(c, dtype=dtype).reset_parameters(torch.Generator().manual_seed(seeds(t.seed)[0]))
+              for c, t in zip(configs, train_configs)]
+    for m, model in enumerate(models):
+        stack.set_member(m, model)
     order_seeds = [seeds(t.seed)[1] for t in train_configs]
     generators = {s: torch.Generator().manual_seed(s) for s in dict.fromkeys(order_seeds)}
     adam = _FusedAdam(stack.param, stack.grad, tc.lr, tc.weight_decay)
@@ -487,7 +493,7 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
 
     results = []
     for m in range(M):
-        model = None if errors[m] is not None else stack.get_member(m, best_flat)
+        model = None if errors[m] is not None else stack.get_member(m, best_flat, models[m])
         results.append(MemberResult(model, histories[m], errors[m]))
     return results, stack
 
