@@ -243,7 +243,7 @@ class _Stack:
             for i in range(n_layers):
                 mask[i][m, : w[i], : w[i + 1]] = 1
                 mask[n_layers + i][m, :, : w[i + 1]] = 1
-        self.padded = bool((self.pad_mask == 0).any())
+        self.padded = any(_widths(c) != widths for c in configs)
         # act(0) != 0 (sigmoid) gives padded units a nonzero output, hence a nonzero gradient on the zero weights
         # that read them: those gradients must be masked; for the others they are exactly zero already.
         self.needs_pad_mask = self.padded and act is not None and act[0](torch.zeros(1, dtype=dtype)).item() != 0

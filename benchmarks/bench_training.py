@@ -8,7 +8,7 @@ machine's measured float32 matrix-multiply peak for one core, counting 6 * sum(i
 (forward 2, backward 4). Timings are CPU time of this process and include building and initializing the models.
 Each measurement is repeated and the best kept (other processes disturb a shared machine); the measurements of one
 case, and the peak they are compared with, are interleaved so that ratios compare like with like. On the synthetic
-matrix each measurement trains on its first rows (at least 16 steps), enough for a steady rate.
+matrix each measurement trains on its first rows (at least 32 steps), enough for a steady rate.
 
     python benchmarks/bench_training.py            # a few minutes
     python benchmarks/bench_training.py --quick    # under a minute, noisier
@@ -103,9 +103,9 @@ def _flops_per_sample(d, h):
 
 def run_case(X, h, model_samples, repeats, members):
     """Best throughput (model-samples per CPU-second) of each method on ``X`` for width ``h``, and the best peak."""
-    # every method trains on the same rows (big data: the first rows, at least 16 steps), so each call of every
+    # every method trains on the same rows (big data: the first rows, at least 32 steps), so each call of every
     # method runs as many steps per model; the batched trainer runs fewer epochs, or more models' worth of work
-    rows = min(len(X), max(16 * BATCH, model_samples))
+    rows = min(len(X), max(32 * BATCH, model_samples))
     Xs = Xg = X[:rows]
     epochs = max(1, round(model_samples / rows))
     group_epochs = max(1, round(epochs / members))
@@ -143,6 +143,7 @@ def main(argv=None):
     print(f"torch {torch.__version__}, one thread; CPU time; float32 matmul peak of one core measured per case")
     # model-samples per measurement: about this much arithmetic (about a CPU-second for (a)), capped for tiny models
     work_flops, cap = (5e9, 25000) if args.quick else (2e10, 100000)
+    run_case(digits[:256], 16, 512, 1, 2)  # warm-up: first calls pay for thread pools, kernels, imports
     peaks, rows, checks = [], [], []
     for name, X in (("digits", digits), ("synthetic", synthetic)):
         for h in args.widths:

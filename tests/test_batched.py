@@ -35,10 +35,6 @@ def _rel(a, b):
     return float(np.max(np.abs(a - b) / np.abs(b)))
 
 
-def _member_weights(stack, m):
-    return [t[m].clone() for t in stack.tensors]
-
-
 # --- exactness against solo fit --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
