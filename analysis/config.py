@@ -109,7 +109,7 @@ class StudyConfig:
     memorization: bool = True
     n_folds: int = 5
     latent: str = "umap"
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, batch_size=64, lr=1e-3))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=64, lr=2e-3))
 
     def __post_init__(self):
         if not isinstance(self.dataset, (str, Path)) or not str(self.dataset):

@@ -61,7 +61,8 @@ def test_int_random_state_is_the_training_seed(digits):
     model = Autoencoder(ModelConfig(64, 2, hidden=(8,)))
     fit(model, X, config=TrainConfig(epochs=5, batch_size=32, seed=7), progress=False)
     assert ae.seed_ == 7
-    np.testing.assert_array_equal(reconstruct(model, X), reconstruct(ae.model_, X))
+    # The estimator trains through fit_group (exact to fit up to float32 rounding); another seed is far off.
+    np.testing.assert_allclose(reconstruct(ae.model_, X), reconstruct(model, X), rtol=1e-4, atol=1e-5)
 
 
 def test_random_state_instances_and_none_draw_a_seed(digits):
