@@ -81,7 +81,7 @@ def _with_labels(frame):
     return out
 
 
-def _ae_lines(ae, y, palette, ax, *, style=True, errorbar=("ci", 95)):
+def _ae_lines(ae, y, palette, ax, *, style=True, errorbar="sd"):
     """Autoencoder lines against parameter count: colour = bottleneck, style = split, band = spread over seeds."""
     kw = dict(style=_SPLIT, style_order=[SEEN, UNSEEN], markers={SEEN: "o", UNSEEN: "s"},
               dashes={SEEN: (3, 2), UNSEEN: ""}) if style else dict(marker="o")
@@ -124,7 +124,7 @@ def _require_values(frame, column, name, why=""):
         raise ValueError(f"{name} has no {column} values on successful runs{why}")
 
 
-def plot_capacity(results, *, metric="mse", errorbar=("ci", 95), ax=None):
+def plot_capacity(results, *, metric="mse", errorbar="sd", ax=None):
     """Seen and unseen ``metric`` against model size, one colour per bottleneck, PCA as reference lines.
 
     Parameters
@@ -135,7 +135,7 @@ def plot_capacity(results, *, metric="mse", errorbar=("ci", 95), ax=None):
     metric : str
         Column to draw, e.g. ``"mse"`` or ``"mse_clean"``.
     errorbar : seaborn errorbar spec
-        Band over seeds (bootstrap seeded, so the figure is reproducible).
+        Band over seeds; default ±1 standard deviation (with a handful of seeds a bootstrap interval means little).
     ax : matplotlib Axes, optional
 
     Returns
@@ -177,7 +177,7 @@ def _run_gaps(results):
     return gaps.dropna(subset=["gap"])
 
 
-def plot_gap(results, *, kind="line", errorbar=("ci", 95), ax=None):
+def plot_gap(results, *, kind="line", errorbar="sd", ax=None):
     """Generalization gap (unseen − seen MSE) by model size, or as a bottleneck x width heatmap.
 
     Parameters
@@ -225,7 +225,7 @@ def plot_gap(results, *, kind="line", errorbar=("ci", 95), ax=None):
     return _finish(ax, extra, ylabel=METRIC_LABELS["gap"], title="Generalization gap by model size")
 
 
-def plot_memorization(results, *, errorbar=("ci", 95), ax=None):
+def plot_memorization(results, *, errorbar="sd", ax=None):
     """Noise memorization on seen and unseen samples against model size, with the k/d line of a fixed projection.
 
     Parameters
@@ -265,7 +265,7 @@ def plot_memorization(results, *, errorbar=("ci", 95), ax=None):
                    title="How much of the injected noise the model reproduces")
 
 
-def plot_membership(results, *, errorbar=("ci", 95), ax=None):
+def plot_membership(results, *, errorbar="sd", ax=None):
     """Membership AUC (can the error tell seen from unseen samples?) against model size; 0.5 is chance.
 
     Parameters

@@ -27,7 +27,7 @@ FIGURES_DIR = "figures"
 # reconstructions.npz: these keys are data about the samples; every other (n, d) array is one model's row.
 _NPZ_RESERVED = ("clean", "noisy", "image_shape", "titles", "sample")
 _CAPTIONS = {
-    "capacity": "Seen (dashed) and unseen (solid) reconstruction error against model size; bands span seeds; "
+    "capacity": "Seen (dashed) and unseen (solid) reconstruction error against model size; bands: ±1 sd over seeds; "
                 "dotted lines: PCA with the same bottleneck.",
     "capacity_clean": "The same against the clean signal: a model that denoises beats its own input here.",
     "gap": "Generalization gap (unseen minus seen error). Above zero the model does better on what it saw.",

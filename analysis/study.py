@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -173,7 +174,7 @@ def _fit_pca(k, data: StudyData, config: StudyConfig):
                   config.noise_std)
     rec["rows"], rec["samples"] = _measure(pca, data)  # the sklearn object itself: the same code path
     rec["state"] = {k_: v.detach().numpy() for k_, v in model.state_dict().items()}
-    return [rec]
+    return rec
 
 
 def _memorization_task(data: StudyData, config: StudyConfig):
@@ -236,15 +237,36 @@ def _run_tasks(tasks, n_jobs, client):
         yield from parallel(delayed(_tagged)(tag, fn, *args) for fn, args, tag in tasks)
 
 
+def _warm_up(report, umap):
+    """While the workers train, this process is idle: import the drawing code and compile UMAP's numba code
+    (its first call in a process costs 10-20 s) on a throwaway map."""
+    with contextlib.suppress(Exception):  # only a head start: the real calls report any problem themselves
+        if report:
+            from . import report as _  # noqa: F401  (matplotlib and seaborn: seconds)
+        if umap:
+            from .latent import embed_latents
+
+            Z = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+            embed_latents(Z, Z[:8], method="umap", n_epochs=5)
+
+
+def _release_workers():
+    """Stop joblib's idle local workers: each holds its own torch, and the study is done with them."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+
+
 class _Runner:
     def __init__(self, store, data, config, n_jobs, client, progress):
         self.store, self.data, self.config = store, data, config
         self.n_jobs, self.client, self.progress = n_jobs, client, progress
 
-    def execute(self, specs, extra=()):
+    def execute(self, specs, before=(), after=()):
         """Train every spec not yet in the folder (whole groups, so a resumed group equals an uninterrupted one).
 
-        ``extra`` holds more ``(function, args, on_done)`` tasks for the same workers; they go first (they are long).
+        ``before`` and ``after`` hold more ``(function, args, on_done)`` tasks for the same workers: long ones go
+        first, short ones fill the gaps at the end.
         """
         finished = self.store.finished()
         configs = _model_configs(specs, self.config, self.data.n_features)
@@ -261,7 +283,7 @@ class _Runner:
                     finished.add(rec["run"])
             bar.update(len(records))
 
-        tasks = list(extra) + [(_train_group, (g, self.data, self.config), commit) for g in todo]
+        tasks = [*before, *[(_train_group, (g, self.data, self.config), commit) for g in todo], *after]
         if not tasks:
             return
         bar = tqdm(total=sum(len(g) for g in todo), desc="training", unit="model",
@@ -375,24 +397,25 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, scheduler=None, prog
     splits_file = store.path / "splits.npz"
     if not splits_file.exists():
         write_npz(splits_file, train=data.train, val=data.val, test=data.test)
+    umap = config.latent == "umap" and not (store.path / "embeddings.csv").exists()
+    if report or umap:
+        threading.Thread(target=_warm_up, args=(report, umap), daemon=True).start()
     with _dask_client(scheduler) as client:
         runner = _Runner(store, data, config, n_jobs, client, progress)
         try:
             finished = store.finished()
-            for k in config.bottlenecks:
-                if f"pca-k{k}" not in finished:
-                    store.commit(_fit_pca(k, data, config)[0])
-            extra = []
-            memo_file = store.path / "memorization.csv"
+            pca = [(_fit_pca, (k, data, config), store.commit) for k in config.bottlenecks
+                   if f"pca-k{k}" not in finished]
+            memo, memo_file = [], store.path / "memorization.csv"
             if config.memorization and not memo_file.exists():
-                extra.append((_memorization_task, (data, config), lambda frame: write_csv(memo_file, frame)))
-            if config.search == "grid":
-                runner.execute(config.runs(), extra)
-            else:
-                runner.execute([], extra)
+                memo.append((_memorization_task, (data, config), lambda frame: write_csv(memo_file, frame)))
+            runner.execute(config.runs() if config.search == "grid" else [], before=memo, after=pca)
+            if config.search == "grow":
                 _grow(runner, config)
         finally:
             results, samples, history = store.write_tables()
+    if scheduler is None and n_jobs > 1:
+        _release_workers()
     timings["training"] = time.perf_counter() - start
     selection = _finish(store, data, config, results)
     timings["selection_and_latent"] = time.perf_counter() - start - timings["training"]

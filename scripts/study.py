@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cli  # noqa: E402
 
-from analysis import StudyConfig, run_study, summary_table  # noqa: E402
+from analysis import StudyConfig, run_study  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -72,6 +72,8 @@ def main(argv=None):
         print(f"\ninterrupted: finished runs are saved in {out}; run the same command again to resume",
               file=sys.stderr)
         return 130
+    from analysis import summary_table  # drawing code: imported while the study trained
+
     table = summary_table(result.results)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     failed = result.results[result.results["status"] != "ok"]["run"].unique()
