@@ -20,7 +20,7 @@ METRICS = ["mse", "mse_clean", "noise_memorization", "gap", "ratio", "membership
 
 
 def small_config(**changes):
-    base = dict(bottlenecks=(2, 8), widths=(8, 32), seeds=(0, 1), train=TrainConfig(epochs=4, batch_size=128),
+    base = dict(bottlenecks=(2, 8), widths=(8, 32), seeds=(0, 1), train=TrainConfig(epochs=4, batch_size=128, lr=2e-3),
                 memorization=False, latent="none")
     base.update(changes)
     return StudyConfig(**base)
@@ -106,7 +106,7 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(reference, tmp_pa
     def commit_then_interrupt(self, record):
         original(self, record)
         commits.append(record["run"])
-        if len(commits) == 5:  # 2 PCAs and 3 of the autoencoders are in
+        if len(commits) == 5:  # 5 of the 10 runs are in
             raise KeyboardInterrupt
 
     monkeypatch.setattr(StudyStore, "commit", commit_then_interrupt)
@@ -122,7 +122,7 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(reference, tmp_pa
 def test_sigkill_loses_nothing_finished(reference, tmp_path):
     """Kill the command line with SIGKILL mid-study; the rerun finishes it with the uninterrupted numbers."""
     args = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", str(tmp_path), "--bottlenecks", "2,8",
-            "--widths", "8,32", "--seeds", "0,1", "--epochs", "4", "--batch-size", "128", "--no-memorization",
+            "--widths", "8,32", "--seeds", "0,1", "--epochs", "4", "--batch-size", "128", "--lr", "0.002", "--no-memorization",
             "--latent", "none", "--jobs", "1", "--quiet"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -145,7 +145,7 @@ def test_sigkill_loses_nothing_finished(reference, tmp_path):
 
 def test_a_folder_with_another_config_is_refused(reference):
     with pytest.raises(ValueError, match=r"different config.*train\.epochs: 4 in the folder, 5 now"):
-        run_study(small_config(train=TrainConfig(epochs=5, batch_size=128)), reference.path, n_jobs=1,
+        run_study(small_config(train=TrainConfig(epochs=5, batch_size=128, lr=2e-3)), reference.path, n_jobs=1,
                   progress=False)
 
 
