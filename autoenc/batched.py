@@ -378,7 +378,7 @@ def _member_data(X, name, M, d, dtype):
         raise ValueError(f"{name} has {arr.shape[-1]} features, expected input_dim={d} (shape {arr.shape})")
     if ndim == 3 and arr.shape[0] != M:
         raise ValueError(f"{name} is 3-D, so its first axis must index the {M} members, got shape {arr.shape}")
-    t = torch.as_tensor(arr, dtype=dtype)
+    t = torch.as_tensor(arr if arr.flags.writeable else arr.copy(), dtype=dtype)  # torch warns on read-only
     return (t.expand(M, *t.shape) if ndim == 2 else t), ndim == 2
 
 
