@@ -89,7 +89,8 @@ class StudyConfig:
     n_folds : int
         Folds for the memorization scores.
     latent : str
-        ``umap``, ``pca`` or ``none``: 2-D map of the selected autoencoder's codes and PCA's scores.
+        ``pca``, ``umap`` or ``none``: 2-D map of the selected autoencoder's codes and PCA's scores. UMAP shows
+        more structure but compiles its numba code on first use in a process (about 15 s of CPU here).
     train : TrainConfig
         Training settings shared by every autoencoder (its ``seed`` is replaced by each run's seed).
     """
@@ -108,7 +109,7 @@ class StudyConfig:
     tolerance: float = 0.05
     memorization: bool = True
     n_folds: int = 5
-    latent: str = "umap"
+    latent: str = "pca"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=64, lr=2e-3))
 
     def __post_init__(self):

@@ -107,10 +107,12 @@ def simplest_adequate(results, tolerance=0.05, *, split="val", metric="mse", mod
         if len(match):
             test_error = float(match[metric].iloc[0])
     name = {"val": "validation", "test": "test", "train": "training"}.get(split, split)
-    sentence = (
-        f"The simplest adequate model is {_describe(choice)}: its {name} {metric} {choice[metric]:.4g} is within "
-        f"{tolerance:.0%} of the best, {best[metric]:.4g} ({_describe(best)})"
-    )
+    if _describe(choice) == _describe(best):
+        sentence = (f"The simplest adequate model is {_describe(choice)}, which also has the best {name} {metric} "
+                    f"of all models, {choice[metric]:.4g}")
+    else:
+        sentence = (f"The simplest adequate model is {_describe(choice)}: its {name} {metric} {choice[metric]:.4g} "
+                    f"is within {tolerance:.0%} of the best, {best[metric]:.4g} ({_describe(best)})")
     sentence += f"; its test {metric} is {test_error:.4g}." if np.isfinite(test_error) else "."
     out = {c: choice[c] for c in _CONFIG_COLUMNS}
     out = {k: (v.item() if hasattr(v, "item") else v) for k, v in out.items()}
