@@ -14,6 +14,7 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 from autoenc import ACTIVATIONS, TrainConfig
+from autoenc.config import JSONConfig
 from autoenc._validation import check_int, check_positive_float
 
 __all__ = ["StudyConfig", "RunSpec"]
@@ -61,7 +62,7 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(JSONConfig):
     """A capacity study: data, noise, split, the grid (or the grow search), training and analysis options.
 
     Parameters
@@ -155,23 +156,6 @@ class StudyConfig:
             out[f.name] = value.to_dict() if f.name == "train" else list(value) if isinstance(value, tuple) else value
         return out
 
-    @classmethod
-    def from_dict(cls, data):
-        if not isinstance(data, dict):
-            raise TypeError(f"StudyConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown StudyConfig key(s) {unknown}; valid keys are {sorted(known)}")
-        return cls(**data)
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
-
     def to_toml(self):
         """TOML text with the top-level fields first and the training settings in a ``[train]`` table."""
         data = self.to_dict()
@@ -203,8 +187,6 @@ class StudyConfig:
                 raise ValueError(f"{path} is not valid JSON: {exc}") from None
         raise ValueError(f"study config {str(path)!r} must end in .toml or .json")
 
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
 
 
 def _toml_value(value):

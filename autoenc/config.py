@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from ._validation import check_int, check_positive_float
 
-__all__ = ["ACTIVATIONS", "ModelConfig", "TrainConfig"]
+__all__ = ["ACTIVATIONS", "JSONConfig", "ModelConfig", "TrainConfig"]
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu")
 
 
-class _JSONMixin:
-    """``to_dict``/``from_dict``/``to_json``/``from_json`` for a flat frozen dataclass."""
+class JSONConfig:
+    """``to_dict``/``from_dict``/``to_json``/``from_json``/``replace`` for a frozen settings dataclass."""
 
     def to_dict(self):
         out = dataclasses.asdict(self)
@@ -42,7 +42,7 @@ class _JSONMixin:
 
 
 @dataclass(frozen=True)
-class ModelConfig(_JSONMixin):
+class ModelConfig(JSONConfig):
     """Shape of an MLP autoencoder ``input_dim -> hidden... -> bottleneck -> reversed(hidden)... -> input_dim``.
 
     Parameters
@@ -99,7 +99,7 @@ class ModelConfig(_JSONMixin):
 
 
 @dataclass(frozen=True)
-class TrainConfig(_JSONMixin):
+class TrainConfig(JSONConfig):
     """How to train: minibatch Adam on in-memory data.
 
     Parameters
