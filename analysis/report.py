@@ -352,9 +352,13 @@ def write_report(study_dir, *, dpi=110):
 
     parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(', '.join(facts))}</p>" if facts else "",
              "<h2>Simplest adequate model</h2>", f'<p class="sentence">{esc(str(sentence))}</p>']
+    among = (selection or {}).get("autoencoder")  # the study also names the simplest adequate autoencoder
+    if isinstance(among, dict) and among.get("sentence") and among.get("sentence") != sentence:
+        parts.append(f'<p class="sentence">Among the autoencoders: {esc(str(among["sentence"]))}</p>')
     if selection:
         shown = [[str(k), _cell(v, "{:.4g}" if isinstance(v, float) else "{}")] for k, v in selection.items()
-                 if k != "sentence" and not (v is None or v == "" or (isinstance(v, float) and np.isnan(v)))]
+                 if k not in ("sentence", "best_description") and not isinstance(v, dict)
+                 and not (v is None or v == "" or (isinstance(v, float) and np.isnan(v)))]
         parts.append(_html_table(["field", "value"], shown))
     parts += ["<h2>How to read this</h2>", _HOW_TO_READ,
               "<h2>Key numbers</h2>", "<p>Means over successful seeds; unseen = test split. "
@@ -378,7 +382,10 @@ def write_report(study_dir, *, dpi=110):
             + "\n".join(p for p in parts if p) + "\n</body></html>\n")
     report = _write_text(folder / "report.html", page)
 
-    md = [f"# {title}", "", f"**Simplest adequate model:** {sentence}", "", "## Key numbers", "",
+    md = [f"# {title}", "", f"**Simplest adequate model:** {sentence}", ""]
+    if isinstance(among, dict) and among.get("sentence") and among.get("sentence") != sentence:
+        md += [f"Among the autoencoders: {among['sentence']}", ""]
+    md += ["## Key numbers", "",
           "Means over successful seeds; unseen = test split.", "", _md_table(heads, rows), "", "## Failed runs", ""]
     md += [f"- `{r.run}`: {getattr(r, 'reason', '') or getattr(r, 'status', '')}" for r in failed.itertuples()] \
         or ["none"]

@@ -108,8 +108,8 @@ def simplest_adequate(results, tolerance=0.05, *, split="val", metric="mse", mod
             test_error = float(match[metric].iloc[0])
     name = {"val": "validation", "test": "test", "train": "training"}.get(split, split)
     if _describe(choice) == _describe(best):
-        sentence = (f"The simplest adequate model is {_describe(choice)}, which also has the best {name} {metric} "
-                    f"of all models, {choice[metric]:.4g}")
+        sentence = (f"The simplest adequate model is {_describe(choice)}, which also has the lowest {name} {metric}, "
+                    f"{choice[metric]:.4g}")
     else:
         sentence = (f"The simplest adequate model is {_describe(choice)}: its {name} {metric} {choice[metric]:.4g} "
                     f"is within {tolerance:.0%} of the best, {best[metric]:.4g} ({_describe(best)})")
