@@ -237,16 +237,40 @@ class _Stack:
              act if i not in (depth, n_layers - 1) else None)
             for i in range(n_layers)
         ]
-        self.pad_mask = torch.zeros(n, dtype=dtype)
-        for m, c in enumerate(configs):
-            mask, w = self.views(self.pad_mask), _widths(c)
-            for i in range(n_layers):
-                mask[i][m, : w[i], : w[i + 1]] = 1
-                mask[n_layers + i][m, :, : w[i + 1]] = 1
+        self._pad_mask = None
         self.padded = any(_widths(c) != widths for c in configs)
         # act(0) != 0 (sigmoid) gives padded units a nonzero output, hence a nonzero gradient on the zero weights
         # that read them: those gradients must be masked; for the others they are exactly zero already.
         self.needs_pad_mask = self.padded and act is not None and act[0](torch.zeros(1, dtype=dtype)).item() != 0
+
+    @property
+    def pad_mask(self):
+        """A flat buffer like ``self.param``: 1 on every member's own weights, 0 on padding (built when first used)."""
+        if self._pad_mask is None:
+            n_layers = len(self.layers)
+            self._pad_mask = torch.zeros_like(self.param)
+            mask = self.views(self._pad_mask)
+            for m, c in enumerate(self.configs):
+                w = _widths(c)
+                for i in range(n_layers):
+                    mask[i][m, : w[i], : w[i + 1]] = 1
+                    mask[n_layers + i][m, :, : w[i + 1]] = 1
+        return self._pad_mask
+
+    def init_member(self, m, generator):
+        """Initialize member ``m`` in place exactly as ``Autoencoder.reset_parameters(generator)`` would.
+
+        Same draws in the same order (layer by layer in forward order, the (out, in) weight then the bias), so the
+        weights are bit for bit those of ``Autoencoder(configs[m]).reset_parameters(generator)``, without building
+        the module (whose own default initialization would be drawn only to be overwritten).
+        """
+        n_layers, w = len(self.layers), _widths(self.configs[m])
+        for i in range(n_layers):
+            bound = 1.0 / math.sqrt(w[i])
+            weight = torch.empty(w[i + 1], w[i], dtype=self.param.dtype).uniform_(-bound, bound, generator=generator)
+            self.tensors[i][m, : w[i], : w[i + 1]].copy_(weight.T)
+            bias = self.tensors[n_layers + i][m, 0, : w[i + 1]]  # contiguous: drawn in place, in the same order
+            bias.uniform_(-bound, bound, generator=generator)
 
     def views(self, flat):
         """Split a flat buffer like ``self.param`` into the per-layer weight and bias views."""
@@ -270,7 +294,10 @@ class _Stack:
         ``model``, an ``Autoencoder`` of the member's config, receives the weights instead of a new one.
         """
         tensors = self.tensors if flat is None else self.views(flat)
-        model = Autoencoder(self.configs[m], dtype=self.param.dtype) if model is None else model
+        if model is None:  # built on the meta device: no default initialization drawn only to be overwritten
+            with torch.device("meta"):
+                model = Autoencoder(self.configs[m], dtype=self.param.dtype)
+            model = model.to_empty(device=self.param.device)
         n_layers = len(self.layers)
         with torch.no_grad():
             for i, layer in enumerate(model.linear_layers()):
@@ -438,11 +465,8 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
         raise ValueError("patience is set but X_val is None: early stopping needs validation data")
 
     stack = _Stack(configs, dtype)
-    # as solo fit: each member initialized from its own seed; the models receive the trained weights at the end
-    models = [Autoencoder(c, dtype=dtype).reset_parameters(torch.Generator().manual_seed(seeds(t.seed)[0]))
-              for c, t in zip(configs, train_configs)]
-    for m, model in enumerate(models):
-        stack.set_member(m, model)
+    for m, t in enumerate(train_configs):  # as solo fit: each member initialized from its own seed
+        stack.init_member(m, torch.Generator().manual_seed(seeds(t.seed)[0]))
     order_seeds = [seeds(t.seed)[1] for t in train_configs]
     generators = {s: torch.Generator().manual_seed(s) for s in dict.fromkeys(order_seeds)}
     adam = _FusedAdam(stack.param, stack.grad, tc.lr, tc.weight_decay)
@@ -493,7 +517,7 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
 
     results = []
     for m in range(M):
-        model = None if errors[m] is not None else stack.get_member(m, best_flat, models[m])
+        model = None if errors[m] is not None else stack.get_member(m, best_flat)
         results.append(MemberResult(model, histories[m], errors[m]))
     return results, stack
 
@@ -521,9 +545,14 @@ def _step(stack, adam, xb, sumsq, mask):
 def _batches(X, shared, perms, batch_size):
     """Yield each step's (M, B, d) batch: member m's rows in the order of its permutation ``perms[m]``."""
     M, n, d = X.shape
-    if shared and all(p is perms[0] for p in perms):  # one order for everyone: gather once, share the batch
-        Xp = X[0][perms[0]].expand(M, n, d)
-    elif M * n * d * X.element_size() <= _GATHER_BYTES:  # gather the epoch at once, slice per step
+    if shared and all(p is perms[0] for p in perms):  # one order for everyone: gather each step's rows into one
+        buffer = X.new_empty(min(batch_size, n), d)   # cache-resident buffer (no copy of the epoch), shared
+        for start in range(0, n, batch_size):
+            i = perms[0][start : start + batch_size]
+            xb = torch.index_select(X[0], 0, i, out=buffer[: len(i)])
+            yield xb.expand(M, *xb.shape)
+        return
+    if M * n * d * X.element_size() <= _GATHER_BYTES:  # gather the epoch at once, slice per step
         idx = torch.stack(perms)
         Xp = X[0][idx] if shared else X[torch.arange(M)[:, None], idx]
     else:  # big data: gather step by step rather than copying it M times

@@ -103,6 +103,22 @@ def test_hand_written_backward_matches_autograd(activation, rng):
                                        layer.bias.grad, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_init_member_is_reset_parameters_bit_for_bit(dtype):
+    configs = [ModelConfig(6, k, h) for k, h in [(2, (5, 3)), (3, (4, 4)), (1, (5, 2))]]  # padded members
+    stack = _Stack(configs, dtype)
+    for m in range(len(configs)):
+        stack.init_member(m, torch.Generator().manual_seed(100 + m))
+    assert torch.all(stack.param[stack.pad_mask == 0] == 0)
+    for m, config in enumerate(configs):
+        model = Autoencoder(config, dtype=dtype).reset_parameters(torch.Generator().manual_seed(100 + m))
+        got = stack.get_member(m)
+        assert type(got) is Autoencoder and got.config == config and not got.training
+        assert all(p.dtype == dtype for p in got.parameters())
+        for (name, ours), (ref_name, ref) in zip(got.state_dict().items(), model.state_dict().items()):
+            assert name == ref_name and torch.equal(ours, ref)
+
+
 @pytest.mark.parametrize("kernel", ["direct", "fallback"])
 def test_fused_adam_is_torch_adam_bit_for_bit(rng, monkeypatch, kernel):
     if kernel == "fallback":  # as on a torch without the private kernel: through torch.optim.Adam
