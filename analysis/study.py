@@ -353,7 +353,8 @@ def _versions():
             "platform": platform.platform()}
 
 
-def run_study(config: StudyConfig, out_dir, *, n_jobs=None, scheduler=None, progress=None, report=True):
+def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", scheduler=None, progress=None,
+              report=True):
     """Run (or resume) the study ``config`` into the folder ``out_dir``.
 
     Parameters
@@ -363,8 +364,11 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, scheduler=None, prog
         The study folder. A folder made with another config is refused, naming the differing fields.
     n_jobs : int, optional
         Local worker processes (joblib), one torch thread each; default: every core. 1 runs in this process.
+    backend : {"loky", "dask"}
+        ``"loky"``: local processes. ``"dask"``: the workers of ``scheduler``, or of the current
+        ``distributed.Client`` when no scheduler is given.
     scheduler : str or distributed.Client, optional
-        A Dask scheduler address (``"tcp://host:8786"``) or client: the runs go to its workers instead.
+        A Dask scheduler address (``"tcp://host:8786"``) or client; implies ``backend="dask"``.
     progress : bool or None
         Progress bars; None shows them on a terminal only.
     report : bool
@@ -381,6 +385,12 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, scheduler=None, prog
     """
     if not isinstance(config, StudyConfig):
         raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    if backend not in ("loky", "dask"):
+        raise ValueError(f"unknown backend {backend!r}; valid values are ['loky', 'dask']")
+    if backend == "dask" and scheduler is None:
+        from distributed import get_client
+
+        scheduler = get_client()  # raises ValueError when there is none
     if n_jobs is None:
         import os
 

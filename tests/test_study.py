@@ -192,6 +192,11 @@ def test_bottleneck_larger_than_the_data_is_refused_before_work(tmp_path):
     assert not (tmp_path / "study.json").exists()
 
 
+def test_unknown_backend_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown backend 'spark'; valid values are \['loky', 'dask'\]"):
+        run_study(small_config(), tmp_path, backend="spark")
+
+
 def test_unknown_dataset_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown dataset"):
         run_study(small_config(dataset="nope"), tmp_path, n_jobs=1)
