@@ -12,11 +12,6 @@ from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, can_gr
 FIVE = TrainConfig(epochs=5, batch_size=32, lr=3e-3, weight_decay=1e-4)
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 @pytest.fixture(scope="module")
 def digits():
     """Digits scaled to [0, 1], shuffled once: 300 train and 100 validation samples."""

@@ -20,11 +20,6 @@ from autoenc.train import _mean_loss, seeds, torch_threads
 QUICK = TrainConfig(epochs=3, batch_size=32, lr=1e-2, seed=0)
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 @pytest.fixture(scope="module")
 def digits():
     """Digits scaled to [0, 1], shuffled once: 1200 train and 597 test samples."""

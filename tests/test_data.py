@@ -10,11 +10,6 @@ from hypothesis import strategies as st
 from autoenc.data import DATASETS, Dataset, Scaler, Split, add_noise, load_dataset, split
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 def write_idx(path, array):
     """A minimal IDX writer: magic (0, 0, 0x08 = ubyte, ndim), big-endian dims, raw bytes."""
     array = np.asarray(array, dtype=np.uint8)

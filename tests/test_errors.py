@@ -23,11 +23,6 @@ from analysis import (
 from autoenc import Autoencoder, ModelConfig, TrainConfig, fit, reconstruct
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 class NearestTrainingSample:
     """Stores its training set and reconstructs any input as its nearest training sample: pure memorization."""
 

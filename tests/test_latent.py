@@ -12,11 +12,6 @@ from sklearn.neighbors import KNeighborsClassifier
 from analysis import embed_latents, knn_probe, latent, trustworthiness
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 def blobs(rng, n, d=8, centers=4, spread=10.0):
     """Well-separated Gaussian clusters: labels are recoverable from any neighbourhood-preserving picture."""
     means = spread * rng.standard_normal((centers, d))

@@ -14,11 +14,6 @@ from autoenc.data import load_dataset
 from autoenc.estimator import AutoencoderTransformer
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 # --- noise memorization ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n, d", [(1, 3), (50, 8), (200, 64)])

@@ -2,34 +2,18 @@
 import json
 import re
 
-import matplotlib
+import pandas as pd
+import pytest
+from synthetic_study import DIVERGED, DIVERGED_REASON, write_study
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from test_plots import DIVERGED, DIVERGED_REASON, make_study_frames, write_study  # noqa: E402
-
-import analysis.report as report_module  # noqa: E402
-from analysis.report import draw_figures, summary_table, write_report  # noqa: E402
+import analysis.report as report_module
+from analysis.report import draw_figures, summary_table, write_report
 
 DPI = 40  # small PNGs keep the tests fast; the content is the same
 ALL_FIGURES = {"capacity", "capacity_clean", "gap", "gap_heatmap", "memorization", "membership", "learning_curves",
                "error_distributions", "reconstructions", "latent_ae-k8-h128-s0", "latent_pca-k8",
                "memorization_scores"}
 IMG = '<img src="data:image/png;base64,'
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-@pytest.fixture(scope="module")
-def frames():
-    return make_study_frames()
 
 
 @pytest.fixture

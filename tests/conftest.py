@@ -1,0 +1,28 @@
+"""Shared test set-up: the rng, a headless matplotlib, figures closed after every test, the synthetic study."""
+import sys
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")  # before any test imports pyplot: no display here
+
+
+@pytest.fixture
+def rng():
+    """A fresh seeded generator per test: tests never touch global random state."""
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    from synthetic_study import make_study_frames
+
+    return make_study_frames()
