@@ -29,7 +29,7 @@ from .memorization import memorization_scores, noise_memorization
 from .select import simplest_adequate, summarize_runs
 from .store import StudyStore, write_csv, write_json, write_npz
 
-__all__ = ["StudyData", "StudyResult", "prepare_data", "run_study", "pca_as_autoencoder"]
+__all__ = ["StudyData", "StudyResult", "prepare_data", "run_study", "pca_as_autoencoder", "versions"]
 
 
 @dataclass
@@ -345,7 +345,8 @@ def _grow(runner: _Runner, config: StudyConfig):
                 s["done"] = True
 
 
-def _versions():
+def versions():
+    """Versions of the packages that decide the numbers, recorded next to every result."""
     import sklearn
 
     return {"autoenc": autoenc.__version__, "python": platform.python_version(), "torch": torch.__version__,
@@ -400,7 +401,7 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
     data = prepare_data(config)
     store = StudyStore(out_dir)
     store.open(config.to_dict(), {
-        "versions": _versions(), "dataset": data.name, "n_samples": int(len(data.X)),
+        "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
         "n_features": int(data.n_features), "image_shape": list(data.image_shape) if data.image_shape else None,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })

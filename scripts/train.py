@@ -14,6 +14,7 @@ import _cli  # noqa: E402
 
 from autoenc import DATASETS, Autoencoder, ModelConfig, TrainConfig, add_noise, fit, load_dataset, save, split  # noqa: E402
 from analysis import compare_to_pca  # noqa: E402
+from analysis.study import versions  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -52,7 +53,8 @@ def main(argv=None):
     history = fit(model, X[parts.train], X[parts.val], train_config, progress=False if args.quiet else None)
     out = Path(args.out or f"runs/models/{data.name}-k{args.bottleneck}-h{'-'.join(map(str, args.hidden)) or 'none'}")
     save(model, out, metadata={"dataset": data.name, "noise_std": args.noise_std, "train": train_config.to_dict(),
-                               "epochs_trained": history.epochs, "split_seed": args.seed})
+                               "epochs_trained": history.epochs, "split_seed": args.seed, "noise_seed": args.seed,
+                               "versions": versions()})
     table = compare_to_pca(model, X[parts.train], X[parts.test], clean_train=data.X[parts.train],
                            noise_train=noise[parts.train], clean_test=data.X[parts.test], noise_test=noise[parts.test])
     columns = ["model", "split", "mse", "mse_clean", "noise_memorization", "gap", "membership_auc"]
