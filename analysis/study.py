@@ -447,7 +447,8 @@ def _finish(store, data, config, results):
     split_name = "val" if len(data.val) else "test"
     selection = simplest_adequate(results, config.tolerance, split=split_name)
     chosen = simplest_adequate(results, config.tolerance, split=split_name, models=("autoencoder",))
-    write_json(store.path / "selection.json", {**selection, "autoencoder": chosen})
+    selection = {**selection, "autoencoder": chosen}
+    write_json(store.path / "selection.json", selection)
     chosen_run = ok[(ok["model"] == "autoencoder") & (ok["bottleneck"] == chosen["bottleneck"])
                     & (ok["hidden"].astype(str) == str(chosen["hidden"]))]["run"].iloc[0]
     largest = summarize_runs(ok[ok["model"] == "autoencoder"], split="test").iloc[-1]

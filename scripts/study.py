@@ -82,6 +82,9 @@ def main(argv=None):
         print(f"{len(failed)} run(s) failed: {', '.join(failed)} (see the report)")
     if result.selection:
         print(result.selection["sentence"])
+        among = result.selection.get("autoencoder") or {}
+        if among.get("sentence") and among["sentence"] != result.selection["sentence"]:
+            print(f"Among the autoencoders: {among['sentence']}")
     print(f"report: {out / 'report.html'}")
     return 0
 
