@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from autoenc import ACTIVATIONS, Autoencoder, DivergenceError, ModelConfig, TrainConfig, fit, reconstruct
-from autoenc import batched
+from autoenc import _stacked, batched
 from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, can_group, fit_group, plan_groups
 
 FIVE = TrainConfig(epochs=5, batch_size=32, lr=3e-3, weight_decay=1e-4)
@@ -117,7 +117,7 @@ def test_init_member_is_reset_parameters_bit_for_bit(dtype):
 @pytest.mark.parametrize("kernel", ["direct", "fallback"])
 def test_fused_adam_is_torch_adam_bit_for_bit(rng, monkeypatch, kernel):
     if kernel == "fallback":  # as on a torch without the private kernel: through torch.optim.Adam
-        monkeypatch.setattr(batched, "_FUSED_ADAM", None)
+        monkeypatch.setattr(_stacked, "_FUSED_ADAM", None)
     p0 = torch.as_tensor(rng.normal(size=50), dtype=torch.float32)
     ours, ref = p0.clone(), p0.clone().requires_grad_(True)
     grad = torch.zeros_like(p0)
@@ -220,7 +220,7 @@ def test_plan_groups_keeps_incompatible_members_apart():
 @pytest.mark.parametrize("kernel", ["direct", "fallback"])
 def test_single_member_group_is_solo_fit(digits, monkeypatch, kernel):
     if kernel == "fallback":
-        monkeypatch.setattr(batched, "_FUSED_ADAM", None)
+        monkeypatch.setattr(_stacked, "_FUSED_ADAM", None)
     X = digits[0].astype(np.float32)
     (result,) = fit_group([ModelConfig(64, 4, (16,))], X, train_configs=FIVE, progress=False)
     _, history = _solo(ModelConfig(64, 4, (16,)), X, None, FIVE, torch.float32)
