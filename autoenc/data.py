@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import os
 import random
 import re
-import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoenc._files import _read_csv, _read_idx_pair
 from autoenc._validation import check_array, check_int, check_positive_float
 
 __all__ = ["DATASETS", "Dataset", "load_dataset", "Split", "split", "add_noise", "Scaler"]
@@ -25,7 +24,6 @@ _OPTIONS = {"digits": ("n_samples",), "mnist1d": ("n_samples", "n_features"), "n
             "file": ("n_samples", "label_column")}
 _DEFAULT_N = {"mnist1d": 4000, "noise": 1000, "lowrank": 1000, "swissroll": 1000}
 _IDX_NAME = re.compile(r"idx\d[-.]ubyte(\.gz)?$")
-_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _FILE_TYPES = ".npy, .npz, .csv or MNIST-style IDX (*-images-idx3-ubyte[.gz])"
 
 
@@ -208,81 +206,6 @@ def _load_file(path, n_samples, label_column):
     except ValueError as exc:
         raise ValueError(str(exc) if str(path) in str(exc) else f"could not read {path}: {exc}") from None
     return _dataset(X, y, name, n_samples, image_shape, source=where)
-
-
-def _read_csv(path, label_column):
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [[cell.strip() for cell in row] for row in csv.reader(f) if row]
-    if not rows:
-        raise ValueError(f"{path} is empty")
-    header = rows[0] if not any(_is_number(cell) for cell in rows[0]) else None
-    body = rows[1:] if header else rows
-    width = len(rows[0])
-    for i, row in enumerate(body, start=2 if header else 1):
-        if len(row) != width:
-            raise ValueError(f"{path}, line {i}: {len(row)} fields, expected {width}")
-    names = header or [f"column {j}" for j in range(width)]
-    if label_column is not None and label_column not in names:
-        has = f"columns {names}" if header else "no header row"
-        raise ValueError(f"label_column={label_column!r} is not a column of {path}, which has {has}")
-    cells = np.array(body, dtype=str).reshape(len(body), width)
-    cells = np.where(cells == "", "nan", cells)  # an empty cell is a missing value; check_array reports where
-    columns, y = [], None
-    for j, col in enumerate(names):
-        if col == label_column:
-            y = cells[:, j]
-            for kind in (np.int64, np.float64):
-                try:
-                    y = y.astype(kind)
-                    break
-                except ValueError:
-                    pass
-            continue
-        try:
-            columns.append(cells[:, j].astype(np.float64))
-        except ValueError:
-            bad = next(str(v) for v in cells[:, j] if not _is_number(v))
-            raise TypeError(f"column {col!r} of {path} is not numeric (value {bad!r}); drop it, "
-                            "or name it with label_column if it holds the labels") from None
-    return np.stack(columns, axis=1) if columns else np.empty((len(body), 0)), y
-
-
-def _is_number(text):
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _read_idx_pair(path):
-    """Images (flattened, uint8 scaled to [0, 1]) and, when the labels file sits beside them, the labels."""
-    images = _read_idx(path)
-    image_shape = tuple(images.shape[1:]) if images.ndim == 3 else None
-    X = images.reshape(len(images), -1) if images.ndim >= 3 else images
-    X = X.astype(np.float32) / np.float32(255) if X.dtype == np.uint8 else X
-    stem, found = re.subn(r"images([-.])idx3", r"labels\1idx1", path.name.removesuffix(".gz"))
-    labels = [p for p in (path.with_name(stem), path.with_name(stem + ".gz")) if found and p.is_file()]
-    y = _read_idx(labels[0]).astype(np.int64) if labels else None
-    if y is not None and y.shape != (len(X),):
-        raise ValueError(f"labels file {labels[0]} has shape {y.shape}, expected ({len(X)},) for {path}")
-    return X, y, image_shape
-
-
-def _read_idx(path):
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number)")
-    header = 4 + 4 * raw[3]
-    if len(raw) < header:
-        raise ValueError(f"{path} is truncated: its header is incomplete")
-    dims = struct.unpack(f">{raw[3]}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    if len(raw) - header != int(np.prod(dims)) * dtype.itemsize:
-        raise ValueError(f"{path} is truncated or corrupt: the header says shape {dims}, "
-                         f"which needs {int(np.prod(dims)) * dtype.itemsize} bytes of data, found {len(raw) - header}")
-    return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 @dataclass(frozen=True)
