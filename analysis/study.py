@@ -6,6 +6,7 @@ so a study killed at any moment loses nothing that finished and a rerun trains o
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import threading
 import time
@@ -219,7 +220,22 @@ def _dask_client(scheduler):
         yield scheduler
 
 
+def _exit_with_parent():
+    """Exit this worker when the study process that started it dies (even by SIGKILL): it would train for nobody."""
+    if any(t.name == "autoenc-parent-watch" for t in threading.enumerate()):
+        return
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="autoenc-parent-watch", daemon=True).start()
+
+
 def _tagged(tag, fn, *args):
+    _exit_with_parent()
     return tag, fn(*args)
 
 
@@ -393,8 +409,6 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
 
         scheduler = get_client()  # raises ValueError when there is none
     if n_jobs is None:
-        import os
-
         n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     autoenc._validation.check_int(n_jobs, "n_jobs", minimum=1)
     start, timings = time.perf_counter(), {}

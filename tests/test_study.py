@@ -143,6 +143,23 @@ def test_sigkill_loses_nothing_finished(reference, tmp_path):
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-12)
 
 
+def test_workers_exit_when_the_study_is_killed(tmp_path):
+    psutil = pytest.importorskip("psutil", reason="psutil comes with the 'distributed' extra of the test set-up")
+    args = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", str(tmp_path), "--bottlenecks", "2,8",
+            "--widths", "8,32", "--seeds", "0,1", "--epochs", "200", "--no-memorization", "--latent", "none",
+            "--jobs", "2", "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    study, deadline = psutil.Process(proc.pid), time.time() + 120
+    while len(StudyStore(tmp_path).finished()) < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    workers = [p for p in study.children(recursive=True) if "loky" in " ".join(p.cmdline())]
+    assert workers, "the study runs its models in worker processes"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=20)
+    assert not alive, f"workers outlived the killed study: {[p.pid for p in alive]}"
+
+
 def test_a_folder_with_another_config_is_refused(reference):
     with pytest.raises(ValueError, match=r"different config.*train\.epochs: 4 in the folder, 5 now"):
         run_study(small_config(train=TrainConfig(epochs=5, batch_size=128, lr=2e-3)), reference.path, n_jobs=1,
