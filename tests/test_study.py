@@ -144,7 +144,8 @@ def test_sigkill_loses_nothing_finished(reference, tmp_path):
 
 
 def test_workers_exit_when_the_study_is_killed(tmp_path):
-    psutil = pytest.importorskip("psutil", reason="psutil comes with the 'distributed' extra of the test set-up")
+    import psutil
+
     args = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", str(tmp_path), "--bottlenecks", "2,8",
             "--widths", "8,32", "--seeds", "0,1", "--epochs", "200", "--no-memorization", "--latent", "none",
             "--jobs", "2", "--quiet"]
@@ -184,7 +185,8 @@ def test_parallel_workers_give_the_same_numbers(reference, tmp_path):
 
 
 def test_dask_cluster_gives_the_same_numbers(reference, tmp_path):
-    distributed = pytest.importorskip("distributed", reason="the 'distributed' extra is part of the test set-up")
+    import distributed  # the 'distributed' extra is part of the test set-up (README, Makefile)
+
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         result = run_study(small_config(), tmp_path, scheduler=cluster.scheduler_address, progress=False,
                            report=False)
