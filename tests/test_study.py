@@ -161,6 +161,24 @@ def test_workers_exit_when_the_study_is_killed(tmp_path):
     assert not alive, f"workers outlived the killed study: {[p.pid for p in alive]}"
 
 
+def test_ctrl_c_stops_cleanly_with_a_line_on_how_to_resume(tmp_path):
+    args = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", str(tmp_path), "--bottlenecks", "2,8",
+            "--widths", "8,32", "--seeds", "0,1", "--epochs", "200", "--no-memorization", "--latent", "none",
+            "--jobs", "1", "--quiet"]
+    # A child of a non-interactive shell may inherit SIGINT ignored; restore the default so Ctrl-C can reach it.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while len(StudyStore(tmp_path).finished()) < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == (f"interrupted: finished runs are saved in {tmp_path}; "
+                                            "run the same command again to resume")
+    assert "Traceback" not in err and len(StudyStore(tmp_path).finished()) >= 1
+
+
 def test_a_folder_with_another_config_is_refused(reference):
     with pytest.raises(ValueError, match=r"different config.*train\.epochs: 4 in the folder, 5 now"):
         run_study(small_config(train=TrainConfig(epochs=5, batch_size=128, lr=2e-3)), reference.path, n_jobs=1,
