@@ -1,7 +1,8 @@
 """analysis: measure what an autoencoder learned or stored; sweep, select, plot and report."""
 import importlib
 
-from .errors import compare_to_pca, pca_baseline, reconstruct_with, reconstruction_errors, sample_errors, seen_unseen
+from .reconstruction import pca_as_autoencoder, pca_baseline, reconstruct_with, reconstruction_errors
+from .errors import compare_to_pca, sample_errors, seen_unseen
 from .memorization import membership_auc, memorization_scores, noise_memorization, tpr_at_fpr
 from .latent import embed_latents, knn_probe, trustworthiness
 from .config import RunSpec, StudyConfig
@@ -24,7 +25,7 @@ def __getattr__(name):
 
 __all__ = [
     "RunSpec", "StudyConfig", "StudyResult", "compare_to_pca", "embed_latents", "knn_probe", "membership_auc",
-    "memorization_scores", "noise_memorization", "pca_baseline", "reconstruct_with", "reconstruction_errors",
+    "memorization_scores", "noise_memorization", "pca_as_autoencoder", "pca_baseline", "reconstruct_with", "reconstruction_errors",
     "run_study", "sample_errors", "seen_unseen", "simplest_adequate", "summarize_runs", "tpr_at_fpr",
     "trustworthiness", *_DRAWING,
 ]

@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # Python < 3.11
 
 from autoenc import ACTIVATIONS, TrainConfig
 from autoenc.config import JSONConfig
-from autoenc._validation import check_int, check_positive_float
+from autoenc.validation import check_int, check_positive_float
 
 __all__ = ["StudyConfig", "RunSpec"]
 

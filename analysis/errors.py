@@ -1,4 +1,4 @@
-"""Per-sample reconstruction errors, seen-vs-unseen tables, and the PCA baseline: one code path for every model."""
+"""Seen-vs-unseen tables: one measurement per split, the pair's leakage, and the comparison with PCA."""
 from __future__ import annotations
 
 import math
@@ -6,128 +6,16 @@ import numbers
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.stats import ks_2samp
-from sklearn.decomposition import PCA
-from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
 
-from autoenc import reconstruct
-from autoenc._validation import check_array, check_int
+from autoenc.validation import check_array, check_same_shape
 
 from .memorization import _noise_fraction, membership_auc, tpr_at_fpr
+from .reconstruction import pca_baseline, reconstruct_with, row_errors
 
-__all__ = [
-    "compare_to_pca", "pca_baseline", "reconstruct_with", "reconstruction_errors", "sample_errors", "seen_unseen",
-]
+__all__ = ["compare_to_pca", "sample_errors", "seen_unseen"]
 
 SPLITS = ("train", "test")
-
-
-def reconstruct_with(model, X):
-    """Reconstructions of ``X`` by any kind of model, through one code path.
-
-    Parameters
-    ----------
-    model : Autoencoder, torch.nn.Module or fitted transformer
-        An ``autoenc.Autoencoder`` (any module mapping inputs to reconstructions) is run with
-        :func:`autoenc.reconstruct`; any object with ``transform`` and ``inverse_transform`` (``PCA``,
-        ``AutoencoderTransformer``) gives ``inverse_transform(transform(X))``. An object that also has ``fit``
-        must be fitted.
-    X : array-like of shape (n_samples, n_features)
-
-    Returns
-    -------
-    X_hat : ndarray of shape (n_samples, n_features)
-        In the dtype the model returns (float32 input stays float32 for both kinds).
-
-    Raises
-    ------
-    NotFittedError
-        (a ValueError) for an estimator that was never fitted.
-    TypeError
-        For anything else.
-
-    Examples
-    --------
-    >>> from sklearn.decomposition import PCA
-    >>> X = np.random.default_rng(0).random((20, 3))
-    >>> np.allclose(reconstruct_with(PCA(3).fit(X), X), X)
-    True
-    """
-    X = check_array(X, "X")
-    if isinstance(model, torch.nn.Module):
-        return reconstruct(model, X)
-    if not (hasattr(model, "transform") and hasattr(model, "inverse_transform")):
-        raise TypeError(
-            "model must be an autoenc.Autoencoder or a fitted transformer with transform and inverse_transform "
-            f"(PCA, AutoencoderTransformer), got {type(model).__name__}"
-        )
-    if hasattr(model, "fit") and not _is_fitted(model):
-        raise NotFittedError(
-            f"model ({type(model).__name__}) is not fitted yet: call model.fit(X_train) before measuring "
-            "its reconstructions"
-        )
-    X_hat = np.asarray(model.inverse_transform(model.transform(X)))
-    if X_hat.shape != X.shape:
-        raise ValueError(
-            f"model's inverse_transform(transform(X)) has shape {X_hat.shape} but X has shape {X.shape}: "
-            "model must reconstruct its input"
-        )
-    return X_hat
-
-
-def _is_fitted(model):
-    """scikit-learn's rule; duck-typed estimators (no ``BaseEstimator``, hence no tags) get it without the tags."""
-    if hasattr(model, "__sklearn_tags__"):
-        try:
-            check_is_fitted(model)
-        except NotFittedError:
-            return False
-        return True
-    if hasattr(model, "__sklearn_is_fitted__"):
-        return bool(model.__sklearn_is_fitted__())
-    return any(v.endswith("_") and not v.startswith("__") for v in getattr(model, "__dict__", {}))
-
-
-def _row_errors(X_hat, target):
-    """Mean over features of the squared difference, per row, in float64."""
-    return np.mean(np.square(X_hat.astype(np.float64, copy=False) - target), axis=1)
-
-
-def _check_same_shape(A, name, X, x_name):
-    A = check_array(A, name)
-    if A.shape != X.shape:
-        raise ValueError(f"{name} has shape {A.shape} but {x_name} has shape {X.shape}; they must match")
-    return A
-
-
-def reconstruction_errors(model, X, target=None):
-    """Per-sample reconstruction error: the mean over features of ``(x_hat - target)**2``.
-
-    Parameters
-    ----------
-    model : Autoencoder or fitted transformer
-        See :func:`reconstruct_with`.
-    X : array-like of shape (n_samples, n_features)
-        The model's input.
-    target : array-like of shape (n_samples, n_features), optional
-        What the reconstruction is compared with (e.g. the clean signal); ``X`` by default.
-
-    Returns
-    -------
-    errors : ndarray of shape (n_samples,), float64
-
-    Examples
-    --------
-    >>> from sklearn.decomposition import PCA
-    >>> X = np.random.default_rng(0).random((20, 3))
-    >>> reconstruction_errors(PCA(1).fit(X), X).shape
-    (20,)
-    """
-    X = check_array(X, "X")
-    target = X if target is None else _check_same_shape(target, "target", X, "X")
-    return _row_errors(reconstruct_with(model, X), target)
 
 
 def sample_errors(model, X, *, clean=None):
@@ -152,55 +40,21 @@ def sample_errors(model, X, *, clean=None):
     ['sample', 'error', 'error_clean']
     """
     X = check_array(X, "X")
-    clean = None if clean is None else _check_same_shape(clean, "clean", X, "X")
+    clean = None if clean is None else check_same_shape(clean, "clean", X, "X")
     X_hat = reconstruct_with(model, X)
     return _samples_frame(X_hat, X, clean)
 
 
 def _samples_frame(X_hat, X, clean):
-    error_clean = np.full(len(X), math.nan) if clean is None else _row_errors(X_hat, clean)
-    return pd.DataFrame({"sample": np.arange(len(X)), "error": _row_errors(X_hat, X), "error_clean": error_clean})
-
-
-def pca_baseline(X_train, bottleneck, *, random_state=0):
-    """The PCA baseline: ``PCA(n_components=bottleneck)`` fitted on the training inputs.
-
-    Parameters
-    ----------
-    X_train : array-like of shape (n_samples, n_features)
-        The inputs the autoencoder was trained on (noisy ones where noise was injected).
-    bottleneck : int
-        ``1 <= bottleneck <= min(n_samples, n_features)``.
-    random_state : int, RandomState or None, default 0
-        Passed to PCA (used by its randomized solvers).
-
-    Returns
-    -------
-    PCA
-        Fitted.
-
-    Examples
-    --------
-    >>> X = np.random.default_rng(0).random((20, 5))
-    >>> pca_baseline(X, 2).n_components_
-    2
-    """
-    X_train = check_array(X_train, "X_train")
-    limit = min(X_train.shape)
-    bottleneck = check_int(bottleneck, "bottleneck")
-    if not 1 <= bottleneck <= limit:
-        raise ValueError(
-            f"bottleneck must satisfy 1 <= bottleneck <= min(n_samples, n_features) = {limit} for X_train of "
-            f"shape {X_train.shape}, got bottleneck={bottleneck}"
-        )
-    return PCA(n_components=bottleneck, random_state=random_state).fit(X_train)
+    error_clean = np.full(len(X), math.nan) if clean is None else row_errors(X_hat, clean)
+    return pd.DataFrame({"sample": np.arange(len(X)), "error": row_errors(X_hat, X), "error_clean": error_clean})
 
 
 def _clean_and_noise(X, clean, noise, split):
     """Both of (clean, noise) from whichever was given (``X = clean + noise``), or (None, None)."""
     x_name = f"X_{split}"
-    clean = None if clean is None else _check_same_shape(clean, f"clean_{split}", X, x_name)
-    noise = None if noise is None else _check_same_shape(noise, f"noise_{split}", X, x_name)
+    clean = None if clean is None else check_same_shape(clean, f"clean_{split}", X, x_name)
+    noise = None if noise is None else check_same_shape(noise, f"noise_{split}", X, x_name)
     if clean is None and noise is not None:
         clean = X - noise
     elif noise is None and clean is not None:

@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness as _sk_trustworthiness
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-from autoenc._validation import check_array, check_int
+from autoenc.validation import check_array, check_int
 
 __all__ = ["embed_latents", "knn_probe", "trustworthiness"]
 

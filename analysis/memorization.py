@@ -8,7 +8,9 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from autoenc._validation import check_array, check_int, check_positive_float
+from autoenc.validation import check_array, check_int, check_positive_float
+
+from .reconstruction import reconstruction_errors
 
 __all__ = ["membership_auc", "memorization_scores", "noise_memorization", "tpr_at_fpr"]
 
@@ -179,8 +181,6 @@ def memorization_scores(X, make_model, *, n_folds=5, repeats=1, seed=0, target=N
     >>> list(scores.columns), len(scores)
     (['sample', 'error_seen', 'error_unseen', 'score'], 60)
     """
-    from .errors import reconstruction_errors  # here, not at the top: errors imports this module's metrics
-
     X = check_array(X, "X")
     n = len(X)
     n_folds = check_int(n_folds, "n_folds")

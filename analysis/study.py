@@ -410,7 +410,7 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
         scheduler = get_client()  # raises ValueError when there is none
     if n_jobs is None:
         n_jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    autoenc._validation.check_int(n_jobs, "n_jobs", minimum=1)
+    autoenc.validation.check_int(n_jobs, "n_jobs", minimum=1)
     start, timings = time.perf_counter(), {}
     data = prepare_data(config)
     store = StudyStore(out_dir)

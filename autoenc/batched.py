@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._validation import check_array
+from .validation import check_array
 from .config import ModelConfig, TrainConfig
 from .model import Autoencoder
 from ._stacked import _FusedAdam, _padded_widths, _Stack, _widths

@@ -5,7 +5,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from ._validation import check_int, check_positive_float
+from .validation import check_int, check_positive_float
 
 __all__ = ["ACTIVATIONS", "JSONConfig", "ModelConfig", "TrainConfig"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from autoenc._files import _read_csv, _read_idx_pair
-from autoenc._validation import check_array, check_int, check_positive_float
+from autoenc.validation import check_array, check_int, check_positive_float
 
 __all__ = ["DATASETS", "Dataset", "load_dataset", "Split", "split", "add_noise", "Scaler"]
 

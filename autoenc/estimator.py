@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._validation import check_int, check_positive_float
+from .validation import check_int, check_positive_float
 from .config import ModelConfig, TrainConfig
 from .batched import fit_group
 from .train import DivergenceError, torch_threads

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from .config import ModelConfig
 from .model import Autoencoder
 
-__all__ = ["save", "load", "atomic_write"]
+__all__ = ["save", "load", "atomic_write", "versions"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -39,6 +40,23 @@ def atomic_write(path, write):
             os.unlink(tmp)
         raise
     return path
+
+
+def versions():
+    """Versions of the packages that decide the numbers, recorded next to every saved model and result."""
+    import numpy
+    import sklearn
+
+    from . import __version__
+
+    out = {"autoenc": __version__, "python": platform.python_version(), "torch": torch.__version__,
+           "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
+    with contextlib.suppress(ImportError):
+        import pandas
+
+        out["pandas"] = pandas.__version__
+    out["platform"] = platform.platform()
+    return out
 
 
 def _umask():

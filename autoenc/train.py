@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ._validation import check_array, check_int
+from .validation import check_array, check_int
 from .config import TrainConfig
 
 __all__ = ["DivergenceError", "History", "fit", "reconstruct", "encode", "seeds"]

@@ -14,7 +14,7 @@ import _cli  # noqa: E402
 
 from autoenc import DATASETS, Autoencoder, ModelConfig, TrainConfig, add_noise, fit, load_dataset, save, split  # noqa: E402
 from analysis import compare_to_pca  # noqa: E402
-from analysis.study import versions  # noqa: E402
+from autoenc.io import versions  # noqa: E402
 
 
 def parse_args(argv=None):

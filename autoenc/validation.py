@@ -1,11 +1,11 @@
-"""One place for input checks, so every public function fails the same way: early, naming the argument."""
+"""One place for input checks, used by ``autoenc`` and ``analysis`` alike: fail early, naming the argument."""
 from __future__ import annotations
 
 import numbers
 
 import numpy as np
 
-__all__ = ["check_array", "check_int", "check_positive_float"]
+__all__ = ["check_array", "check_columns", "check_int", "check_positive_float", "check_same_shape"]
 
 
 def check_array(X, name="X", *, ndim=2, n_features=None, min_samples=1, dtype=None):
@@ -78,3 +78,21 @@ def check_positive_float(value, name, *, allow_zero=False):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value}")
     return value
+
+
+def check_same_shape(A, name, X, x_name):
+    """``A`` checked like :func:`check_array` and required to have the shape of ``X`` (named ``x_name``)."""
+    A = check_array(A, name)
+    if A.shape != X.shape:
+        raise ValueError(f"{name} has shape {A.shape} but {x_name} has shape {X.shape}; they must match")
+    return A
+
+
+def check_columns(frame, columns, name):
+    """Require a DataFrame-like ``frame`` (named ``name``) holding every one of ``columns``."""
+    if not hasattr(frame, "columns") or not hasattr(frame, "loc"):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} is missing column(s) {missing}; it has {list(frame.columns)}")
+    return frame
