@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +14,11 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-from autoenc import ACTIVATIONS, TrainConfig
+from autoenc import ACTIVATIONS, ModelConfig, TrainConfig
 from autoenc.config import JSONConfig
 from autoenc.validation import check_int, check_positive_float
 
-__all__ = ["StudyConfig", "RunSpec"]
+__all__ = ["RunSpec", "StudyConfig", "format_hidden", "parse_hidden"]
 
 SEARCHES = ("grid", "grow")
 LATENT_METHODS = ("umap", "pca", "none")
@@ -39,26 +40,122 @@ def _int_tuple(value, name, minimum):
     return out
 
 
+def format_hidden(hidden):
+    """Hidden widths as the one text form used in run ids and tables: ``(64, 32) -> "64-32"``, ``() -> ""``."""
+    return "-".join(str(int(w)) for w in hidden)
+
+
+def parse_hidden(text):
+    """Inverse of :func:`format_hidden`: ``"64-32" -> (64, 32)``; ``""``, None or NaN -> ``()``."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return ()
+    if isinstance(text, (tuple, list)):
+        return tuple(int(w) for w in text)
+    text = str(text).strip()
+    if text in ("", "none"):
+        return ()
+    try:
+        return tuple(int(w) for w in text.split("-"))
+    except ValueError:
+        raise ValueError(f"hidden widths must look like '64' or '64-32', got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """One autoencoder of a study: its bottleneck, hidden widths and seed."""
+    """One run of a study, autoencoder or PCA: the one owner of its run id and of its model and training configs.
+
+    Parameters
+    ----------
+    bottleneck : int
+    hidden : tuple of int
+        Encoder widths (the decoder mirrors them); ``()`` for PCA.
+    seed : int or None
+        Training seed; None for PCA, which is deterministic.
+    model : {"autoencoder", "pca"}
+
+    Examples
+    --------
+    >>> RunSpec(32, (1024,), 0).run, RunSpec.pca(32).run
+    ('ae-k32-h1024-s0', 'pca-k32')
+    >>> RunSpec.from_run("ae-k8-h64-64-s2") == RunSpec(8, (64, 64), 2)
+    True
+    """
 
     bottleneck: int
-    hidden: tuple
-    seed: int
+    hidden: tuple = ()
+    seed: int | None = None
+    model: str = "autoencoder"
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", parse_hidden(self.hidden))
+        if self.model not in ("autoencoder", "pca"):
+            raise ValueError(f"unknown model {self.model!r}; valid values are ['autoencoder', 'pca']")
+        if self.model == "pca" and (self.hidden or self.seed is not None):
+            raise ValueError("a PCA run has no hidden widths and no seed")
+        if self.model == "autoencoder" and self.seed is None:
+            raise ValueError("an autoencoder run needs a seed")
+
+    @classmethod
+    def pca(cls, bottleneck):
+        return cls(int(bottleneck), (), None, "pca")
 
     @property
     def run(self):
-        widths = "-".join(map(str, self.hidden)) or "none"
-        return f"ae-k{self.bottleneck}-h{widths}-s{self.seed}"
+        """The run id: the folder name under ``models/`` and the ``run`` column of every file of the study."""
+        if self.model == "pca":
+            return f"pca-k{self.bottleneck}"
+        return f"ae-k{self.bottleneck}-h{format_hidden(self.hidden) or 'none'}-s{self.seed}"
+
+    @classmethod
+    def from_run(cls, run):
+        """Parse a run id written by :attr:`run`."""
+        match = _RUN_ID.fullmatch(str(run))
+        if match is None:
+            raise ValueError(f"{run!r} is not a run id (expected like 'ae-k8-h64-s0' or 'pca-k8')")
+        if match["pca"]:
+            return cls.pca(int(match["pca"]))
+        hidden = "" if match["hidden"] == "none" else match["hidden"]
+        return cls(int(match["k"]), hidden, int(match["seed"]))
 
     @property
     def width(self):
-        return self.hidden[0] if self.hidden else 0
+        return self.hidden[0] if self.hidden else None
 
     @property
     def depth(self):
         return len(self.hidden)
+
+    @property
+    def architecture(self):
+        """The run id without its seed: runs that differ only by seed share it."""
+        return self.run.rsplit("-s", 1)[0] if self.model == "autoencoder" else self.run
+
+    def fields(self):
+        """The identifying columns every table of the study carries."""
+        return {"run": self.run, "model": self.model, "bottleneck": self.bottleneck,
+                "hidden": format_hidden(self.hidden), "width": self.width, "depth": self.depth, "seed": self.seed}
+
+    def model_config(self, n_features, activation="relu"):
+        """The ``ModelConfig`` of this run (PCA: the linear network it is)."""
+        if self.model == "pca":
+            return ModelConfig(n_features, self.bottleneck, hidden=(), linear=True)
+        return ModelConfig(n_features, self.bottleneck, hidden=self.hidden, activation=activation)
+
+    def train_config(self, train):
+        """The study's ``TrainConfig`` with this run's seed (every other field, patience and threads included)."""
+        if self.model == "pca":
+            return None
+        return train.replace(seed=self.seed)
+
+    def n_params(self, n_features, activation="relu"):
+        if self.model == "pca":
+            return self.bottleneck * n_features + n_features  # components and mean
+        from autoenc import Autoencoder
+
+        return Autoencoder(self.model_config(n_features, activation)).n_parameters
+
+
+_RUN_ID = re.compile(r"pca-k(?P<pca>\d+)|ae-k(?P<k>\d+)-h(?P<hidden>none|\d+(?:-\d+)*)-s(?P<seed>\d+)")
 
 
 @dataclass(frozen=True)
@@ -69,6 +166,9 @@ class StudyConfig(JSONConfig):
     ----------
     dataset : str
         A built-in name (``digits``, ``mnist1d``, ``noise``, ``lowrank``, ``swissroll``) or a data file path.
+    label_column : str or None
+        For CSV files: the column holding the labels (kept out of the features; used for stratification, colours
+        and probes).
     noise_std : float
         Std of the static Gaussian noise added once to every sample (0 for none).
     seed : int
@@ -97,6 +197,7 @@ class StudyConfig(JSONConfig):
     """
 
     dataset: str = "digits"
+    label_column: str | None = None
     noise_std: float = 0.2
     seed: int = 0
     fractions: tuple = (0.6, 0.2, 0.2)
@@ -117,6 +218,8 @@ class StudyConfig(JSONConfig):
         if not isinstance(self.dataset, (str, Path)) or not str(self.dataset):
             raise TypeError(f"dataset must be a dataset name or a file path, got {self.dataset!r}")
         object.__setattr__(self, "dataset", str(self.dataset))
+        if self.label_column is not None and (not isinstance(self.label_column, str) or not self.label_column):
+            raise TypeError(f"label_column must be a column name or None, got {self.label_column!r}")
         check_positive_float(self.noise_std, "noise_std", allow_zero=True)
         check_int(self.seed, "seed", minimum=0)
         fractions = tuple(float(f) for f in self.fractions) if not isinstance(self.fractions, str) else ()
@@ -144,9 +247,13 @@ class StudyConfig(JSONConfig):
 
     # -- the grid ---------------------------------------------------------------------------------------------
     def runs(self):
-        """Every autoencoder of the grid, in a fixed order."""
+        """Every autoencoder of the grid, in a fixed order (PCA runs: :meth:`pca_runs`)."""
         return [RunSpec(k, (w,) * d, s) for d in self.depths for w in self.widths for k in self.bottlenecks
                 for s in self.seeds]
+
+    def pca_runs(self):
+        """PCA at every bottleneck of the grid."""
+        return [RunSpec.pca(k) for k in self.bottlenecks]
 
     # -- serialization ----------------------------------------------------------------------------------------
     def to_dict(self):
@@ -160,7 +267,7 @@ class StudyConfig(JSONConfig):
         """TOML text with the top-level fields first and the training settings in a ``[train]`` table."""
         data = self.to_dict()
         train = data.pop("train")
-        lines = [f"{k} = {_toml_value(v)}" for k, v in data.items()]
+        lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if v is not None]  # TOML has no null
         lines += ["", "[train]"] + [f"{k} = {_toml_value(v)}" for k, v in train.items() if v is not None]
         return "\n".join(lines) + "\n"
 

@@ -13,10 +13,7 @@ from autoenc.validation import check_array, check_same_shape
 from .memorization import _noise_fraction, membership_auc, tpr_at_fpr
 from .reconstruction import pca_baseline, reconstruct_with, row_errors
 
-__all__ = ["compare_to_pca", "sample_errors", "seen_unseen"]
-
-SPLITS = ("train", "test")
-
+__all__ = ["compare_to_pca", "measure_split", "pair_metrics", "sample_errors", "seen_unseen"]
 
 def sample_errors(model, X, *, clean=None):
     """Per-sample errors as a tidy frame, against the input and, when given, against the clean signal.
@@ -62,8 +59,79 @@ def _clean_and_noise(X, clean, noise, split):
     return clean, noise
 
 
+def measure_split(model, X, *, clean=None, noise=None, split="test"):
+    """One split's measurement, the same for train, val and test: error, clean error, noise memorization.
+
+    Parameters
+    ----------
+    model : Autoencoder or fitted transformer
+    X : array-like of shape (n_samples, n_features)
+        The model's inputs (noisy where noise was injected).
+    clean, noise : array-like of shape (n_samples, n_features), optional
+        Clean signal and injected noise of ``X``; given one, the other is ``X`` minus it.
+    split : str
+        The split's name, written into the row and used in error messages.
+
+    Returns
+    -------
+    row : dict
+        ``split, n_samples, mse, mse_clean, noise_memorization`` (NaN where clean/noise are unknown).
+    samples : DataFrame
+        ``split, sample`` (row of ``X``), ``error``, ``error_clean``.
+
+    Examples
+    --------
+    >>> from sklearn.decomposition import PCA
+    >>> X = np.random.default_rng(0).random((20, 3))
+    >>> row, samples = measure_split(PCA(3).fit(X), X, clean=X, split="train")
+    >>> row["n_samples"], round(row["mse"], 12)
+    (20, 0.0)
+    """
+    X = check_array(X, f"X_{split}")
+    clean, noise = _clean_and_noise(X, clean, noise, split)
+    X_hat = reconstruct_with(model, X)
+    samples = _samples_frame(X_hat, X, clean)
+    row = {
+        "split": split,
+        "n_samples": len(X),
+        "mse": float(samples["error"].mean()),
+        "mse_clean": float(samples["error_clean"].mean()),
+        "noise_memorization": math.nan if noise is None else _noise_fraction(X_hat, clean, noise),
+    }
+    return row, samples.assign(split=split)[["split", "sample", "error", "error_clean"]]
+
+
+def pair_metrics(seen, unseen):
+    """What the seen and unseen splits say together: gap, ratio, memorization, membership leakage, KS test.
+
+    Parameters
+    ----------
+    seen, unseen : (row, samples)
+        :func:`measure_split`'s output for the training split and for a held-out split.
+
+    Returns
+    -------
+    dict
+        ``gap, ratio, memorization, membership_auc, tpr_at_1pct_fpr, ks_statistic, ks_pvalue``.
+    """
+    (row_seen, samples_seen), (row_unseen, samples_unseen) = seen, unseen
+    e_seen, e_unseen = samples_seen["error"].to_numpy(), samples_unseen["error"].to_numpy()
+    ks = ks_2samp(e_seen, e_unseen)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.float64(row_unseen["mse"]) / np.float64(row_seen["mse"]))
+    return {
+        "gap": row_unseen["mse"] - row_seen["mse"],
+        "ratio": ratio,
+        "memorization": row_seen["noise_memorization"] - row_unseen["noise_memorization"],
+        "membership_auc": membership_auc(e_seen, e_unseen),
+        "tpr_at_1pct_fpr": tpr_at_fpr(e_seen, e_unseen, 0.01),
+        "ks_statistic": float(ks.statistic),
+        "ks_pvalue": float(ks.pvalue),
+    }
+
+
 def seen_unseen(model, X_train, X_test, *, clean_train=None, noise_train=None, clean_test=None, noise_test=None,
-                return_samples=False):
+                X_val=None, clean_val=None, noise_val=None, return_samples=False):
     """Seen (train) versus unseen (test) reconstruction error, noise memorization and membership leakage.
 
     Parameters
@@ -78,18 +146,18 @@ def seen_unseen(model, X_train, X_test, *, clean_train=None, noise_train=None, c
         Clean signal and injected noise of ``X_train``; given one, the other is ``X_train`` minus it.
     clean_test, noise_test : array-like of shape (n_test, n_features), optional
         The same for ``X_test``.
+    X_val, clean_val, noise_val : array-like, optional
+        A validation split, measured the same way (a ``val`` row between train and test).
     return_samples : bool, default False
         Also return the per-sample errors.
 
     Returns
     -------
     summary : DataFrame
-        Two rows (``split`` in train, test) with ``n_samples``, ``mse`` (against the input), ``mse_clean``
-        (against the clean signal; NaN when neither clean nor noise is known) and ``noise_memorization`` (NaN
-        without clean/noise or when the noise is all zero); then the pair's columns, the same on both rows:
-        ``gap`` (test mse minus train mse), ``ratio`` (test mse over train mse), ``memorization`` (train minus
-        test noise memorization), ``membership_auc``, ``tpr_at_1pct_fpr`` (see :func:`tpr_at_fpr`) and
-        ``ks_statistic``, ``ks_pvalue`` (two-sample Kolmogorov-Smirnov test of the two error distributions).
+        One row per split (``train``, ``val`` when given, ``test``) with :func:`measure_split`'s columns, then the
+        train/test pair's :func:`pair_metrics` on the train and test rows (NaN on the val row): ``gap`` (test mse
+        minus train mse), ``ratio``, ``memorization`` (train minus test noise memorization), ``membership_auc``,
+        ``tpr_at_1pct_fpr`` (see :func:`tpr_at_fpr`), ``ks_statistic``, ``ks_pvalue``.
     samples : DataFrame
         Only with ``return_samples``: columns ``split``, ``sample`` (row of that split's array), ``error``,
         ``error_clean``.
@@ -105,46 +173,22 @@ def seen_unseen(model, X_train, X_test, *, clean_train=None, noise_train=None, c
     """
     X_train = check_array(X_train, "X_train")
     X_test = check_array(X_test, "X_test")
-    if X_test.shape[1] != X_train.shape[1]:
-        raise ValueError(
-            f"X_train and X_test must have the same number of features, got shapes {X_train.shape} and "
-            f"{X_test.shape}"
-        )
     given = {"train": (X_train, clean_train, noise_train), "test": (X_test, clean_test, noise_test)}
-    rows, frames, errors = [], [], {}
-    for split in SPLITS:
-        X, clean, noise = given[split]
-        clean, noise = _clean_and_noise(X, clean, noise, split)
-        X_hat = reconstruct_with(model, X)
-        samples = _samples_frame(X_hat, X, clean)
-        errors[split] = samples["error"].to_numpy()
-        frames.append(samples.assign(split=split))
-        rows.append({
-            "split": split,
-            "n_samples": len(X),
-            "mse": float(samples["error"].mean()),
-            "mse_clean": float(samples["error_clean"].mean()),
-            "noise_memorization": math.nan if noise is None else _noise_fraction(X_hat, clean, noise),
-        })
-    summary = pd.DataFrame(rows)
-    train, test = summary.iloc[0], summary.iloc[1]
-    ks = ks_2samp(errors["train"], errors["test"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(np.float64(test["mse"]) / np.float64(train["mse"]))
-    pair = {
-        "gap": test["mse"] - train["mse"],
-        "ratio": ratio,
-        "memorization": train["noise_memorization"] - test["noise_memorization"],
-        "membership_auc": membership_auc(errors["train"], errors["test"]),
-        "tpr_at_1pct_fpr": tpr_at_fpr(errors["train"], errors["test"], 0.01),
-        "ks_statistic": float(ks.statistic),
-        "ks_pvalue": float(ks.pvalue),
-    }
-    summary = summary.assign(**pair)
+    if X_val is not None:
+        given["val"] = (check_array(X_val, "X_val"), clean_val, noise_val)
+    for split, (X, _, _) in given.items():
+        if X.shape[1] != X_train.shape[1]:
+            raise ValueError(f"X_train and X_{split} must have the same number of features, got shapes "
+                             f"{X_train.shape} and {X.shape}")
+    measured = {split: measure_split(model, X, clean=clean, noise=noise, split=split)
+                for split, (X, clean, noise) in given.items()}
+    pair = pair_metrics(measured["train"], measured["test"])
+    order = [s for s in ("train", "val", "test") if s in measured]
+    summary = pd.DataFrame([{**measured[s][0], **(pair if s != "val" else dict.fromkeys(pair, math.nan))}
+                            for s in order])
     if not return_samples:
         return summary
-    samples = pd.concat(frames, ignore_index=True)[["split", "sample", "error", "error_clean"]]
-    return summary, samples
+    return summary, pd.concat([measured[s][1] for s in order], ignore_index=True)
 
 
 def _bottleneck_of(model):

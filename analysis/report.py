@@ -20,6 +20,7 @@ import pandas as pd
 from autoenc.io import atomic_write
 
 from . import plots
+from .tables import summary_table
 
 __all__ = ["draw_figures", "write_report", "summary_table"]
 
@@ -182,49 +183,6 @@ def draw_figures(study_dir, *, dpi=110):
     return drawn
 
 
-def summary_table(results):
-    """Key numbers per model x bottleneck x hidden layers, means over the successful seeds.
-
-    Parameters
-    ----------
-    results : DataFrame
-        ``results.csv``.
-
-    Returns
-    -------
-    DataFrame
-        Columns model, bottleneck, hidden, n_params, n_seeds, test_mse, test_mse_sd, gap, k_over_d (when
-        results has n_features), nm_seen, nm_unseen, membership_auc; one row per architecture, PCA first
-        within each bottleneck.
-    """
-    plots._require(results, ["run", "model", "bottleneck", "n_params", "split", "mse"], "results")
-    data = plots._ok(results).copy()
-    data["hidden"] = data["hidden"].fillna("").astype(str) if "hidden" in data.columns else ""
-    for col in ("noise_memorization", "membership_auc"):
-        if col not in data.columns:
-            data[col] = np.nan
-    keys = ["model", "bottleneck", "hidden"]
-    test, train = data[data["split"] == "test"], data[data["split"] == "train"]
-    gaps = plots._run_gaps(data).assign(hidden=lambda g: g["hidden"].fillna("").astype(str)
-                                        if "hidden" in g.columns else "")
-    table = test.groupby(keys).agg(n_params=("n_params", "mean"), n_seeds=("run", "nunique"),
-                                   test_mse=("mse", "mean"), test_mse_sd=("mse", "std"),
-                                   nm_unseen=("noise_memorization", "mean"),
-                                   membership_auc=("membership_auc", "mean"))
-    table = table.join(train.groupby(keys)["noise_memorization"].mean().rename("nm_seen"))
-    table = table.join(gaps.groupby(keys)["gap"].mean())
-    table = table.reset_index()
-    table["n_params"] = table["n_params"].round().astype(int)
-    if "n_features" in data.columns:  # what a fixed rank-k projection reproduces of the noise
-        d = table["bottleneck"].map(data.groupby("bottleneck")["n_features"].first())
-        table["k_over_d"] = table["bottleneck"] / d
-    table["_order"] = (table["model"] != "pca").astype(int)
-    table = table.sort_values(["bottleneck", "_order", "n_params"]).drop(columns="_order")
-    table["bottleneck"] = table["bottleneck"].astype(int)
-    columns = [c for c in _COLUMNS if c in table.columns]
-    return table[columns].reset_index(drop=True)
-
-
 def _cell(value, fmt):
     if value is None or value == "" or (isinstance(value, float) and np.isnan(value)):
         return "–"
@@ -261,19 +219,9 @@ def _md_table(heads, rows):
     return "\n".join(lines)
 
 
-def _selection(folder, results):
-    chosen = _read_json(folder / "selection.json")
-    if chosen is not None:
-        return chosen
-    try:
-        from .select import simplest_adequate
-    except ImportError:
-        return None
-    try:
-        return simplest_adequate(results, tolerance=0.05)
-    except Exception as exc:  # e.g. every run diverged: the rest of the report is still worth writing
-        warnings.warn(f"no model selected: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=3)
-        return None
+def _selection(folder):
+    """The study's own choice (``selection.json``), or None: the report formats what it is given, never selects."""
+    return _read_json(folder / "selection.json")
 
 
 def _failed(results):
@@ -338,7 +286,7 @@ def write_report(study_dir, *, dpi=110):
     figures = draw_figures(folder, dpi=dpi)
     table = summary_table(results)
     heads, rows = _formatted(table)
-    selection = _selection(folder, results)
+    selection = _selection(folder)
     sentence = (selection or {}).get("sentence") or "No model was selected (no selection.json, or no run succeeded)."
     failed = _failed(results)
     esc = html.escape

@@ -1,55 +1,20 @@
-"""Model selection: the simplest model whose held-out error is within a tolerance of the best."""
+"""Model selection: the simplest model whose held-out error is within a tolerance of the best; the grow search.
+
+The grow search is a pure policy ("start small, grow width, then depth"): :func:`grow_proposals` says which
+architectures to try next from a state, :func:`grow_update` moves the state on given their held-out errors. The
+study trains what is proposed; nothing here trains or reads files.
+"""
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["simplest_adequate", "summarize_runs"]
+from .tables import CONFIG_COLUMNS as _CONFIG_COLUMNS, summarize_runs
 
-_CONFIG_COLUMNS = ["model", "bottleneck", "hidden", "depth", "width", "n_params"]
-
-
-def _require(results, columns):
-    if not isinstance(results, pd.DataFrame):
-        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
-    missing = [c for c in columns if c not in results.columns]
-    if missing:
-        raise ValueError(f"results is missing column(s) {missing}; expected a frame like results.csv")
-
-
-def summarize_runs(results, *, split="val", metric="mse"):
-    """Mean and spread of ``metric`` over seeds, one row per model configuration, on one ``split``.
-
-    Parameters
-    ----------
-    results : DataFrame
-        Rows like ``results.csv`` (one per model x split); rows whose ``status`` is not ``"ok"`` are ignored.
-    split : str
-        Which split's error to summarize (``"val"``, ``"test"`` or ``"train"``).
-    metric : str
-        Column to summarize, e.g. ``"mse"`` or ``"mse_clean"``.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``model, bottleneck, hidden, depth, width, n_params, <metric>, <metric>_std, n_seeds``,
-        sorted by ``n_params``.
-    """
-    _require(results, [*_CONFIG_COLUMNS, "split", metric])
-    rows = results[results["split"] == split]
-    if "status" in rows:
-        rows = rows[rows["status"] == "ok"]
-    rows = rows[np.isfinite(rows[metric].astype(float))]
-    if rows.empty:
-        have = sorted(results["split"].dropna().unique())
-        raise ValueError(f"results has no finished rows for split={split!r} (splits present: {have})")
-    grouped = rows.groupby(_CONFIG_COLUMNS, dropna=False, sort=False)[metric]
-    out = grouped.agg(["mean", "std", "size"]).reset_index()
-    out.columns = [*_CONFIG_COLUMNS, metric, f"{metric}_std", "n_seeds"]
-    out[f"{metric}_std"] = out[f"{metric}_std"].fillna(0.0)
-    return out.sort_values(["n_params", metric]).reset_index(drop=True)
+__all__ = ["grow_proposals", "grow_start", "grow_update", "simplest_adequate"]
 
 
 def _describe(row):
@@ -119,3 +84,62 @@ def simplest_adequate(results, tolerance=0.05, *, split="val", metric="mse", mod
     out.update(error=float(choice[metric]), best_error=float(best[metric]), best_description=_describe(best),
                test_error=test_error, tolerance=float(tolerance), split=split, metric=metric, sentence=sentence)
     return out
+
+
+# -- the grow search ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GrowState:
+    """Where the search stands at one bottleneck: the current architecture, its held-out error, whether done."""
+
+    hidden: tuple
+    error: float | None = None
+    done: bool = False
+
+
+def grow_start(bottlenecks, width):
+    """One narrow layer of ``width`` units at every bottleneck."""
+    return {int(k): GrowState((int(width),)) for k in bottlenecks}
+
+
+def grow_proposals(state, max_width, max_depth):
+    """Architectures to train next, per bottleneck: the start; then twice as wide and one layer deeper.
+
+    Returns
+    -------
+    dict of int to list of tuple
+        Bottleneck -> hidden widths to try, the preferred first (widening before deepening). Empty when done.
+    """
+    out = {}
+    for k, s in state.items():
+        if s.done:
+            continue
+        if s.error is None:
+            out[k] = [s.hidden]
+            continue
+        width, depth = s.hidden[0], len(s.hidden)
+        options = [(width * 2,) * depth] if width * 2 <= max_width else []
+        options += [(width,) * (depth + 1)] if depth + 1 <= max_depth else []
+        if options:
+            out[k] = options
+    return out
+
+
+def grow_update(state, proposals, errors, tolerance):
+    """The next state given the held-out ``errors[(k, hidden)]`` of the proposed architectures.
+
+    A step is taken when it lowers the error by more than ``tolerance`` (relative); the first such option in the
+    proposal's order wins (wider before deeper). A bottleneck with no helpful option, or none left, is done.
+    """
+    new = dict(state)
+    for k, s in state.items():
+        options = proposals.get(k)
+        if s.done:
+            continue
+        if not options:
+            new[k] = replace(s, done=True)
+        elif s.error is None:
+            new[k] = replace(s, error=errors[(k, s.hidden)])
+        else:
+            better = [h for h in options if errors[(k, h)] < s.error * (1 - tolerance)]
+            new[k] = replace(s, hidden=better[0], error=errors[(k, better[0])]) if better else replace(s, done=True)
+    return new

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,9 @@ import torch
 from autoenc import Autoencoder, ModelConfig, save
 from autoenc.io import atomic_write
 
-__all__ = ["StudyStore", "RESULT_COLUMNS"]
+from .config import RunSpec
+
+__all__ = ["RunResult", "StudyStore", "RESULT_COLUMNS"]
 
 RESULT_COLUMNS = [
     "run", "model", "bottleneck", "hidden", "width", "depth", "seed", "n_params", "n_features", "noise_std",
@@ -30,9 +33,50 @@ RESULT_COLUMNS = [
 ]
 SAMPLE_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed", "split", "sample", "label",
                   "error", "error_clean"]
-HISTORY_COLUMNS = ["run", "bottleneck", "width", "depth", "seed", "epoch", "train_loss", "val_loss"]
-_RUN_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed"]
+HISTORY_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed", "epoch", "train_loss",
+                   "val_loss"]
 RESULT_FILE = "result.json"
+
+
+@dataclass
+class RunResult:
+    """What one finished run (autoencoder or PCA) gives the study: its measurements, its history, its weights.
+
+    ``rows`` holds one dict per split (``split, n_samples, mse, ...``); ``samples`` the per-sample errors as column
+    lists; ``history`` the per-epoch losses (autoencoders); ``state`` the weights (not written into
+    ``result.json``: they go to ``weights.safetensors``).
+    """
+
+    spec: RunSpec
+    n_params: int
+    n_features: int
+    noise_std: float
+    model_config: dict
+    train_config: dict | None = None
+    status: str = "ok"
+    reason: str = ""
+    epochs: int = 0
+    train_seconds: float = 0.0
+    rows: list = field(default_factory=list)
+    samples: dict | None = None
+    history: dict | None = None
+    state: dict | None = field(default=None, repr=False)
+
+    @property
+    def run(self):
+        return self.spec.run
+
+    def to_dict(self):
+        """The JSON document of ``result.json``: the run's identifying columns first, no weights."""
+        out = {**self.spec.fields(), **{k: v for k, v in asdict(self).items() if k not in ("spec", "state")}}
+        return out
+
+    @classmethod
+    def from_dict(cls, doc):
+        """Read a ``result.json`` document back (the run id is parsed, never trusted as a path)."""
+        spec = RunSpec.from_run(doc["run"])
+        names = [f for f in cls.__dataclass_fields__ if f not in ("spec", "state")]
+        return cls(spec=spec, **{k: doc[k] for k in names if k in doc})
 
 
 def _json_default(value):
@@ -101,20 +145,20 @@ class StudyStore:
         models = self.path / "models"
         return {p.parent.name for p in models.glob(f"*/{RESULT_FILE}")} if models.is_dir() else set()
 
-    def commit(self, record):
+    def commit(self, result: RunResult):
         """Save one run: its weights (if any), then its ``result.json``, which marks it finished."""
-        folder = self.path / "models" / record["run"]
-        state = record.pop("state", None)
-        if state is not None:
-            model = Autoencoder(ModelConfig.from_dict(record["model_config"]))
-            model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
-            save(model, folder, metadata={"run": record["run"], "train": record.get("train_config")})
-        write_json(folder / RESULT_FILE, record)
+        folder = self.path / "models" / result.run
+        if result.state is not None:
+            model = Autoencoder(ModelConfig.from_dict(result.model_config))
+            model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in result.state.items()})
+            save(model, folder, metadata={"run": result.run, "train": result.train_config})
+        write_json(folder / RESULT_FILE, result.to_dict())
 
     def records(self):
+        """Every committed :class:`RunResult`, in run-id order."""
         models = self.path / "models"
         files = sorted(models.glob(f"*/{RESULT_FILE}")) if models.is_dir() else []
-        return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+        return [RunResult.from_dict(json.loads(f.read_text(encoding="utf-8"))) for f in files]
 
     # -- tables -----------------------------------------------------------------------------------------------
     def tables(self):
@@ -122,16 +166,15 @@ class StudyStore:
         records = self.records()
         results, samples, history = [], [], []
         for rec in records:
-            ids = {c: rec.get(c) for c in _RUN_COLUMNS}
-            for row in rec["rows"]:
-                results.append({**ids, "n_params": rec["n_params"], "n_features": rec["n_features"],
-                                "noise_std": rec["noise_std"], **row, "status": rec["status"],
-                                "reason": rec["reason"], "epochs": rec["epochs"]})
-            if rec.get("samples"):
-                samples.append(pd.DataFrame({**ids, **rec["samples"]}))
-            if rec.get("history"):
-                history.append(pd.DataFrame({**{c: rec.get(c) for c in ("run", "bottleneck", "width", "depth",
-                                                                          "seed")}, **rec["history"]}))
+            ids = rec.spec.fields()
+            for row in rec.rows:
+                results.append({**ids, "n_params": rec.n_params, "n_features": rec.n_features,
+                                "noise_std": rec.noise_std, **row, "status": rec.status, "reason": rec.reason,
+                                "epochs": rec.epochs})
+            if rec.samples:
+                samples.append(pd.DataFrame({**ids, **rec.samples}))
+            if rec.history:
+                history.append(pd.DataFrame({**{c: ids[c] for c in HISTORY_COLUMNS[:7]}, **rec.history}))
         results = pd.DataFrame(results).reindex(columns=RESULT_COLUMNS)
         order = {"train": 0, "val": 1, "test": 2}
         if len(results):

@@ -105,7 +105,7 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(reference, tmp_pa
 
     def commit_then_interrupt(self, record):
         original(self, record)
-        commits.append(record["run"])
+        commits.append(record.run)
         if len(commits) == 5:  # 5 of the 10 runs are in
             raise KeyboardInterrupt
 

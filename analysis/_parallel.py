@@ -1,0 +1,120 @@
+"""Where a study's tasks run: in this process, in local worker processes (joblib/loky), or on a Dask cluster.
+
+Workers only compute; every task's output comes back to the study process, which alone writes files. A local
+worker exits by itself when the study process dies (even by SIGKILL): it would otherwise train for nobody.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["Task", "dask_client", "default_jobs", "release_workers", "run_tasks"]
+
+
+@dataclass
+class Task:
+    """``fn(*args)`` runs on a worker; ``on_done(output)`` runs in the study process as soon as it is back."""
+
+    fn: Callable
+    args: tuple
+    on_done: Callable[[Any], None]
+
+
+def default_jobs():
+    """Every core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def dask_client(scheduler):
+    """A ``distributed.Client`` for an address (closed afterwards), the given client itself, or None."""
+    if scheduler is None:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        raise ImportError("a Dask scheduler needs the 'distributed' package: pip install 'autoenc[distributed]'")
+    if isinstance(scheduler, str):
+        with Client(scheduler) as client:
+            yield client
+    else:
+        yield scheduler
+
+
+def _exit_with_parent():
+    """Exit this local worker when the study process that started it dies: it would train for nobody."""
+    if any(t.name == "autoenc-parent-watch" for t in threading.enumerate()):
+        return
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="autoenc-parent-watch", daemon=True).start()
+
+
+def _local(index, fn, *args):
+    _exit_with_parent()
+    return index, fn(*args)
+
+
+def _remote(index, fn, *args):
+    return index, fn(*args)
+
+
+def run_tasks(tasks, n_jobs=1, client=None):
+    """Run every :class:`Task`, calling its ``on_done`` in this process as each completes (completion order).
+
+    Parameters
+    ----------
+    tasks : list of Task
+        Long tasks first: the short ones fill the gaps at the end.
+    n_jobs : int
+        Local worker processes; 1 runs every task here, in order.
+    client : distributed.Client, optional
+        Run on this Dask cluster instead (through joblib's Dask backend).
+    """
+    if client is not None:
+        return _run_on_dask(tasks, client)
+    if n_jobs == 1:
+        for task in tasks:
+            task.on_done(task.fn(*task.args))
+        return
+    from joblib import Parallel, delayed
+
+    # The workers get an index, not the handler: handlers write files and stay in this process.
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    for index, output in parallel(delayed(_local)(i, t.fn, *t.args) for i, t in enumerate(tasks)):
+        tasks[index].on_done(output)
+
+
+def _run_on_dask(tasks, client):
+    """Every task goes to the cluster, however few threads it has; the queue is cancelled if this process stops.
+
+    (joblib's Dask backend runs tasks in the calling process when the cluster counts a single thread.) A task
+    left queued when the study process dies is released with its client by the scheduler.
+    """
+    from distributed import as_completed
+
+    futures = [client.submit(_remote, i, t.fn, *t.args, pure=False, key=f"autoenc-task-{i}-{os.getpid()}-"
+                             f"{time.monotonic_ns()}") for i, t in enumerate(tasks)]
+    try:
+        for future in as_completed(futures):
+            index, output = future.result()
+            tasks[index].on_done(output)
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+
+
+def release_workers():
+    """Stop joblib's idle local workers: each holds its own torch, and the study is done with them."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)

@@ -1,0 +1,84 @@
+"""What every plot shares: split names, metric labels, the bottleneck palette, log axes, legends."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+SEEN, UNSEEN = "seen (train)", "unseen (test)"
+SPLIT_LABELS = {"train": SEEN, "test": UNSEEN}
+K = "bottleneck k"  # hue column name: seaborn shows it as the legend's title
+SPLIT = "split"
+PARAMS_LABEL = "parameters (log scale)"
+METRIC_LABELS = {
+    "mse": "reconstruction MSE (per feature, vs. model input)",
+    "mse_clean": "reconstruction MSE vs. clean signal (per feature)",
+    "noise_memorization": "noise memorization (0 = removes noise, 1 = copies it)",
+    "membership_auc": "membership AUC (0.5 = no leakage)",
+    "gap": "generalization gap: unseen − seen MSE (per feature)",
+    "ratio": "unseen / seen MSE (ratio)",
+    "tpr_at_1pct_fpr": "true-positive rate at 1% false positives",
+}
+
+
+def axes(ax):
+    return plt.gca() if ax is None else ax
+
+
+def k_label(k):
+    return f"k={int(k)}"
+
+
+def k_palette(bottlenecks):
+    """One colour per bottleneck, dark to light (viridis without its hard-to-see yellow end)."""
+    ks = sorted({int(k) for k in pd.Series(bottlenecks).dropna()})
+    cmap = sns.color_palette("viridis", as_cmap=True)
+    positions = np.linspace(0.0, 0.85, len(ks)) if len(ks) > 1 else [0.35]
+    return {k: cmap(p) for k, p in zip(ks, positions)}
+
+
+def with_labels(frame):
+    out = frame.assign(**{K: frame["bottleneck"].map(k_label)})
+    if "split" in out.columns:
+        out[SPLIT] = out["split"].map(SPLIT_LABELS).fillna(out["split"])
+    return out
+
+
+def ae_lines(ae, y, palette, ax, *, style=True, errorbar="sd"):
+    """Autoencoder lines against parameter count: colour = bottleneck, style = split, band = spread over seeds."""
+    kw = dict(style=SPLIT, style_order=[SEEN, UNSEEN], markers={SEEN: "o", UNSEEN: "s"},
+              dashes={SEEN: (3, 2), UNSEEN: ""}) if style else dict(marker="o")
+    sns.lineplot(data=ae, x="n_params", y=y, hue=K, hue_order=[k_label(k) for k in palette],
+                 palette={k_label(k): c for k, c in palette.items()}, errorbar=errorbar, seed=0,
+                 markersize=5, ax=ax, **kw)
+
+
+def plain_log_ticks(axis):
+    """Label a log axis with plain numbers (2,000, 0.05) at 1-2-5 steps when it spans few decades."""
+    low, high = sorted(abs(v) for v in axis.get_view_interval())
+    decades = np.log10(high / low) if low > 0 else np.inf
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def finish(ax, extra_handles=(), *, title=None, xlabel=PARAMS_LABEL, ylabel=None, logx=True):
+    if logx:
+        ax.set_xscale("log")
+        plain_log_ticks(ax.xaxis)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    old = ax.get_legend()
+    legend_title = old.get_title().get_text() if old is not None else ""
+    handles, labels = ax.get_legend_handles_labels()
+    handles, labels = list(handles) + list(extra_handles), list(labels) + [h.get_label() for h in extra_handles]
+    if handles:
+        ax.legend(handles, labels, title=legend_title or None, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  fontsize="small", title_fontsize="small", frameon=False)
+    ax.grid(True, which="major", alpha=0.3)
+    return ax

@@ -1,0 +1,269 @@
+"""Seaborn plots of single runs' tidy frames: learning curves, per-sample error distributions, reconstructions,
+latent maps and per-sample memorization scores (the plots over many runs are in ``plots``, which re-exports these).
+"""
+from __future__ import annotations
+
+import numbers
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from autoenc.validation import check_columns
+
+from ._plotstyle import SEEN, UNSEEN, SPLIT, SPLIT_LABELS, axes, finish, plain_log_ticks
+
+__all__ = ["plot_error_distributions", "plot_latent", "plot_learning_curves", "plot_memorization_scores",
+           "plot_reconstructions"]
+
+
+def _default_runs(history, limit=6):
+    runs = list(dict.fromkeys(history["run"]))
+    if len(runs) <= limit:
+        return runs
+    if not {"bottleneck", "width"} <= set(history.columns):
+        return runs[:limit]
+    meta = history.drop_duplicates("run")
+    meta = meta[meta["bottleneck"] == meta["bottleneck"].max()]
+    if "seed" in meta.columns and meta["seed"].notna().any():
+        meta = meta[meta["seed"] == meta["seed"].min()]
+    order = ["width"] + (["depth"] if "depth" in meta.columns else [])
+    return list(meta.sort_values(order).drop_duplicates("width")["run"])
+
+
+def plot_learning_curves(history, *, runs=None, ax=None):
+    """Training (dashed) and validation (solid) loss per epoch for a few runs, log y.
+
+    Parameters
+    ----------
+    history : DataFrame
+        ``history.csv``: columns run, epoch, train_loss, val_loss.
+    runs : sequence of str, optional
+        Runs to draw. Default: all if at most six, else one per width at the largest bottleneck and smallest seed.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    Axes
+    """
+    check_columns(history, ["run", "epoch", "train_loss", "val_loss"], "history")
+    runs = _default_runs(history) if runs is None else list(runs)
+    unknown = sorted(set(runs) - set(history["run"]))
+    if unknown:
+        raise ValueError(f"runs not in history: {', '.join(map(str, unknown))}")
+    if not runs:
+        raise ValueError("history has no runs to draw")
+    data = history[history["run"].isin(runs)]
+    long = data.melt(id_vars=["run", "epoch"], value_vars=["train_loss", "val_loss"], var_name="curve",
+                     value_name="loss")
+    long["curve"] = long["curve"].map({"train_loss": "train (seen)", "val_loss": "validation (unseen)"})
+    long = long.dropna(subset=["loss"])
+    ax = axes(ax)
+    sns.lineplot(data=long, x="epoch", y="loss", hue="run", hue_order=runs, style="curve",
+                 style_order=["train (seen)", "validation (unseen)"],
+                 dashes={"train (seen)": (3, 2), "validation (unseen)": ""}, errorbar=None,
+                 palette=sns.color_palette("viridis", len(runs)) if len(runs) > 1 else None, ax=ax)
+    ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis)
+    return finish(ax, ylabel="loss: reconstruction MSE per feature (log scale)", xlabel="epoch", logx=False,
+                   title="Learning curves")
+
+
+def _pick_run(samples):
+    """The autoencoder run with the largest unseen − seen mean error, or the first run."""
+    ae = samples[samples["model"] == "autoencoder"] if "model" in samples.columns else samples
+    means = ae.groupby(["run", "split"])["error"].mean().unstack()
+    if {"train", "test"} <= set(means.columns):
+        gap = (means["test"] - means["train"]).dropna()
+        if len(gap):
+            return gap.idxmax()
+    return (ae if len(ae) else samples)["run"].iloc[0]
+
+
+def _error_panel(frame, ax, title):
+    data = frame[frame["split"].isin(["train", "test"]) & (frame["error"] > 0)]
+    data = data.assign(**{SPLIT: data["split"].map(SPLIT_LABELS)})
+    colors = {SEEN: sns.color_palette()[0], UNSEEN: sns.color_palette()[3]}
+    sns.histplot(data=data, x="error", hue=SPLIT, hue_order=[SEEN, UNSEEN], palette=colors, log_scale=True,
+                 element="step", stat="density", common_norm=False, bins=30, ax=ax)
+    for label, part in data.groupby(SPLIT):
+        ax.axvline(part["error"].mean(), color=colors[label], ls="--", lw=1.0)
+    plain_log_ticks(ax.xaxis)
+    ax.set_xlabel("per-sample reconstruction error (MSE per feature, log scale)")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+
+
+def plot_error_distributions(samples, *, run=None, ax=None):
+    """Seen vs unseen per-sample error distributions of one autoencoder run and of PCA with the same bottleneck.
+
+    Parameters
+    ----------
+    samples : DataFrame
+        ``samples.csv``: columns run, model, bottleneck, split, error.
+    run : str, optional
+        The autoencoder run. Default: the one whose mean unseen error exceeds its mean seen error the most.
+    ax : Axes or sequence of two Axes, optional
+        One Axes draws only ``run``; two draw ``run`` and its PCA. Default: a new figure.
+
+    Returns
+    -------
+    Figure
+        Dashed vertical lines mark each split's mean error.
+    """
+    check_columns(samples, ["run", "model", "bottleneck", "split", "error"], "samples")
+    if samples.empty:
+        raise ValueError("samples is empty")
+    run = _pick_run(samples) if run is None else run
+    mine = samples[samples["run"] == run]
+    if mine.empty:
+        raise ValueError(f"run {run!r} is not in samples")
+    k = mine["bottleneck"].iloc[0]
+    pca = samples[(samples["model"] == "pca") & (samples["bottleneck"] == k)]
+    pca = pca[pca["run"] == pca["run"].iloc[0]] if len(pca) and mine["model"].iloc[0] != "pca" else pca.iloc[:0]
+    if ax is None:
+        n_panels = 2 if len(pca) else 1
+        fig, axes = plt.subplots(1, n_panels, figsize=(5.5 * n_panels, 4.0), sharex=True, squeeze=False)
+        axes = list(axes[0])
+    else:
+        axes = [ax] if not isinstance(ax, (list, tuple, np.ndarray)) else list(np.ravel(ax))
+        fig = axes[0].figure
+    _error_panel(mine, axes[0], f"{run} (k={int(k)})")
+    if len(axes) > 1 and len(pca):
+        _error_panel(pca, axes[1], f"PCA, same k ({pca['run'].iloc[0]})")
+    fig.suptitle("Per-sample reconstruction error: seen vs unseen")
+    return fig
+
+
+def _as_images(name, array, shape):
+    arr = np.asarray(array, dtype=float)
+    if arr.ndim != 2 or arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} like clean, got {arr.shape}")
+    return arr
+
+
+def plot_reconstructions(clean, noisy, reconstructions, image_shape, *, n=8, titles=None):
+    """Image grid: clean samples, the noisy inputs, then one row per model's reconstruction.
+
+    Parameters
+    ----------
+    clean : ndarray of shape (n_samples, n_features)
+    noisy : ndarray of shape (n_samples, n_features) or None
+        The inputs the models saw; None skips the row.
+    reconstructions : dict of str to ndarray of shape (n_samples, n_features)
+        Row label -> reconstruction, drawn in the dict's order.
+    image_shape : tuple of int
+        (height, width); ``height * width`` must equal ``n_features``.
+    n : int
+        Columns to draw (the first ``n`` samples).
+    titles : sequence of str, optional
+        Column titles, e.g. ``"digit 3"``.
+
+    Returns
+    -------
+    Figure
+
+    Examples
+    --------
+    >>> fig = plot_reconstructions(X[:8], X_noisy[:8], {"pca": pca_hat[:8]}, (8, 8))  # doctest: +SKIP
+    """
+    clean = np.asarray(clean, dtype=float)
+    if clean.ndim != 2:
+        raise ValueError(f"clean must be a 2-D array of shape (n_samples, n_features), got shape {clean.shape}")
+    image_shape = tuple(int(s) for s in np.ravel(image_shape))
+    if len(image_shape) != 2 or int(np.prod(image_shape)) != clean.shape[1]:
+        raise ValueError(f"clean has {clean.shape[1]} features but image_shape {image_shape} holds "
+                         f"{int(np.prod(image_shape))} pixels")
+    if not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    rows = [("clean", clean)]
+    if noisy is not None:
+        rows.append(("noisy input", _as_images("noisy", noisy, clean.shape)))
+    rows += [(str(name), _as_images(f"reconstructions[{name!r}]", arr, clean.shape))
+             for name, arr in reconstructions.items()]
+    n = min(n, clean.shape[0])
+    vmin, vmax = float(clean.min()), float(clean.max())
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.2, 1.15 * len(rows) + 0.4), squeeze=False)
+    for r, (label, arr) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(arr[c].reshape(image_shape), cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and titles is not None and c < len(titles):
+                ax.set_title(str(titles[c]), fontsize="small")
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
+    fig.suptitle("Unseen (test) samples and their reconstructions")
+    return fig
+
+
+def plot_latent(embedding, *, run=None, ax=None):
+    """2-D embedding of latent codes: colour = label, dots = seen (train), crosses = unseen (test).
+
+    Parameters
+    ----------
+    embedding : DataFrame
+        ``embeddings.csv``: columns x, y, split (and label, run). With several runs, ``run`` picks one
+        (default: the first autoencoder run).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    Axes
+    """
+    check_columns(embedding, ["x", "y", "split"], "embedding")
+    data = embedding
+    if "run" in data.columns and data["run"].nunique() > 1 or run is not None:
+        check_columns(data, ["run"], "embedding")
+        if run is None:
+            ae = data[data["model"] == "autoencoder"] if "model" in data.columns else data
+            run = (ae if len(ae) else data)["run"].iloc[0]
+        data = data[data["run"] == run]
+        if data.empty:
+            raise ValueError(f"run {run!r} is not in embedding")
+    elif "run" in data.columns and len(data):
+        run = data["run"].iloc[0]
+    data = data[data["split"].isin(["train", "test"])]
+    data = data.assign(**{SPLIT: data["split"].map(SPLIT_LABELS)})
+    hue, palette, order = None, None, None
+    if "label" in data.columns and data["label"].notna().any():
+        labels = data["label"]
+        numeric = pd.api.types.is_numeric_dtype(labels)
+        data = data.assign(label=labels.map(lambda v: "?" if pd.isna(v) else str(int(v)) if numeric else str(v)))
+        order = sorted(data["label"].unique(), key=lambda s: (len(s), s))
+        hue, palette = "label", sns.color_palette("tab10" if len(order) <= 10 else "husl", len(order))
+    ax = axes(ax)
+    sns.scatterplot(data=data, x="x", y="y", hue=hue, hue_order=order, palette=palette, style=SPLIT,
+                    style_order=[SEEN, UNSEEN], markers={SEEN: "o", UNSEEN: "X"}, s=16, alpha=0.75,
+                    linewidth=0, ax=ax)
+    title = "2-D embedding of the latent codes" + (f" ({run})" if run is not None else "")
+    return finish(ax, xlabel="embedding dimension 1 (arbitrary units)",
+                   ylabel="embedding dimension 2 (arbitrary units)", logx=False, title=title)
+
+
+def plot_memorization_scores(memorization, *, ax=None):
+    """Distributions of per-sample memorization scores (error when unseen − error when seen), one per model.
+
+    Parameters
+    ----------
+    memorization : DataFrame
+        ``memorization.csv``: columns model, score.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    Axes
+    """
+    check_columns(memorization, ["model", "score"], "memorization")
+    data = memorization.dropna(subset=["score"])
+    if data.empty:
+        raise ValueError("memorization has no score values")
+    ax = axes(ax)
+    sns.histplot(data=data, x="score", hue="model", element="step", stat="density", common_norm=False,
+                 bins=40, ax=ax)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_xlabel("memorization score: error unseen − error seen (MSE per feature)")
+    ax.set_ylabel("density")
+    ax.set_title("Per-sample memorization (cross-fitted)")
+    return ax
