@@ -23,6 +23,8 @@ __all__ = ["RunSpec", "StudyConfig", "format_hidden", "parse_hidden"]
 SEARCHES = ("grid", "grow")
 LATENT_METHODS = ("umap", "pca", "none")
 SCALINGS = ("none", "standard", "minmax")
+SELECTION_METRICS = ("auto", "mse_clean", "sure", "mse_denoise", "mse")
+SELECTION_RULES = ("one_se", "tolerance")
 
 
 def _int_tuple(value, name, minimum):
@@ -184,7 +186,19 @@ class StudyConfig(JSONConfig):
     search : str
         ``grid`` trains every combination; ``grow`` starts small and widens, then deepens, per bottleneck.
     tolerance : float
-        Relative slack for "adequate" in model selection and in the grow search.
+        Relative slack for "adequate" in the grow search, and in model selection under ``selection_rule="tolerance"``
+        (or when there is a single seed, so no spread to judge by).
+    selection_metric : str
+        What the simplest adequate model is chosen on, on the validation split: ``auto`` (the error against the
+        clean signal when the study injected the noise, else SURE when ``data_noise_std`` is known, else the
+        denoising error), ``mse_clean``, ``sure``, ``mse_denoise`` or ``mse`` (the error against the noisy input,
+        which copying the noise wins: only for comparison).
+    selection_rule : str
+        ``one_se``: the fewest parameters whose mean error over seeds is within one standard error of the best;
+        ``tolerance``: within ``tolerance`` (relative) of the best.
+    data_noise_std : float or None
+        Std of the noise already in the data, in the units the model sees, when known (sensor noise, say): makes
+        SURE available without a clean signal.
     memorization : bool
         Compute per-sample memorization scores (K-fold cross-fitting) for the largest autoencoder and PCA.
     n_folds : int
@@ -209,6 +223,9 @@ class StudyConfig(JSONConfig):
     activation: str = "relu"
     search: str = "grid"
     tolerance: float = 0.05
+    selection_metric: str = "auto"
+    selection_rule: str = "one_se"
+    data_noise_std: float | None = None
     memorization: bool = True
     n_folds: int = 5
     latent: str = "pca"
@@ -229,12 +246,15 @@ class StudyConfig(JSONConfig):
             raise ValueError(f"fractions must give train and test a share > 0, got {self.fractions!r}")
         object.__setattr__(self, "fractions", fractions)
         for name, choices in (("scale", SCALINGS), ("search", SEARCHES), ("latent", LATENT_METHODS),
-                              ("activation", ACTIVATIONS)):
+                              ("activation", ACTIVATIONS), ("selection_metric", SELECTION_METRICS),
+                              ("selection_rule", SELECTION_RULES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid values are {list(choices)}")
         for name, minimum in (("bottlenecks", 1), ("widths", 1), ("depths", 0), ("seeds", 0)):
             object.__setattr__(self, name, _int_tuple(getattr(self, name), name, minimum))
         check_positive_float(self.tolerance, "tolerance", allow_zero=True)
+        if self.data_noise_std is not None:
+            check_positive_float(self.data_noise_std, "data_noise_std")
         if not isinstance(self.memorization, bool):
             raise TypeError(f"memorization must be True or False, got {self.memorization!r}")
         check_int(self.n_folds, "n_folds", minimum=2)

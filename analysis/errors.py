@@ -10,7 +10,9 @@ from scipy.stats import ks_2samp
 
 from autoenc.validation import check_array, check_same_shape
 
-from .memorization import _noise_fraction, membership_auc, tpr_at_fpr
+from .divergence import degrees_of_freedom, sure
+from .intervals import auc_interval, tpr_at_fpr_interval
+from .memorization import _noise_fraction, membership_auc
 from .reconstruction import pca_baseline, reconstruct_with, row_errors
 
 __all__ = ["compare_to_pca", "measure_split", "pair_metrics", "sample_errors", "seen_unseen"]
@@ -112,26 +114,35 @@ def pair_metrics(seen, unseen):
     Returns
     -------
     dict
-        ``gap, ratio, memorization, membership_auc, tpr_at_1pct_fpr, ks_statistic, ks_pvalue``.
+        ``gap, ratio, memorization, membership_auc`` with its 95% interval (``membership_auc_ci_low``,
+        ``membership_auc_ci_high``: DeLong), ``tpr_at_1pct_fpr`` with its exact Clopper-Pearson interval
+        (``tpr_at_1pct_fpr_ci_low``, ``tpr_at_1pct_fpr_ci_high``; a warning when the unseen split has fewer than 100
+        samples, too few to resolve 1%), ``ks_statistic, ks_pvalue``.
     """
     (row_seen, samples_seen), (row_unseen, samples_unseen) = seen, unseen
     e_seen, e_unseen = samples_seen["error"].to_numpy(), samples_unseen["error"].to_numpy()
     ks = ks_2samp(e_seen, e_unseen)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = float(np.float64(row_unseen["mse"]) / np.float64(row_seen["mse"]))
+    auc_low, auc_high = auc_interval(e_seen, e_unseen)
+    tpr = tpr_at_fpr_interval(e_seen, e_unseen, 0.01)
     return {
         "gap": row_unseen["mse"] - row_seen["mse"],
         "ratio": ratio,
         "memorization": row_seen["noise_memorization"] - row_unseen["noise_memorization"],
         "membership_auc": membership_auc(e_seen, e_unseen),
-        "tpr_at_1pct_fpr": tpr_at_fpr(e_seen, e_unseen, 0.01),
+        "membership_auc_ci_low": auc_low,
+        "membership_auc_ci_high": auc_high,
+        "tpr_at_1pct_fpr": tpr["tpr"],
+        "tpr_at_1pct_fpr_ci_low": tpr["ci_low"],
+        "tpr_at_1pct_fpr_ci_high": tpr["ci_high"],
         "ks_statistic": float(ks.statistic),
         "ks_pvalue": float(ks.pvalue),
     }
 
 
 def seen_unseen(model, X_train, X_test, *, clean_train=None, noise_train=None, clean_test=None, noise_test=None,
-                X_val=None, clean_val=None, noise_val=None, return_samples=False):
+                X_val=None, clean_val=None, noise_val=None, sigma=None, return_samples=False):
     """Seen (train) versus unseen (test) reconstruction error, noise memorization and membership leakage.
 
     Parameters
@@ -148,6 +159,10 @@ def seen_unseen(model, X_train, X_test, *, clean_train=None, noise_train=None, c
         The same for ``X_test``.
     X_val, clean_val, noise_val : array-like, optional
         A validation split, measured the same way (a ``val`` row between train and test).
+    sigma : float, optional
+        Std of isotropic Gaussian noise in the inputs, when known: adds ``df`` (the model's degrees of freedom,
+        :func:`~analysis.divergence.degrees_of_freedom` over the unseen inputs, val and test) and ``sure`` (Stein's
+        estimate of the error against the clean signal, :func:`~analysis.divergence.sure`) to the unseen rows.
     return_samples : bool, default False
         Also return the per-sample errors.
 
@@ -186,6 +201,12 @@ def seen_unseen(model, X_train, X_test, *, clean_train=None, noise_train=None, c
     order = [s for s in ("train", "val", "test") if s in measured]
     summary = pd.DataFrame([{**measured[s][0], **(pair if s != "val" else dict.fromkeys(pair, math.nan))}
                             for s in order])
+    if sigma is not None:
+        unseen = np.concatenate([given[s][0] for s in order if s != "train"])
+        df = degrees_of_freedom(model, unseen)
+        held_out = (summary["split"] != "train").to_numpy()
+        summary["df"] = np.where(held_out, df, math.nan)
+        summary["sure"] = np.where(held_out, sure(summary["mse"].to_numpy(), sigma, df, X_train.shape[1]), math.nan)
     if not return_samples:
         return summary
     return summary, pd.concat([measured[s][1] for s in order], ignore_index=True)

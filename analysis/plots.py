@@ -119,7 +119,7 @@ def plot_gap(results, *, kind="line", errorbar="sd", ax=None):
 
 
 def plot_memorization(results, *, errorbar="sd", ax=None):
-    """Noise memorization on seen and unseen samples against model size, with the k/d line of a fixed projection.
+    """Noise memorization on seen and unseen samples against model size, with what a fixed projection keeps.
 
     Parameters
     ----------
@@ -130,8 +130,9 @@ def plot_memorization(results, *, errorbar="sd", ax=None):
     Returns
     -------
     Axes
-        Autoencoder lines (dashed = seen, solid = unseen); dash-dotted k/d reference per bottleneck (what any
-        fixed rank-k projection reproduces); PCA's values as diamonds; 1 = the identity map.
+        Autoencoder lines (dashed = seen, solid = unseen); dash-dotted reference per bottleneck: ``nm_reference``
+        when results has it (what the rank-k PCA projection keeps of the noise, k/d for isotropic noise), else
+        k/d; PCA's values as diamonds (hollow = seen, filled = unseen); 1 = the identity map.
     """
     check_columns(results, ["model", "bottleneck", "n_params", "n_features", "split", "noise_memorization"], "results")
     data = ok_rows(results)
@@ -140,18 +141,29 @@ def plot_memorization(results, *, errorbar="sd", ax=None):
     ax = _axes(ax)
     palette = _k_palette(data["bottleneck"])
     _ae_lines(_with_labels(ae), "noise_memorization", palette, ax, errorbar=errorbar)
-    d = data.groupby("bottleneck")["n_features"].first()
-    for k, n_features in d.items():
-        ax.axhline(int(k) / n_features, color=palette[int(k)], ls="-.", lw=1.0, alpha=0.8, gid=f"k/d-k{int(k)}")
+    has_reference = "nm_reference" in data.columns and data["nm_reference"].notna().any()
+    if has_reference:
+        reference = data.groupby("bottleneck")["nm_reference"].mean()
+    else:
+        reference = data.groupby("bottleneck")["bottleneck"].first() / data.groupby("bottleneck")["n_features"].first()
+    for k, value in reference.items():
+        ax.axhline(value, color=palette[int(k)], ls="-.", lw=1.0, alpha=0.8, gid=f"reference-k{int(k)}")
     ax.axhline(1.0, color="0.3", lw=0.8, gid="identity")
     pca = data[(data["model"] == "pca")].dropna(subset=["noise_memorization"])
-    if len(pca):
-        ax.scatter(pca["n_params"], pca["noise_memorization"], marker="D", s=28, edgecolors="black",
-                   linewidths=0.6, c=[palette[int(k)] for k in pca["bottleneck"]], zorder=3, gid="pca")
-    extra = [Line2D([], [], color="0.4", ls="-.", label="k/d: fixed rank-k projection"),
+    for split, face in (("train", "none"), ("test", None)):
+        part = pca[pca["split"] == split]
+        if len(part):
+            colors = [palette[int(k)] for k in part["bottleneck"]]
+            ax.scatter(part["n_params"], part["noise_memorization"], marker="D", s=30, linewidths=1.0, zorder=3,
+                       facecolors=colors if face is None else face, edgecolors=colors if face else "black",
+                       gid=f"pca-{split}")
+    label = ("rank-k PCA projection (nm_reference)" if has_reference else "k/d: fixed rank-k projection")
+    extra = [Line2D([], [], color="0.4", ls="-.", label=label),
              Line2D([], [], color="0.3", lw=0.8, label="1: identity (copies noise)")]
     if len(pca):
-        extra.append(Line2D([], [], color="0.6", marker="D", ls="", markeredgecolor="black", label="PCA, same k"))
+        extra += [Line2D([], [], color="0.4", marker="D", ls="", markerfacecolor="none", label="PCA, same k (seen)"),
+                  Line2D([], [], color="0.6", marker="D", ls="", markeredgecolor="black",
+                         label="PCA, same k (unseen)")]
     top = max(1.05, float(np.nanmax(data["noise_memorization"])) + 0.05)
     ax.set_ylim(min(0.0, float(np.nanmin(data["noise_memorization"]))) - 0.02, top)
     return _finish(ax, extra, ylabel=METRIC_LABELS["noise_memorization"],

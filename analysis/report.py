@@ -21,6 +21,7 @@ from autoenc.io import atomic_write
 
 from . import plots
 from .tables import summary_table
+from .verdict import verdict
 
 __all__ = ["draw_figures", "write_report", "summary_table"]
 
@@ -33,8 +34,8 @@ _CAPTIONS = {
     "capacity_clean": "The same against the clean signal: a model that denoises beats its own input here.",
     "gap": "Generalization gap (unseen minus seen error). Above zero the model does better on what it saw.",
     "gap_heatmap": "Mean gap over seeds for each bottleneck and hidden width.",
-    "memorization": "Share of the injected training noise each model reproduces, seen vs unseen. Dash-dotted: "
-                    "k/d, what a fixed rank-k projection reproduces; 1 = the identity map.",
+    "memorization": "Share of the injected training noise each model reproduces, seen vs unseen. Dash-dotted: what "
+                    "the rank-k PCA projection keeps of the noise (k/d for isotropic noise); 1 = the identity map.",
     "membership": "How well the reconstruction error tells training samples from unseen ones (0.5 = not at all).",
     "learning_curves": "Training (dashed) and validation (solid) loss per epoch.",
     "error_distributions": "Per-sample error distributions of the run with the largest gap, and of PCA.",
@@ -50,19 +51,51 @@ _HOW_TO_READ = (
     "fitted on the same training inputs. An autoencoder that does not beat it on unseen data has not earned its "
     "extra parameters.</p>"
     "<p><b>Noise memorization</b> measures how much of the noise injected into each input comes back in its "
-    "reconstruction: 0 for a perfect denoiser, about k/d for any fixed rank-k projection (d features), 1 for the "
-    "identity map. Seen well above unseen means the network stored its training samples' noise.</p>"
+    "reconstruction: 0 for a perfect denoiser, 1 for the identity map; the rank-k PCA projection keeps a share the "
+    "table lists (k/d when the noise is the same on every feature). Seen well above unseen means the network "
+    "stored its training samples' noise. A negative value means the reconstruction moves against the noise: the "
+    "model's output is pulled away from the clean signal opposite to the noise, which happens when it fits the "
+    "data badly (unscaled features of very different sizes are the usual cause: try <code>--scale standard</code>)."
+    "</p>"
+    "<p><b>Choosing a model.</b> Held-out error against the noisy input cannot penalize copying the noise (it keeps "
+    "falling as a model reproduces more of it), so the simplest adequate model is chosen on the validation error "
+    "against the clean signal when it is known, else on SURE (which needs the noise level), else on the error of "
+    "denoising fresh noise; adequate means within one standard error over seeds of the best.</p>"
     "<p><b>Membership AUC</b> is the chance that a random training sample has a lower error than a random unseen "
     "one: 0.5 means the error leaks nothing about who was in the training set; 1 means it gives them all away.</p>"
 )
-_COLUMNS = {  # summary_table column -> (heading, format)
-    "model": ("model", "{}"), "bottleneck": ("k", "{:d}"), "hidden": ("hidden", "{}"),
-    "n_params": ("parameters", "{:,d}"), "n_seeds": ("runs ok", "{:d}"), "test_mse": ("unseen MSE", "{:.4g}"),
-    "test_mse_sd": ("± sd", "{:.2g}"), "gap": ("gap (unseen − seen)", "{:.3g}"),
-    "k_over_d": ("k/d", "{:.3f}"), "nm_seen": ("noise mem. seen", "{:.3f}"),
-    "nm_unseen": ("noise mem. unseen", "{:.3f}"),
-    "membership_auc": ("membership AUC", "{:.3f}"),
-}
+def _num(value, fmt):
+    if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+        return "–"
+    return fmt.format(float(value))
+
+
+def _with_interval(name, fmt):
+    """``mean [low, high]`` where the interval exists (two seeds or more, or one run's own), else the mean."""
+    def cell(row):
+        low, high = row.get(f"{name}_ci_low", np.nan), row.get(f"{name}_ci_high", np.nan)
+        text = _num(row.get(name, np.nan), fmt)
+        if text != "–" and np.isfinite(low) and np.isfinite(high):
+            text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+        return text
+    return cell
+
+
+# Key-number table: (heading, cell of a summary_table row). Errors with 4 decimals, shares with 3.
+_COLUMNS = [
+    ("model", lambda r: str(r["model"])),
+    ("k", lambda r: f"{int(r['bottleneck'])}"),
+    ("hidden", lambda r: str(r["hidden"]) or "–"),
+    ("parameters", lambda r: f"{int(r['n_params']):,}"),
+    ("runs", lambda r: f"{int(r['n_seeds'])}"),
+    ("unseen clean MSE [95% CI]", _with_interval("test_mse_clean", "{:.4f}")),
+    ("unseen MSE", lambda r: _num(r.get("test_mse", np.nan), "{:.4f}")),
+    ("gap", lambda r: _num(r.get("gap", np.nan), "{:.4f}")),
+    ("noise mem. seen", _with_interval("nm_seen", "{:.3f}")),
+    ("noise mem. unseen", lambda r: _num(r.get("nm_unseen", np.nan), "{:.3f}")),
+    ("PCA projection keeps", lambda r: _num(r.get("nm_reference", np.nan), "{:.3f}")),
+    ("membership AUC [95% CI]", _with_interval("membership_auc", "{:.3f}")),
+]
 
 
 def _read_csv(path, **kw):
@@ -183,22 +216,13 @@ def draw_figures(study_dir, *, dpi=110):
     return drawn
 
 
-def _cell(value, fmt):
-    if value is None or value == "" or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    if isinstance(value, (np.integer, np.floating)):
-        value = value.item()
-    if fmt == "{:d}" or fmt == "{:,d}":
-        value = int(value)
-    return fmt.format(value)
-
-
 def _formatted(table):
-    """Headings and rows of strings (not yet escaped)."""
-    heads = [_COLUMNS[c][0] for c in table.columns]
-    rows = [[_cell(v, _COLUMNS[c][1]) for c, v in zip(table.columns, row)]
-            for row in table.itertuples(index=False)]
-    return heads, rows
+    """Headings and rows of strings (not yet escaped); columns with nothing to show are left out."""
+    if table.empty:
+        return [h for h, _ in _COLUMNS], []
+    records = table.to_dict("records")
+    columns = [(h, cell) for h, cell in _COLUMNS if any(cell(r) not in ("–", "") for r in records)]
+    return [h for h, _ in columns], [[cell(r) for _, cell in columns] for r in records]
 
 
 def _html_table(heads, rows, highlight=()):
@@ -253,6 +277,7 @@ def _selected_rows(table, selection):
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+.scroll{overflow-x:auto}ul.verdict li{margin:0.4em 0}
 table{border-collapse:collapse;font-size:0.9em;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;
 text-align:right}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}tr.selected{background:#fff3c4;
 font-weight:bold}figure{margin:1.5em 0}figure img{max-width:100%}figcaption{color:#555;font-size:0.9em}
@@ -298,20 +323,15 @@ def write_report(study_dir, *, dpi=110):
     if "created" in meta:
         facts.append(f"created {meta['created']}")
 
+    lines = (verdict(table, selection) if len(table) else []) + ([] if selection else [sentence])
     parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(', '.join(facts))}</p>" if facts else "",
-             "<h2>Simplest adequate model</h2>", f'<p class="sentence">{esc(str(sentence))}</p>']
-    among = (selection or {}).get("autoencoder")  # the study also names the simplest adequate autoencoder
-    if isinstance(among, dict) and among.get("sentence") and among.get("sentence") != sentence:
-        parts.append(f'<p class="sentence">Among the autoencoders: {esc(str(among["sentence"]))}</p>')
-    if selection:
-        shown = [[str(k), _cell(v, "{:.4g}" if isinstance(v, float) else "{}")] for k, v in selection.items()
-                 if k not in ("sentence", "best_description") and not isinstance(v, dict)
-                 and not (v is None or v == "" or (isinstance(v, float) and np.isnan(v)))]
-        parts.append(_html_table(["field", "value"], shown))
-    parts += ["<h2>How to read this</h2>", _HOW_TO_READ,
-              "<h2>Key numbers</h2>", "<p>Means over successful seeds; unseen = test split. "
-              "PCA rows are the baseline for the autoencoders below them.</p>",
-              _html_table(heads, rows, _selected_rows(table, selection)), "<h2>Figures</h2>"]
+             "<h2>Verdict</h2>", '<ul class="verdict">' + "".join(f"<li>{esc(line)}</li>" for line in lines)
+             + "</ul>"]
+    parts += ["<h2>Key numbers</h2>", "<p>Means over the successful seeds with 95% intervals (Student t over seeds; "
+              "for a single run, its own DeLong interval of the AUC); unseen = test split. PCA rows are the "
+              "baseline for the autoencoders below them; the selected model is highlighted.</p>",
+              '<div class="scroll">' + _html_table(heads, rows, _selected_rows(table, selection)) + "</div>",
+              "<h2>How to read this</h2>", _HOW_TO_READ, "<h2>Figures</h2>"]
     for name, path in figures.items():
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         caption = _CAPTIONS.get("latent" if name.startswith("latent") else name, "")
@@ -322,7 +342,8 @@ def write_report(study_dir, *, dpi=110):
         parts.append(_html_table(*_plain_rows(failed)))
     else:
         parts.append("<p>none</p>")
-    parts += ["<h2>Configuration</h2>", f"<pre>{esc(json.dumps(config, indent=2, sort_keys=True, default=str))}</pre>",
+    parts += ["<h2>Configuration</h2>", "<details><summary>the exact study config</summary>"
+              f"<pre>{esc(json.dumps(config, indent=2, sort_keys=True, default=str))}</pre></details>",
               "<h2>Versions</h2>", _html_table(["package", "version"],
                                                [[str(k), str(v)] for k, v in meta.get("versions", {}).items()])]
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -330,9 +351,7 @@ def write_report(study_dir, *, dpi=110):
             + "\n".join(p for p in parts if p) + "\n</body></html>\n")
     report = _write_text(folder / "report.html", page)
 
-    md = [f"# {title}", "", f"**Simplest adequate model:** {sentence}", ""]
-    if isinstance(among, dict) and among.get("sentence") and among.get("sentence") != sentence:
-        md += [f"Among the autoencoders: {among['sentence']}", ""]
+    md = [f"# {title}", "", "## Verdict", ""] + [f"- {line}" for line in lines] + [""]
     md += ["## Key numbers", "",
           "Means over successful seeds; unseen = test split.", "", _md_table(heads, rows), "", "## Failed runs", ""]
     md += [f"- `{r.run}`: {getattr(r, 'reason', '') or getattr(r, 'status', '')}" for r in failed.itertuples()] \

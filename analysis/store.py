@@ -28,8 +28,9 @@ __all__ = ["RunResult", "StudyStore", "RESULT_COLUMNS"]
 
 RESULT_COLUMNS = [
     "run", "model", "bottleneck", "hidden", "width", "depth", "seed", "n_params", "n_features", "noise_std",
-    "split", "n_samples", "mse", "mse_clean", "noise_memorization", "gap", "ratio", "membership_auc",
-    "tpr_at_1pct_fpr", "ks_statistic", "ks_pvalue", "status", "reason", "epochs",
+    "split", "n_samples", "mse", "mse_clean", "noise_memorization", "nm_reference", "df", "sure", "mse_denoise",
+    "gap", "ratio", "membership_auc", "membership_auc_ci_low", "membership_auc_ci_high", "tpr_at_1pct_fpr",
+    "tpr_at_1pct_fpr_ci_low", "tpr_at_1pct_fpr_ci_high", "ks_statistic", "ks_pvalue", "status", "reason", "epochs",
 ]
 SAMPLE_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed", "split", "sample", "label",
                   "error", "error_clean"]

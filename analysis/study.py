@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
-from autoenc import AutoencoderTransformer, add_noise, load, load_dataset, split
+from autoenc import AutoencoderTransformer, add_noise, load_dataset, split
 from autoenc.batched import fit_group, plan_groups
 from autoenc.data import Scaler
 from autoenc.io import versions
@@ -27,14 +28,18 @@ from autoenc.validation import check_int
 
 from ._parallel import Task, dask_client, default_jobs, release_workers, run_tasks
 from .config import RunSpec, StudyConfig
+from .divergence import nm_reference
 from .errors import seen_unseen
+from .intervals import FPRResolutionWarning
 from .memorization import memorization_scores
-from .reconstruction import pca_as_autoencoder
-from .select import grow_proposals, grow_start, grow_update, simplest_adequate
+from .reconstruction import pca_as_autoencoder, reconstruct_with, row_errors
+from .select import grow_proposals, grow_start, grow_update
+from .finish import finish
 from .store import RunResult, StudyStore, write_csv, write_json, write_npz
-from .tables import summarize_runs
 
 __all__ = ["StudyData", "StudyResult", "prepare_data", "run_study"]
+
+DENOISE_LEVEL = 0.2  # fresh validation noise, relative to the inputs' RMS feature std, when no noise is known
 
 
 # -- the data ---------------------------------------------------------------------------------------------------
@@ -51,6 +56,8 @@ class StudyData:
     test: np.ndarray
     name: str
     image_shape: tuple | None
+    sigma: float | None = None  # std of the (isotropic) noise in X when known: for SURE
+    denoise_noise: np.ndarray | None = None  # fresh noise for the validation inputs when nothing else is known
 
     @property
     def n_features(self):
@@ -61,6 +68,13 @@ class StudyData:
         """Integer class labels, or None (continuous targets are not classes)."""
         y = self.y
         return y if y is not None and np.issubdtype(np.asarray(y).dtype, np.integer) else None
+
+    def nm_reference(self, k):
+        """What the rank-k PCA projection of the training inputs keeps of the training noise (NaN without noise)."""
+        if self.noise is None:
+            return np.nan
+        components = PCA(n_components=k, random_state=0).fit(self.X[self.train]).components_
+        return nm_reference(components, self.noise[self.train])
 
     def split_arrays(self, split_name):
         """``(X, clean, noise)`` of one split."""
@@ -94,23 +108,40 @@ def prepare_data(config: StudyConfig) -> StudyData:
     if max(config.bottlenecks) > len(parts.train):
         raise ValueError(f"bottlenecks go up to {max(config.bottlenecks)} but there are only {len(parts.train)} "
                          "training samples")
-    clean = data.X.astype(np.float32)
-    noisy, noise = add_noise(clean, config.noise_std, seed=config.seed) if config.noise_std > 0 else (clean, None)
-    scaler = Scaler(config.scale).fit(noisy[parts.train])
-    X, clean = scaler.transform(noisy), scaler.transform(clean)
-    noise = None if noise is None else X - clean
-    return StudyData(X, clean, noise, data.y, parts.train, parts.val, parts.test, data.name, data.image_shape)
+    # Noise is injected in the units the model sees (after scaling), so noise_std means the same on every dataset
+    # and the noise is isotropic where the model works.
+    raw = data.X.astype(np.float32)
+    clean = Scaler(config.scale).fit(raw[parts.train]).transform(raw)
+    X, noise = clean, None
+    if config.noise_std > 0:
+        X = add_noise(clean, config.noise_std, seed=config.seed)[0]
+        noise = X - clean  # exactly what the model's input carries beyond the clean signal
+    variances = [v ** 2 for v in (config.noise_std, config.data_noise_std) if v]
+    sigma = float(np.sqrt(sum(variances))) if variances else None
+    denoise = None
+    if sigma is None and len(parts.val):  # nothing known: validate by denoising fresh noise of a known level
+        level = DENOISE_LEVEL * float(np.sqrt(np.mean(np.var(X[parts.train], axis=0))))
+        denoise = add_noise(X[parts.val], level, seed=config.seed + 1)[1]
+    return StudyData(X, clean, noise, data.y, parts.train, parts.val, parts.test, data.name, data.image_shape,
+                     sigma, denoise)
 
 
 # -- the tasks a worker runs ---------------------------------------------------------------------------------
-def _measure(model, data: StudyData):
+def _measure(model, data: StudyData, bottleneck):
     """Result rows (train, val, test) and per-sample errors (rows of the dataset) of one fitted model."""
     arrays = {}
     for name in ("train", "val", "test"):
         if len(getattr(data, name)):
             X, clean, noise = data.split_arrays(name)
             arrays.update({f"X_{name}": X, f"clean_{name}": clean, f"noise_{name}": noise})
-    summary, samples = seen_unseen(model, **arrays, return_samples=True)
+    with warnings.catch_warnings():  # a small unseen split cannot resolve 1% FPR: said once, by the study
+        warnings.simplefilter("ignore", FPRResolutionWarning)
+        summary, samples = seen_unseen(model, **arrays, sigma=data.sigma, return_samples=True)
+    summary["nm_reference"] = data.nm_reference(bottleneck)
+    if data.denoise_noise is not None:  # error against the clean validation input of its noisy version
+        X_val = data.X[data.val]
+        denoised = row_errors(reconstruct_with(model, X_val + data.denoise_noise), X_val).mean()
+        summary["mse_denoise"] = np.where(summary["split"] == "val", denoised, np.nan)
     rows = [{k: v for k, v in row.items() if k != "memorization"} for row in summary.to_dict("records")]
     for name in ("train", "val", "test"):  # row within its split -> row of the dataset
         mask = (samples["split"] == name).to_numpy()
@@ -143,7 +174,7 @@ def _train_group(specs, data: StudyData, config: StudyConfig):
             result.status, result.reason = "diverged", member.error
             result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
         else:
-            result.rows, result.samples = _measure(member.model, data)
+            result.rows, result.samples = _measure(member.model, data, spec.bottleneck)
             result.history = member.history.to_dict()
             result.state = {k: v.detach().cpu().numpy() for k, v in member.model.state_dict().items()}
         results.append(result)
@@ -154,7 +185,7 @@ def _fit_pca(spec: RunSpec, data: StudyData, config: StudyConfig):
     """PCA at one bottleneck, measured through the same code path, saved as the linear network it is."""
     pca = PCA(n_components=spec.bottleneck, random_state=0).fit(data.X[data.train])
     result = _result(spec, data, config)
-    result.rows, result.samples = _measure(pca, data)
+    result.rows, result.samples = _measure(pca, data, spec.bottleneck)
     result.state = {k: v.detach().numpy() for k, v in pca_as_autoencoder(pca).state_dict().items()}
     return result
 
@@ -324,7 +355,7 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
     if scheduler is None and n_jobs > 1:
         release_workers()
     timings["training"] = time.perf_counter() - start
-    selection = _finish(store, data, config, results)
+    selection = finish(store, data, config, results)
     timings["selection_and_latent"] = time.perf_counter() - start - timings["training"]
     if report:
         from .report import write_report
@@ -347,73 +378,3 @@ def _warm_up(report, umap):
 
             Z = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
             embed_latents(Z, Z[:8], method="umap", n_epochs=5)
-
-
-def _finish(store, data, config, results):
-    """Selection, reconstructions of a few unseen samples, and the latent map of the selected autoencoder."""
-    ok = results[results["status"] == "ok"]
-    if not (ok["model"] == "autoencoder").any():
-        return None
-    split_name = "val" if len(data.val) else "test"
-    selection = simplest_adequate(results, config.tolerance, split=split_name)
-    chosen = simplest_adequate(results, config.tolerance, split=split_name, models=("autoencoder",))
-    selection = {**selection, "autoencoder": chosen}
-    write_json(store.path / "selection.json", selection)
-    chosen_run = _first_run(ok, chosen)
-    largest_run = _first_run(ok, summarize_runs(ok[ok["model"] == "autoencoder"], split="test").iloc[-1])
-    pca_run = RunSpec.pca(chosen["bottleneck"]).run
-    _write_reconstructions(store, data, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
-    if config.latent != "none" and not (store.path / "embeddings.csv").exists():
-        _write_embeddings(store, data, config, chosen_run, pca_run)
-    return selection
-
-
-def _first_run(ok, row):
-    """The first successful run (lowest seed) of the architecture a summary row describes."""
-    same = ok[(ok["model"] == row["model"]) & (ok["bottleneck"] == row["bottleneck"])
-              & (ok["hidden"].fillna("").astype(str) == str(row["hidden"] or ""))]
-    return same.sort_values("seed")["run"].iloc[0]
-
-
-def _example_rows(data, n=8):
-    """Up to ``n`` test samples, one per class first when there are labels."""
-    test = data.test
-    if data.y is None or not np.issubdtype(np.asarray(data.y).dtype, np.integer):
-        return test[:n]
-    _, first = np.unique(data.y[test], return_index=True)
-    rest = np.setdiff1d(np.arange(len(test)), first)
-    return test[np.concatenate([first, rest])[:n]]
-
-
-def _write_reconstructions(store, data, models):
-    from autoenc import reconstruct
-
-    rows = _example_rows(data)
-    arrays = {"clean": data.clean[rows], "noisy": data.X[rows], "sample": rows,
-              "image_shape": np.asarray(data.image_shape or (1, data.n_features))}
-    for label, run in models.items():
-        arrays[f"{label}: {run}"] = reconstruct(load(store.path / "models" / run), data.X[rows])
-    write_npz(store.path / "reconstructions.npz", **arrays)
-
-
-def _write_embeddings(store, data, config, ae_run, pca_run):
-    from autoenc import encode
-
-    from .latent import embed_latents, knn_probe, trustworthiness
-
-    frames, scores = [], {}
-    for kind, run in (("autoencoder", ae_run), ("pca", pca_run)):
-        model = load(store.path / "models" / run)
-        Z_train, Z_test = encode(model, data.X[data.train]), encode(model, data.X[data.test])
-        E_train, E_test = embed_latents(Z_train, Z_test, method=config.latent, random_state=config.seed)
-        for split_name, idx, E in (("train", data.train, E_train), ("test", data.test, E_test)):
-            frames.append(pd.DataFrame({"run": run, "model": kind, "split": split_name, "sample": idx,
-                                        "label": data.y[idx] if data.y is not None else np.nan,
-                                        "x": E[:, 0], "y": E[:, 1]}))
-        entry = {"run": run, "bottleneck": int(Z_train.shape[1]),
-                 "trustworthiness": float(trustworthiness(data.X[data.test], Z_test))}
-        if data.y is not None and np.issubdtype(np.asarray(data.y).dtype, np.integer):
-            entry["knn_accuracy"] = float(knn_probe(Z_train, data.y[data.train], Z_test, data.y[data.test]))
-        scores[kind] = entry
-    write_csv(store.path / "embeddings.csv", pd.concat(frames, ignore_index=True))
-    write_json(store.path / "latent.json", scores)

@@ -6,10 +6,9 @@ import pandas as pd
 
 from autoenc.validation import check_columns
 
-__all__ = ["ok_rows", "run_gaps", "summarize_runs", "summary_table"]
+from .intervals import mean_interval
 
-SUMMARY_COLUMNS = ["model", "bottleneck", "hidden", "n_params", "n_seeds", "test_mse", "test_mse_sd", "gap",
-                   "k_over_d", "nm_seen", "nm_unseen", "membership_auc"]
+__all__ = ["ok_rows", "per_run", "run_gaps", "summarize_runs", "summary_table"]
 
 CONFIG_COLUMNS = ["model", "bottleneck", "hidden", "depth", "width", "n_params"]
 
@@ -71,44 +70,88 @@ def summarize_runs(results, *, split="val", metric="mse"):
     return out.sort_values(["n_params", metric]).reset_index(drop=True)
 
 
-def summary_table(results):
-    """Key numbers per model x bottleneck x hidden layers, means over the successful seeds.
+HEADLINE = {  # summary column -> (split, results column) averaged over seeds
+    "test_mse": ("test", "mse"),
+    "test_mse_clean": ("test", "mse_clean"),
+    "nm_seen": ("train", "noise_memorization"),
+    "nm_unseen": ("test", "noise_memorization"),
+    "membership_auc": ("test", "membership_auc"),
+}
+
+
+def per_run(results):
+    """One row per successful run: its configuration, the headline numbers and its gap (unseen minus seen mse)."""
+    check_columns(results, ["run", "model", "bottleneck", "n_params", "split", "mse"], "results")
+    data = ok_rows(results, splits=None).copy()
+    data["hidden"] = data["hidden"].map(hidden_text) if "hidden" in data.columns else ""
+    keys = ["run", "model", "bottleneck", "hidden", "n_params"]
+    out = data.drop_duplicates("run")[keys + [c for c in ("nm_reference", "n_features") if c in data.columns]]
+    out = out.set_index("run")
+    for name, (split, column) in HEADLINE.items():
+        if column in data.columns:
+            out[name] = data[data["split"] == split].set_index("run")[column]
+    for bound in ("membership_auc_ci_low", "membership_auc_ci_high"):  # a single run's own interval (DeLong)
+        if bound in data.columns:
+            out[f"run_{bound}"] = data[data["split"] == "test"].set_index("run")[bound]
+    gaps = run_gaps(data)
+    out["gap"] = gaps.set_index("run")["gap"] if len(gaps) else np.nan
+    return out.reset_index()
+
+
+def hidden_text(value):
+    """``hidden`` as read back from a CSV (``"64-32"``, ``64.0``, ``NaN``) in the one text form: ``"64-32"``, ``""``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return str(int(value))
+    return str(value)
+
+
+def summary_table(results, confidence=0.95):
+    """Key numbers per model configuration: mean, sd and a confidence interval over the successful seeds.
 
     Parameters
     ----------
     results : DataFrame
         ``results.csv``.
+    confidence : float
+        Of the Student-t intervals over seeds (none with a single seed; PCA has one run per bottleneck).
 
     Returns
     -------
     DataFrame
-        Columns model, bottleneck, hidden, n_params, n_seeds, test_mse, test_mse_sd, gap, k_over_d (when
-        results has n_features), nm_seen, nm_unseen, membership_auc; one row per architecture, PCA first
-        within each bottleneck.
+        One row per model x bottleneck x hidden widths, PCA first within each bottleneck: ``model, bottleneck,
+        hidden, n_params, n_seeds, nm_reference`` (what the rank-k PCA projection keeps of the noise; k/d when
+        results has no such column), then for each of ``test_mse, test_mse_clean, gap, nm_seen, nm_unseen,
+        membership_auc``: the mean and ``<name>_sd``, ``<name>_ci_low``, ``<name>_ci_high``.
+
+    Examples
+    --------
+    >>> table = summary_table(pd.read_csv("runs/digits/results.csv"))  # doctest: +SKIP
     """
-    check_columns(results, ["run", "model", "bottleneck", "n_params", "split", "mse"], "results")
-    data = ok_rows(results).copy()
-    data["hidden"] = data["hidden"].fillna("").astype(str) if "hidden" in data.columns else ""
-    for col in ("noise_memorization", "membership_auc"):
-        if col not in data.columns:
-            data[col] = np.nan
+    runs = per_run(results)
     keys = ["model", "bottleneck", "hidden"]
-    test, train = data[data["split"] == "test"], data[data["split"] == "train"]
-    gaps = run_gaps(data).assign(hidden=lambda g: g["hidden"].fillna("").astype(str)
-                                        if "hidden" in g.columns else "")
-    table = test.groupby(keys).agg(n_params=("n_params", "mean"), n_seeds=("run", "nunique"),
-                                   test_mse=("mse", "mean"), test_mse_sd=("mse", "std"),
-                                   nm_unseen=("noise_memorization", "mean"),
-                                   membership_auc=("membership_auc", "mean"))
-    table = table.join(train.groupby(keys)["noise_memorization"].mean().rename("nm_seen"))
-    table = table.join(gaps.groupby(keys)["gap"].mean())
-    table = table.reset_index()
-    table["n_params"] = table["n_params"].round().astype(int)
-    if "n_features" in data.columns:  # what a fixed rank-k projection reproduces of the noise
-        d = table["bottleneck"].map(data.groupby("bottleneck")["n_features"].first())
-        table["k_over_d"] = table["bottleneck"] / d
+    metrics = [m for m in ("test_mse", "test_mse_clean", "gap", "nm_seen", "nm_unseen", "membership_auc")
+               if m in runs.columns and runs[m].notna().any()]
+    rows = []
+    for key, group in runs.groupby(keys, sort=False):
+        row = dict(zip(keys, key), n_params=int(round(group["n_params"].mean())), n_seeds=len(group))
+        if "nm_reference" in group.columns and group["nm_reference"].notna().any():
+            row["nm_reference"] = float(group["nm_reference"].mean())
+        elif "n_features" in group.columns:
+            row["nm_reference"] = float(key[1] / group["n_features"].iloc[0])
+        for m in metrics:
+            values = group[m].dropna().to_numpy(dtype=float)
+            stats = mean_interval(values, confidence) if len(values) else (np.nan,) * 4
+            row.update({m: stats[0], f"{m}_sd": stats[1], f"{m}_ci_low": stats[2], f"{m}_ci_high": stats[3]})
+        if len(group) == 1 and "run_membership_auc_ci_low" in group.columns:  # one run: its own interval
+            row["membership_auc_ci_low"] = float(group["run_membership_auc_ci_low"].iloc[0])
+            row["membership_auc_ci_high"] = float(group["run_membership_auc_ci_high"].iloc[0])
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
     table["_order"] = (table["model"] != "pca").astype(int)
     table = table.sort_values(["bottleneck", "_order", "n_params"]).drop(columns="_order")
     table["bottleneck"] = table["bottleneck"].astype(int)
-    columns = [c for c in SUMMARY_COLUMNS if c in table.columns]
-    return table[columns].reset_index(drop=True)
+    return table.reset_index(drop=True)

@@ -84,15 +84,25 @@ def test_gap_rejects_unknown_kind(frames, ax):
 
 
 def test_memorization_has_k_over_d_reference_and_pca_points(frames, ax):
-    plot_memorization(frames["results"], ax=ax)
+    plot_memorization(frames["results"].drop(columns="nm_reference", errors="ignore"), ax=ax)
     assert ax.get_xscale() == "log"
     assert "noise memorization" in ax.get_ylabel()
     for k in BOTTLENECKS:
-        (ref,) = _gid_lines(ax, f"k/d-k{k}")
+        (ref,) = _gid_lines(ax, f"reference-k{k}")
         assert ref.get_ydata()[0] == pytest.approx(k / D)
-    pca = [c for c in ax.collections if c.get_gid() == "pca"]
-    assert len(pca) == 1 and len(pca[0].get_offsets()) == 2 * len(BOTTLENECKS)  # train and test per bottleneck
+    for split in ("train", "test"):  # seen and unseen PCA points are told apart
+        (pca,) = [c for c in ax.collections if c.get_gid() == f"pca-{split}"]
+        assert len(pca.get_offsets()) == len(BOTTLENECKS)
     assert any("k/d" in t for t in _legend_texts(ax))
+
+
+def test_memorization_reference_line_is_nm_reference_when_known(frames, ax):
+    results = frames["results"].assign(nm_reference=lambda r: 1.5 * r["bottleneck"] / D)
+    plot_memorization(results, ax=ax)
+    for k in BOTTLENECKS:
+        (ref,) = _gid_lines(ax, f"reference-k{k}")
+        assert ref.get_ydata()[0] == pytest.approx(1.5 * k / D)
+    assert any("nm_reference" in t for t in _legend_texts(ax))
 
 
 def test_memorization_without_noise_says_so(frames, ax):

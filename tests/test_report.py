@@ -1,3 +1,4 @@
+import html
 """The report is checked from the files it writes: figures, inlined images, tables, failed runs, escaping."""
 import json
 import re
@@ -90,7 +91,8 @@ def test_summary_table_values(frames):
     expected = res[(res.run == "ae-k8-h128-s0") & (res.split == "test")].mse.iloc[0]
     assert row.test_mse == pytest.approx(expected)
     assert row.nm_seen > row.nm_unseen
-    assert row.k_over_d == pytest.approx(8 / 64)
+    assert row.nm_reference == pytest.approx(8 / 64)  # no nm_reference column: k/d
+    assert row.test_mse_ci_low <= row.test_mse <= row.test_mse_ci_high or row.n_seeds == 1
 
 
 def test_rerun_overwrites_cleanly(tmp_path, frames, only_figures):
@@ -119,7 +121,18 @@ def test_minimal_folder_plans_what_it_can(tmp_path, frames, only_figures):
     assert set(draw_figures(folder, dpi=DPI)) == {"gap_heatmap"}
     page = write_report(folder, dpi=DPI).read_text(encoding="utf-8")
     assert "<h2>Failed runs</h2>\n<p>none</p>" in page
-    assert "Simplest adequate model" in page
+    assert "<h2>Verdict</h2>" in page and "No model was selected" in page
+
+
+def test_report_opens_with_the_verdict_and_no_field_dump(tmp_path, frames, only_figures):
+    only_figures("capacity")
+    folder = write_study(tmp_path / "v", frames)
+    page = write_report(folder, dpi=DPI).read_text(encoding="utf-8")
+    assert page.index("<h2>Verdict</h2>") < page.index("<h2>Key numbers</h2>") < page.index("<h2>Figures</h2>")
+    assert html.escape(frames["selection"]["sentence"]) in page  # escaped: the sentence holds < > &
+    for field in ("best_error", "tolerance", "metric"):
+        assert f"<td>{field}</td>" not in page
+    assert "[95% CI]" in page and '<div class="scroll">' in page
 
 
 def test_failed_reason_is_escaped(tmp_path, frames, only_figures):

@@ -1,0 +1,89 @@
+"""A study's last steps, after training: the selection, reconstructions of a few unseen samples, the latent map.
+
+Everything here reads the committed runs back from the study folder and writes derived files
+(``selection.json``, ``reconstructions.npz``, ``embeddings.csv``, ``latent.json``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from autoenc import load
+
+from .config import RunSpec
+from .select import simplest_adequate
+from .store import write_csv, write_json, write_npz
+from .tables import summarize_runs
+
+__all__ = ["finish"]
+
+
+def finish(store, data, config, results):
+    """Selection, reconstructions of a few unseen samples, and the latent map of the selected autoencoder."""
+    ok = results[results["status"] == "ok"]
+    if not (ok["model"] == "autoencoder").any():
+        return None
+    split_name = "val" if len(data.val) else "test"
+    kwargs = {"split": split_name, "metric": config.selection_metric, "rule": config.selection_rule}
+    selection = simplest_adequate(results, config.tolerance, **kwargs)
+    chosen = simplest_adequate(results, config.tolerance, models=("autoencoder",), **kwargs)
+    selection = {**selection, "autoencoder": chosen}
+    write_json(store.path / "selection.json", selection)
+    chosen_run = _first_run(ok, chosen)
+    largest_run = _first_run(ok, summarize_runs(ok[ok["model"] == "autoencoder"], split="test").iloc[-1])
+    pca_run = RunSpec.pca(chosen["bottleneck"]).run
+    _write_reconstructions(store, data, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
+    if config.latent != "none" and not (store.path / "embeddings.csv").exists():
+        _write_embeddings(store, data, config, chosen_run, pca_run)
+    return selection
+
+
+def _first_run(ok, row):
+    """The first successful run (lowest seed) of the architecture a summary row describes."""
+    same = ok[(ok["model"] == row["model"]) & (ok["bottleneck"] == row["bottleneck"])
+              & (ok["hidden"].fillna("").astype(str) == str(row["hidden"] or ""))]
+    return same.sort_values("seed")["run"].iloc[0]
+
+
+def _example_rows(data, n=8):
+    """Up to ``n`` test samples, one per class first when there are labels."""
+    test = data.test
+    if data.y is None or not np.issubdtype(np.asarray(data.y).dtype, np.integer):
+        return test[:n]
+    _, first = np.unique(data.y[test], return_index=True)
+    rest = np.setdiff1d(np.arange(len(test)), first)
+    return test[np.concatenate([first, rest])[:n]]
+
+
+def _write_reconstructions(store, data, models):
+    from autoenc import reconstruct
+
+    rows = _example_rows(data)
+    arrays = {"clean": data.clean[rows], "noisy": data.X[rows], "sample": rows,
+              "image_shape": np.asarray(data.image_shape or (1, data.n_features))}
+    for label, run in models.items():
+        arrays[f"{label}: {run}"] = reconstruct(load(store.path / "models" / run), data.X[rows])
+    write_npz(store.path / "reconstructions.npz", **arrays)
+
+
+def _write_embeddings(store, data, config, ae_run, pca_run):
+    from autoenc import encode
+
+    from .latent import embed_latents, knn_probe, trustworthiness
+
+    frames, scores = [], {}
+    for kind, run in (("autoencoder", ae_run), ("pca", pca_run)):
+        model = load(store.path / "models" / run)
+        Z_train, Z_test = encode(model, data.X[data.train]), encode(model, data.X[data.test])
+        E_train, E_test = embed_latents(Z_train, Z_test, method=config.latent, random_state=config.seed)
+        for split_name, idx, E in (("train", data.train, E_train), ("test", data.test, E_test)):
+            frames.append(pd.DataFrame({"run": run, "model": kind, "split": split_name, "sample": idx,
+                                        "label": data.y[idx] if data.y is not None else np.nan,
+                                        "x": E[:, 0], "y": E[:, 1]}))
+        entry = {"run": run, "bottleneck": int(Z_train.shape[1]),
+                 "trustworthiness": float(trustworthiness(data.X[data.test], Z_test))}
+        if data.y is not None and np.issubdtype(np.asarray(data.y).dtype, np.integer):
+            entry["knn_accuracy"] = float(knn_probe(Z_train, data.y[data.train], Z_test, data.y[data.test]))
+        scores[kind] = entry
+    write_csv(store.path / "embeddings.csv", pd.concat(frames, ignore_index=True))
+    write_json(store.path / "latent.json", scores)

@@ -1,0 +1,113 @@
+"""The answer first: a few plain sentences per model family, computed from the summary table and the selection.
+
+Nothing here measures; it reads :func:`analysis.tables.summary_table` (means and intervals over seeds) and the
+selection dict, and says which widths store their training samples and how strongly, which learn no more than
+PCA, and which model is the simplest adequate one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["verdict"]
+
+STORES = 0.10   # seen minus unseen noise memorization above this: the network stores its training samples' noise
+LIKE_PCA = 0.02  # within this of PCA's memorization gap and membership AUC: no more than PCA
+
+
+def _fmt_interval(row, name, fmt="{:.2f}"):
+    low, high = row.get(f"{name}_ci_low", np.nan), row.get(f"{name}_ci_high", np.nan)
+    text = fmt.format(row[name])
+    if np.isfinite(low) and np.isfinite(high):
+        text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+    return text
+
+
+def _family(hidden):
+    return f"width {hidden}" if "-" not in str(hidden) else f"hidden widths ({str(hidden).replace('-', ', ')})"
+
+
+def verdict(summary, selection=None):
+    """Plain-language findings, most important first.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        :func:`analysis.tables.summary_table` of a study.
+    selection : dict, optional
+        :func:`analysis.select.simplest_adequate`'s choice (with an ``autoencoder`` entry for the choice among
+        autoencoders, as the study writes it).
+
+    Returns
+    -------
+    list of str
+        One sentence per autoencoder family (hidden widths), then the selection.
+
+    Examples
+    --------
+    >>> lines = verdict(summary_table(results), selection)  # doctest: +SKIP
+    """
+    lines = []
+    if summary is None or summary.empty or "nm_seen" not in summary.columns:
+        lines.append("No noise was injected, so how much noise each network stores cannot be measured here.")
+    else:
+        lines += _families(summary)
+    if selection:
+        lines.append(selection["sentence"])
+        among = selection.get("autoencoder")
+        if isinstance(among, dict) and among.get("sentence") and among["sentence"] != selection["sentence"]:
+            lines.append("Among the autoencoders: " + among["sentence"])
+    return lines
+
+
+def _families(summary):
+    table = summary.assign(mem_gap=summary["nm_seen"] - summary["nm_unseen"])
+    pca = table[table["model"] == "pca"].set_index("bottleneck")
+    ae = table[table["model"] == "autoencoder"]
+    lines, plain = [], []
+    order = ae.groupby("hidden", sort=False)["n_params"].max().sort_values().index
+    for hidden in order:
+        rows = ae[ae["hidden"] == hidden]
+        worst = rows.loc[rows["mem_gap"].idxmax()]
+        k = int(worst["bottleneck"])
+        pca_row = pca.loc[k] if k in pca.index else None
+        beats = _beats_pca(rows, pca)
+        if worst["mem_gap"] > STORES:
+            auc = _fmt_interval(worst, "membership_auc")
+            line = (f"{_family(hidden)} stores its training samples: at k={k} it reproduces "
+                    f"{worst['nm_seen']:.0%} of their noise against {worst['nm_unseen']:.0%} of unseen samples' "
+                    f"(the rank-{k} PCA projection keeps {worst['nm_reference']:.0%}), and its error tells "
+                    f"training samples apart (membership AUC {auc}; 0.5 = no leakage).")
+            lines.append(line[0].upper() + line[1:] + beats)
+        elif pca_row is None or (worst["mem_gap"] <= max(pca_row["nm_seen"] - pca_row["nm_unseen"], 0) + LIKE_PCA
+                                 and rows["membership_auc"].max() <= pca["membership_auc"].max() + LIKE_PCA):
+            plain.append((hidden, beats))
+        else:
+            line = (f"{_family(hidden)} stores a little of its training samples' noise: at most "
+                    f"{worst['mem_gap']:.1%} more on seen than on unseen samples (at k={k}; membership AUC "
+                    f"{_fmt_interval(worst, 'membership_auc')}).")
+            lines.append(line[0].upper() + line[1:] + beats)
+    if plain:
+        names = ", ".join(str(h) for h, _ in plain)
+        noun, verb = ("Width", "learns") if len(plain) == 1 else ("Widths", "learn")
+        line = (f"{noun} {names} {verb} no more than PCA: seen and unseen noise memorization stay within "
+                f"{LIKE_PCA:.0%} of each other as PCA's do, and membership AUC stays at PCA's level.")
+        lines.append(line + "".join(b for _, b in plain[:1]))
+    return lines
+
+
+def _beats_pca(rows, pca):
+    """Where the family beats PCA on the unseen error against the clean signal (intervals apart), in words."""
+    if "test_mse_clean" not in rows.columns or pca.empty:
+        return ""
+    better = []
+    for _, row in rows.iterrows():
+        k = int(row["bottleneck"])
+        if k not in pca.index or not np.isfinite(row["test_mse_clean"]):
+            continue
+        high = row.get("test_mse_clean_ci_high", np.nan)
+        bound = high if np.isfinite(high) else row["test_mse_clean"]
+        if bound < pca.loc[k, "test_mse_clean"]:
+            better.append(k)
+    if not better:
+        return " It never beats PCA on unseen samples' clean signal."
+    return f" It beats PCA on unseen samples' clean signal at k = {', '.join(map(str, better))}."
