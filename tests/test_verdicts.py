@@ -1,0 +1,94 @@
+"""Verdicts a reviewer can trust: selection that copying cannot win, the right reference line, intervals."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import StudyConfig, run_study, simplest_adequate
+from analysis.study import prepare_data
+from autoenc import TrainConfig
+
+FAST = TrainConfig(epochs=5, batch_size=128, lr=2e-3)
+
+
+def study(tmp_path, **changes):
+    config = StudyConfig(**{**dict(widths=(16,), seeds=(0,), memorization=False, latent="none", train=FAST),
+                            **changes})
+    return run_study(config, tmp_path, n_jobs=1, progress=False, report=False)
+
+
+@pytest.fixture(scope="module")
+def with_identity(tmp_path_factory):
+    """k = d = 64 in the grid: PCA with 64 components is the identity map, which wins the noisy error."""
+    return study(tmp_path_factory.mktemp("identity"), bottlenecks=(8, 16, 64))
+
+
+def test_the_identity_map_is_never_chosen(with_identity):
+    results = with_identity.results
+    noisy = results.query("split == 'val' and status == 'ok'").set_index("run")["mse"]
+    assert noisy.idxmin() == "pca-k64" and noisy.min() < 1e-10  # what selecting on the noisy error would pick
+    assert with_identity.selection["metric"] == "mse_clean"
+    assert with_identity.selection["bottleneck"] != 64
+    assert simplest_adequate(results, metric="mse")["bottleneck"] != 64  # copying left out even then
+
+
+def test_pca_df_is_k_and_sure_tracks_the_clean_error(with_identity):
+    pca = with_identity.results.query("model == 'pca' and split != 'train'")
+    np.testing.assert_allclose(pca["df"], pca["bottleneck"], rtol=1e-6)  # float32 components
+    # SURE is unbiased for the clean error on unseen rows: within a few percent on ~360 rows of 64 features.
+    np.testing.assert_allclose(pca["sure"], pca["mse_clean"], rtol=0.05)
+    ae = with_identity.results.query("model == 'autoencoder' and split != 'train'")
+    assert ((ae["df"] > 0) & (ae["df"] < 64)).all()
+    np.testing.assert_allclose(ae["sure"], ae["mse_clean"], rtol=0.08)
+    assert with_identity.results.query("split == 'train'")["sure"].isna().all()  # not valid on seen rows
+
+
+def test_reference_line_and_intervals_are_reported_per_run(with_identity):
+    results = with_identity.results.query("status == 'ok'")
+    # Isotropic noise in the model's units: the rank-k projection keeps about k/d of it.
+    np.testing.assert_allclose(results["nm_reference"], results["bottleneck"] / 64, atol=0.02)
+    pca_test = results.query("model == 'pca' and split == 'test'")
+    np.testing.assert_allclose(pca_test["noise_memorization"], pca_test["nm_reference"], atol=0.03)
+    pair = results[results["split"] != "val"]
+    for name in ("membership_auc", "tpr_at_1pct_fpr"):
+        assert (pair[f"{name}_ci_low"] <= pair[name]).all() and (pair[name] <= pair[f"{name}_ci_high"]).all()
+
+
+def test_noise_is_injected_in_the_units_the_model_sees():
+    data = prepare_data(StudyConfig(scale="standard", noise_std=0.5))
+    assert data.noise[data.train].std() == pytest.approx(0.5, rel=0.01)
+    assert data.noise[data.train].std(axis=0) == pytest.approx(np.full(64, 0.5), rel=0.1)  # every feature alike
+    clean = data.clean[data.train]
+    informative = clean.std(axis=0) > 0
+    assert clean[:, informative].std(axis=0) == pytest.approx(np.ones(informative.sum()), rel=1e-4)
+
+
+def test_without_any_noise_known_the_study_validates_by_denoising(tmp_path):
+    result = study(tmp_path, bottlenecks=(4, 16), noise_std=0.0)
+    val = result.results.query("split == 'val'")
+    assert val["mse_denoise"].notna().all() and result.results.query("split != 'val'")["mse_denoise"].isna().all()
+    assert result.selection["metric"] == "mse_denoise"
+    assert "denoising" in result.selection["sentence"]
+
+
+def test_a_known_data_noise_level_selects_on_sure(tmp_path):
+    result = study(tmp_path, bottlenecks=(4, 16), noise_std=0.0, data_noise_std=0.1)
+    assert result.results.query("split == 'val'")["sure"].notna().all()
+    assert result.selection["metric"] == "sure"
+
+
+def _frame(means, sds, params, seeds=3):
+    rows = []
+    for i, (m, s, p) in enumerate(zip(means, sds, params)):
+        for seed, z in enumerate(np.linspace(-1, 1, seeds) * s * np.sqrt(seeds - 1) / np.sqrt(2)):
+            rows.append(dict(model="autoencoder", bottleneck=i + 1, hidden="8", depth=1, width=8, n_params=p,
+                             split="val", mse=m + z, mse_clean=m + z, noise_std=0.1, status="ok"))
+    return pd.DataFrame(rows)
+
+
+def test_one_standard_error_rule_accounts_for_the_seed_spread():
+    # The best (k=3) has a wide spread over seeds; k=1 sits within one standard error of it, k=2 does not.
+    results = _frame(means=[0.108, 0.113, 0.100], sds=[0.001, 0.001, 0.02], params=[10, 20, 30])
+    se = 0.02 / np.sqrt(3)
+    assert 0.108 < 0.100 + se
+    assert simplest_adequate(results)["bottleneck"] == 1
+    assert simplest_adequate(results, rule="tolerance", tolerance=0.05)["bottleneck"] == 3
