@@ -247,12 +247,16 @@ class _Study:
         bar = tqdm(total=total, desc="training", unit="model",
                    disable=None if self.progress is None else not self.progress)
 
+        count = 0
+
         def done(results):
+            nonlocal count
             for result in results:
                 self.commit(result)
+            count += len(results)
             bar.update(len(results))
-            if self.on_progress is not None:
-                self.on_progress(bar.n, total, [r.run for r in results])
+            if self.on_progress is not None:  # the bar counts nothing when disabled: keep our own count
+                self.on_progress(count, total, [r.run for r in results])
 
         tasks = [*before, *[Task(_train_group, (g, self.data, self.config), done) for g in todo], *after]
         try:

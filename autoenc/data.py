@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import os
 import random
 import re
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -12,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autoenc._files import _read_csv, _read_idx_pair
+from autoenc._files import _is_number, _read_csv, _read_idx_pair
 from autoenc.validation import check_array, check_int, check_positive_float
 
-__all__ = ["DATASETS", "Dataset", "load_dataset", "Split", "split", "add_noise", "Scaler"]
+__all__ = ["DATASETS", "Dataset", "load_dataset", "Split", "split", "add_noise", "Scaler", "scale_warning"]
 
 DATASETS = ("digits", "mnist1d", "noise", "lowrank", "swissroll")
 # The optional arguments each source understands; any other one is an error rather than silently ignored.
@@ -25,6 +27,8 @@ _OPTIONS = {"digits": ("n_samples",), "mnist1d": ("n_samples", "n_features"), "n
 _DEFAULT_N = {"mnist1d": 4000, "noise": 1000, "lowrank": 1000, "swissroll": 1000}
 _IDX_NAME = re.compile(r"idx\d[-.]ubyte(\.gz)?$")
 _FILE_TYPES = ".npy, .npz, .csv or MNIST-style IDX (*-images-idx3-ubyte[.gz])"
+# CSV headers that usually hold labels; loaded as a feature, such a column is learned and reconstructed like the rest.
+_LABEL_NAMES = ("label", "labels", "target", "targets", "class", "classes", "y")
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,10 @@ def _as_path(name_or_path):
         raise TypeError(f"name_or_path must be a dataset name or a path, got {type(name_or_path).__name__}")
     path = Path(name_or_path)
     if isinstance(name_or_path, str) and not path.exists() and _kind(path) is None:
+        close = difflib.get_close_matches(name_or_path, DATASETS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown dataset {name_or_path!r}; expected one of {', '.join(DATASETS)}, "
-                         f"or a path to a {_FILE_TYPES} file")
+                         f"or a path to a {_FILE_TYPES} file{hint}")
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
     if not path.is_file() or _kind(path) is None:
@@ -199,6 +205,8 @@ def _load_file(path, n_samples, label_column):
                 y = archive["y"] if "X" in keys and "y" in keys else None
         elif kind == "csv":
             X, y = _read_csv(path, label_column)
+            if label_column is None:
+                _warn_label_like(path, X)
         else:
             X, y, image_shape = _read_idx_pair(path)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError, csv.Error) as exc:
@@ -206,6 +214,25 @@ def _load_file(path, n_samples, label_column):
     except ValueError as exc:
         raise ValueError(str(exc) if str(path) in str(exc) else f"could not read {path}: {exc}") from None
     return _dataset(X, y, name, n_samples, image_shape, source=where)
+
+
+def _warn_label_like(path, X):
+    """Warn when a CSV column loaded as a feature is named like a label (``y`` only when it holds class ids)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = next((row for row in csv.reader(f) if row), [])
+    if not header or any(_is_number(cell) for cell in header):
+        return  # no header row: no names to go by
+    for j, column in enumerate(cell.strip() for cell in header):
+        if column.lower() not in _LABEL_NAMES or j >= X.shape[1]:
+            continue
+        values = X[:, j]
+        if column.lower() == "y" and not (np.all(values == np.round(values))
+                                          and len(np.unique(values)) <= min(50, len(values) // 2)):
+            continue  # a coordinate called y, not class ids
+        warnings.warn(f"column {column!r} of {path} looks like labels but is loaded as a feature; pass "
+                      f"label_column={column!r} (--label-column {column} on the command line) to keep it out of "
+                      "the features and use it for the split, the colours and the probes", UserWarning, stacklevel=4)
+        return
 
 
 @dataclass(frozen=True)
@@ -379,3 +406,41 @@ class Scaler:
         if not hasattr(self, "scale_"):
             raise RuntimeError("this Scaler is not fitted yet; call fit(X_train) first")
         return check_array(X, "X", n_features=len(self.scale_))
+
+
+def scale_warning(X, *, ratio=100.0):
+    """A one-line warning when the features' scales differ by orders of magnitude, else None.
+
+    Unscaled, the largest columns dominate every squared error, so the autoencoders and PCA mostly model them.
+    The scale of a column is its standard deviation; columns whose 1st and 99th percentiles coincide (constant,
+    or almost always one value, like a border pixel) are left out, so image data does not trigger it.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The data as the model would see it.
+    ratio : float
+        Warn when the largest column scale exceeds the smallest by more than this factor.
+
+    Returns
+    -------
+    str or None
+        The warning, naming ``--scale standard``, or None when the scales are comparable.
+
+    Examples
+    --------
+    >>> X = np.column_stack([np.linspace(0, 1, 50), np.linspace(0, 1000, 50)])
+    >>> scale_warning(X).split(" (")[0]
+    'feature scales differ by a factor of 1,000'
+    >>> scale_warning(X[:, :1]) is None
+    True
+    """
+    X = check_array(X, "X").astype(np.float64, copy=False)
+    ratio = check_positive_float(ratio, "ratio")
+    low, high = np.percentile(X, [1, 99], axis=0)
+    sd = X.std(axis=0)[high > low]
+    if len(sd) < 2 or sd.max() <= ratio * sd.min():
+        return None
+    return (f"feature scales differ by a factor of {sd.max() / sd.min():,.0f} (column std {sd.min():.3g} to "
+            f"{sd.max():.3g}), so the largest columns dominate every error; use --scale standard "
+            "(scale='standard')")

@@ -1,28 +1,16 @@
-"""Redraw a study's figures and report from its files alone (no retraining).
-
-    python scripts/plot.py runs/digits
-"""
-from __future__ import annotations
-
+"""Redraw a study's figures and report (same as `autoenc-plot`): `python scripts/plot.py --help`."""
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _cli  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a clone that is not pip-installed still finds it
+try:
+    from autoenc_cli.plot import main
+except ModuleNotFoundError as exc:  # this Python lacks the dependencies: say which Python to use instead
+    print(f"error: {exc} in {sys.executable}; run .venv/bin/python scripts/plot.py, or activate the "
+          "environment first (. .venv/bin/activate); see the README's set-up", file=sys.stderr)
+    sys.exit(2)
 
-from analysis import write_report  # noqa: E402
-
-
-def main(argv=None):
-    p = _cli.Parser(description=__doc__, formatter_class=_cli.RawDescriptionHelpFormatter)
-    p.add_argument("study_dir", help="a folder written by scripts/study.py")
-    args = p.parse_args(argv)
-    folder = Path(args.study_dir)
-    if not (folder / "results.csv").is_file():
-        raise FileNotFoundError(f"{folder} has no results.csv; is it a study folder written by scripts/study.py?")
-    print(f"report: {write_report(folder)}")
-    return 0
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    sys.exit(_cli.run(main))
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""What every command line shares: help with defaults, one-line errors with exit status 2, Ctrl-C with 130."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks (its examples) and fits the options to a wide terminal."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (and exit status 2) instead of the usage block."""
+
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=HelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def run(main, argv=None):
+    """Call ``main(argv)``; turn a user's mistake into one line on stderr and exit status 2, no traceback.
+
+    Warnings print as ``warning: <message>`` lines, without the source line Python would show.
+    """
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return main(argv)
+        except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            return 130
+
+
+def one_line(message):
+    """``message`` (any object) as a single line: its lines joined with '; '."""
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {one_line(message)}", file=sys.stderr if file is None else file, flush=True)
+
+
+def int_list(text):
+    """argparse type for '2,4,8' or '2 4 8': a list of whole numbers ('' gives an empty list)."""
+    try:
+        return [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        message = f"expected whole numbers separated by commas, like '2,4,8', got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+int_list.__name__ = "list of whole numbers"  # what argparse would otherwise print for the type
+
+
+def print_warning(message):
+    """Print a warning the command itself found, in the same one-line form as the library's."""
+    _show_warning(message, UserWarning, "", 0)

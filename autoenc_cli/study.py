@@ -1,0 +1,201 @@
+"""Does the autoencoder learn or memorize? Train autoencoders of growing capacity, hold each against PCA at the
+same bottleneck on seen (train) and unseen (test) data, and write a report.
+
+    autoenc-study                                   # the default study on digits, into runs/digits
+    autoenc-study --data features.npy --out runs/mine
+    autoenc-study --data table.csv --label-column target --scale standard
+    autoenc-study --config study.toml               # every field of StudyConfig; flags override it
+    autoenc-study --scheduler tcp://host:8786       # run on a Dask cluster
+
+(`python scripts/study.py` runs the same command.) Running the same command again resumes: finished runs are
+never trained again. Without --bottlenecks, the default bottlenecks smaller than the data's number of features d
+are trained (a bottleneck of d is no bottleneck), or d // 2 (at least 1) when none is.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import sys
+import warnings
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
+from analysis import StudyConfig, run_study
+from analysis.config import LATENT_METHODS, SCALINGS, SEARCHES
+from autoenc import ACTIVATIONS, DATASETS, load_dataset
+
+from . import _cli
+
+__all__ = ["main", "parse_args", "build_config", "default_bottlenecks"]
+
+_DEFAULT = StudyConfig()
+
+
+def _csv(values):
+    return ",".join(map(str, values))
+
+
+def parse_args(argv=None):
+    """Parse the study's command line into an ``argparse.Namespace``; options left out are None."""
+    d, t = _DEFAULT, _DEFAULT.train
+    p = _cli.Parser(description=__doc__)
+    p.add_argument("--config", metavar="PATH", help="a .toml or .json StudyConfig; flags given here override it")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--dataset", metavar="NAME",
+                     help=f"built-in dataset: {', '.join(DATASETS)} (default {d.dataset})")
+    src.add_argument("--data", dest="dataset", metavar="PATH",
+                     help="your data: a .npy, .npz, .csv or MNIST-style IDX file")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="the CSV column that holds the labels: kept out of the features, used to stratify the split,"
+                        " colour the latent map and probe the codes")
+    p.add_argument("--out", metavar="DIR", help="study folder (default runs/<name of the data>)")
+    p.add_argument("--noise-std", type=float, metavar="STD",
+                   help=f"std of the static Gaussian noise added once to every sample, 0 for none "
+                        f"(default {d.noise_std})")
+    p.add_argument("--seed", type=int, metavar="N", help=f"seeds the split and the noise (default {d.seed})")
+    p.add_argument("--scale", choices=SCALINGS,
+                   help=f"per-feature scaling fitted on the training split (default {d.scale}); standard when "
+                        "features come in different units")
+    p.add_argument("--bottlenecks", type=_cli.int_list, metavar="LIST",
+                   help=f"code sizes k, e.g. '2,4,8' (default {_csv(d.bottlenecks)}, those below the number of "
+                        "features)")
+    p.add_argument("--widths", type=_cli.int_list, metavar="LIST",
+                   help=f"hidden layer widths (default {_csv(d.widths)})")
+    p.add_argument("--depths", type=_cli.int_list, metavar="LIST",
+                   help=f"hidden layers per side, e.g. '1,2' (default {_csv(d.depths)})")
+    p.add_argument("--seeds", type=_cli.int_list, metavar="LIST",
+                   help=f"training seeds, one model each (default {_csv(d.seeds)})")
+    p.add_argument("--activation", choices=ACTIVATIONS, help=f"nonlinearity (default {d.activation})")
+    p.add_argument("--search", choices=SEARCHES,
+                   help=f"grid trains every combination, grow starts small and widens, then deepens "
+                        f"(default {d.search})")
+    p.add_argument("--tolerance", type=float, metavar="FRACTION",
+                   help=f"relative slack for 'adequate' when picking the simplest model (default {d.tolerance})")
+    p.add_argument("--no-memorization", dest="memorization", action="store_false", default=None,
+                   help="skip the per-sample memorization scores")
+    p.add_argument("--latent", choices=LATENT_METHODS,
+                   help=f"2-D map of the selected model's codes (default {d.latent}; umap compiles numba code: "
+                        "about 15 s more)")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help=f"training epochs of every model, no early stopping (default {t.epochs})")
+    p.add_argument("--batch-size", type=int, metavar="N", help=f"minibatch size (default {t.batch_size})")
+    p.add_argument("--lr", type=float, metavar="RATE", help=f"Adam learning rate (default {t.lr:g})")
+    p.add_argument("--weight-decay", type=float, metavar="W", help=f"Adam weight decay (default {t.weight_decay:g})")
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="skip the figures and report.html; autoenc-plot DIR draws them later from the folder")
+    p.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: every core)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    p.add_argument("--quiet", action="store_true", help="no progress output, only the final lines")
+    return p.parse_args(argv)
+
+
+def build_config(args):
+    """The ``StudyConfig`` of parsed arguments: the ``--config`` file (or the defaults) with the flags applied."""
+    config = StudyConfig.from_file(args.config) if args.config else StudyConfig()
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    changes = {k: v for k, v in vars(args).items() if k in fields and k != "train" and v is not None}
+    train = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay")
+             if getattr(args, k) is not None}
+    if train:
+        changes["train"] = config.train.replace(**train)
+    return config.replace(**changes)
+
+
+def default_bottlenecks(n_features, defaults=_DEFAULT.bottlenecks):
+    """The default bottlenecks that fit data with ``n_features`` features.
+
+    Those smaller than ``n_features`` (a bottleneck of ``n_features`` is no bottleneck: PCA reconstructs exactly),
+    or ``max(1, n_features // 2)`` when none is.
+
+    Examples
+    --------
+    >>> default_bottlenecks(10), default_bottlenecks(64), default_bottlenecks(2)
+    ((2, 4, 8), (2, 4, 8, 16, 32), (1,))
+    """
+    kept = tuple(k for k in defaults if k < n_features)
+    return kept or (max(1, n_features // 2),)
+
+
+def _fit_bottlenecks(config, args):
+    """Clip the default bottlenecks to the data; bottlenecks the user chose are left for the study to check."""
+    if args.bottlenecks is not None or (args.config and "bottlenecks" in _fields_in(args.config)):
+        return config, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the study loads the data again and warns then
+        n_features = load_dataset(config.dataset, seed=config.seed, label_column=config.label_column).X.shape[1]
+    bottlenecks = default_bottlenecks(n_features, config.bottlenecks)
+    if bottlenecks == config.bottlenecks:
+        return config, None
+    note = (f"bottlenecks {_csv(bottlenecks)}: the defaults below the {n_features} features of {config.dataset} "
+            "(choose with --bottlenecks)")
+    return config.replace(bottlenecks=bottlenecks), note
+
+
+def _fields_in(path):
+    """The top-level field names a .toml or .json config file sets (it parsed already)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return set(tomllib.loads(text) if Path(path).suffix.lower() == ".toml" else json.loads(text))
+
+
+def _line_progress(done, total, runs=()):
+    """One line per finished group of models, for output that is not a terminal (a log, a pipe, CI)."""
+    runs = list(runs)
+    shown = ", ".join(runs[:2]) + (" ..." if len(runs) > 2 else "")
+    print(f"trained {done}/{total} models" + (f" ({shown})" if shown else ""), flush=True)
+
+
+def _summary_line(result):
+    """'60 trained, 5 reused' from the result's counts (runs trained now, runs found in the folder)."""
+    counts = {word: getattr(result, word, None) for word in ("trained", "reused")}
+    counts = {word: n if isinstance(n, int) else len(n) for word, n in counts.items() if n is not None}
+    return ", ".join(f"{n} {word}" for word, n in counts.items()) or None
+
+
+def _main(argv):
+    args = parse_args(argv)
+    config = build_config(args)
+    config, note = _fit_bottlenecks(config, args)
+    if note and not args.quiet:
+        print(note, flush=True)
+    out = Path(args.out or f"runs/{Path(config.dataset).stem}")
+    options = {"n_jobs": args.jobs, "scheduler": args.scheduler, "progress": False if args.quiet else None,
+               "report": args.report}
+    if not args.quiet and not sys.stdout.isatty() and "on_progress" in inspect.signature(run_study).parameters:
+        options["on_progress"] = _line_progress  # no terminal for a progress bar: one line per finished group
+    try:
+        result = run_study(config, out, **options)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are saved in {out}; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    from analysis import summary_table
+
+    table = summary_table(result.results)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    failed = result.results[result.results["status"] != "ok"]["run"].unique()
+    if len(failed):
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)} (see the report)")
+    if result.selection:
+        print(result.selection["sentence"])
+        among = result.selection.get("autoencoder") or {}
+        if among.get("sentence") and among["sentence"] != result.selection["sentence"]:
+            print(f"Among the autoencoders: {among['sentence']}")
+    summary = _summary_line(result)
+    if summary:
+        print(f"runs: {summary}")
+    print(f"report: {out / 'report.html'}" if args.report else f"figures and report: autoenc-plot {out}")
+    return 0
+
+
+def main(argv=None):
+    """Run the study command line; return its exit status (0, 2 for a mistake, 130 for Ctrl-C)."""
+    return _cli.run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The command lines: help with defaults and choices, one-line errors, data-loading hints, clipped defaults, the
+installed console commands."""
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import StudyConfig
+from autoenc import ACTIVATIONS, load, load_dataset
+from autoenc.data import scale_warning
+from autoenc_cli import plot, study, train
+from autoenc_cli.study import _fit_bottlenecks, _line_progress, build_config, default_bottlenecks, parse_args
+
+TINY = ["--epochs", "2", "--widths", "8", "--seeds", "0", "--no-memorization", "--latent", "none", "--jobs", "1",
+        "--no-report"]
+
+
+def help_text(main, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # unwrapped: argparse breaks lines at the terminal width
+
+
+def one_line_error(capsys):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+def low_rank(rng, n_samples, n_features, rank=3):
+    return rng.standard_normal((n_samples, rank)) @ rng.standard_normal((rank, n_features))
+
+
+# ---------------------------------------------------------------- help
+
+def test_study_help_shows_the_study_config_defaults_and_choices(capsys):
+    text = help_text(study.main, capsys)
+    default = StudyConfig()
+    for option, value in [("--noise-std STD", default.noise_std), ("--seed N", default.seed),
+                          ("--epochs N", default.train.epochs), ("--batch-size N", default.train.batch_size),
+                          ("--lr RATE", f"{default.train.lr:g}"), ("--tolerance FRACTION", default.tolerance)]:
+        assert option in text
+        after = text.split(option, 2)[2]  # skip the usage line, read the option's own help
+        assert f"(default {value}" in after.split(" --")[0], option
+    assert f"default {','.join(map(str, default.bottlenecks))}" in text
+    assert "--activation {" + ",".join(ACTIVATIONS) + "}" in text
+    assert "--data PATH" in text and "--dataset NAME" in text and "--label-column NAME" in text
+    assert "--scale {none,standard,minmax}" in text
+
+
+def test_train_and_plot_help(capsys):
+    text = help_text(train.main, capsys)
+    for shown in ["--epochs N training epochs (default 100)", "--lr RATE Adam learning rate (default 0.001)",
+                  "--batch-size N minibatch size (default 64)", "--noise-std STD", "(default 0.2)",
+                  "--seed N", "--data PATH", "--dataset NAME", "--label-column NAME",
+                  "--activation {" + ",".join(ACTIVATIONS) + "}"]:
+        assert shown in text, shown
+    assert "DIR" in help_text(plot.main, capsys)
+
+
+# ---------------------------------------------------------------- errors: one line, exit status 2, plain words
+
+@pytest.mark.parametrize("main, argv", [(study.main, ["--widths", "8,x"]), (study.main, ["--bottlenecks", "2;4"]),
+                                        (train.main, ["--hidden", "big"])])
+def test_a_bad_list_is_one_plain_line(main, argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = one_line_error(capsys)
+    assert f"expected whole numbers separated by commas, like '2,4,8', got {argv[1]!r}" in err
+    assert "int_list" not in err and "invalid" not in err
+
+
+def test_other_mistakes_are_one_line(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        study.main(["--activation", "relux"])
+    assert exit_.value.code == 2 and "relux" in one_line_error(capsys)
+    assert study.main(["--epochs", "0", "--out", str(tmp_path)]) == 2
+    assert "epochs" in one_line_error(capsys)
+    assert plot.main([str(tmp_path / "none")]) == 2
+    assert "has no results.csv" in one_line_error(capsys)
+
+
+def test_a_misspelled_dataset_gets_did_you_mean(capsys, tmp_path):
+    with pytest.raises(ValueError, match=r"unknown dataset 'digts'.*did you mean 'digits'\?"):
+        load_dataset("digts")
+    with pytest.raises(ValueError, match=r"unknown dataset 'swisroll'.*did you mean 'swissroll'\?"):
+        load_dataset("swisroll")
+    with pytest.raises(ValueError, match=r"unknown dataset 'cifar'[^?]*$"):  # nothing close: no guess
+        load_dataset("cifar")
+    assert study.main(["--dataset", "mnist1", "--out", str(tmp_path)] + TINY) == 2
+    assert "did you mean 'mnist1d'?" in one_line_error(capsys)
+    assert train.main(["--dataset", "digts"]) == 2
+    assert "did you mean 'digits'?" in one_line_error(capsys)
+
+
+# ---------------------------------------------------------------- labels in a CSV
+
+def write_table(path, rng, label="target", n_samples=60):
+    """Four features on one scale and integer classes 0..2 in the column ``label``."""
+    X = low_rank(rng, n_samples, 4)
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(4)])
+    frame[label] = np.arange(n_samples) % 3
+    frame.to_csv(path, index=False)
+    return X
+
+
+@pytest.mark.parametrize("name", ["target", "Label", "CLASS", "y"])
+def test_a_label_like_column_warns_and_names_the_flag(tmp_path, rng, name):
+    write_table(tmp_path / "t.csv", rng, label=name)
+    with pytest.warns(UserWarning, match=rf"column '{name}' of .*t\.csv looks like labels.*--label-column {name}"):
+        data = load_dataset(tmp_path / "t.csv")
+    assert data.X.shape == (60, 5) and data.y is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = load_dataset(tmp_path / "t.csv", label_column=name)
+    assert data.X.shape == (60, 4)
+    np.testing.assert_array_equal(data.y, np.arange(60) % 3)
+
+
+def test_columns_that_are_no_labels_do_not_warn(tmp_path, rng):
+    pd.DataFrame({"x": rng.standard_normal(40), "y": rng.standard_normal(40)}).to_csv(tmp_path / "xy.csv", index=False)
+    np.savetxt(tmp_path / "raw.csv", rng.standard_normal((10, 3)), delimiter=",")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_dataset(tmp_path / "xy.csv").X.shape == (40, 2)  # a coordinate named y
+        assert load_dataset(tmp_path / "raw.csv").X.shape == (10, 3)  # no header at all
+
+
+def test_train_takes_the_label_column_out_of_the_features(tmp_path, rng, capsys):
+    write_table(tmp_path / "t.csv", rng)
+    base = ["--data", str(tmp_path / "t.csv"), "--bottleneck", "2", "--hidden", "8", "--epochs", "1", "--quiet"]
+    assert train.main(base + ["--out", str(tmp_path / "plain")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: column 'target'") and "--label-column target" in err
+    assert load(tmp_path / "plain").config.input_dim == 5  # the labels were learned as a feature
+    assert train.main(base + ["--label-column", "target", "--out", str(tmp_path / "labelled")]) == 0
+    assert "column 'target'" not in capsys.readouterr().err
+    assert load(tmp_path / "labelled").config.input_dim == 4
+    assert train.main(["--dataset", "digits", "--label-column", "target"]) == 2  # only files have columns
+    assert "label_column" in one_line_error(capsys)
+
+
+def test_study_maps_the_label_column_flag(tmp_path):
+    config = build_config(parse_args(["--data", str(tmp_path / "t.csv"), "--label-column", "target"]))
+    assert config.label_column == "target" and config.dataset == str(tmp_path / "t.csv")
+    assert build_config(parse_args([])).label_column is None
+
+
+# ---------------------------------------------------------------- feature scales
+
+def test_scale_warning_fires_on_scales_orders_of_magnitude_apart(rng):
+    X = rng.standard_normal((200, 3)) * np.array([1.0, 10.0, 1000.0])
+    message = scale_warning(X)
+    assert "--scale standard" in message and "\n" not in message
+    ratio = X.std(axis=0).max() / X.std(axis=0).min()
+    assert f"factor of {ratio:,.0f}" in message
+    assert scale_warning(X[:, :2]) is None  # a factor of 10 is no reason
+    assert scale_warning(X, ratio=2000) is None
+    constant = np.column_stack([X[:, :2], np.full(200, 5e6)])
+    assert scale_warning(constant) is None  # a constant column has no scale to compare
+
+
+def test_scale_warning_ignores_almost_empty_columns(rng):
+    X = rng.uniform(0, 1, (500, 6))
+    X[:, 0] = 0.0
+    X[7, 0] = 1 / 255  # one faint pixel: a tiny std, but one unit with the others
+    assert scale_warning(X) is None
+    assert scale_warning(load_dataset("digits").X) is None
+
+
+def test_train_warns_about_unscaled_features_unless_scaled(tmp_path, rng, capsys):
+    np.save(tmp_path / "raw.npy", rng.standard_normal((60, 5)) * np.array([1, 1, 1, 1, 5000.0]))
+    base = ["--data", str(tmp_path / "raw.npy"), "--bottleneck", "2", "--hidden", "8", "--epochs", "1", "--quiet"]
+    assert train.main(base + ["--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: feature scales differ") and "--scale standard" in err
+    assert train.main(base + ["--scale", "standard", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr()
+    assert "feature scales" not in out.err and "scale standard" in out.out
+
+
+# ---------------------------------------------------------------- bottlenecks that fit the data
+
+@pytest.mark.parametrize("n_features, expected", [(64, (2, 4, 8, 16, 32)), (32, (2, 4, 8, 16)), (10, (2, 4, 8)),
+                                                  (3, (2,)), (2, (1,)), (1, (1,))])
+def test_default_bottlenecks_stay_below_the_number_of_features(n_features, expected):
+    assert default_bottlenecks(n_features) == expected
+    assert all(k < n_features for k in expected) or expected == (1,)
+
+
+def test_a_study_of_ten_features_needs_no_flags(tmp_path, rng, capsys):
+    np.save(tmp_path / "features.npy", low_rank(rng, 80, 10) + 0.1 * rng.standard_normal((80, 10)))
+    argv = ["--data", str(tmp_path / "features.npy"), "--out", str(tmp_path / "study")] + TINY
+    assert study.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("bottlenecks 2,4,8: the defaults below the 10 features")
+    results = pd.read_csv(tmp_path / "study" / "results.csv")
+    assert set(results["bottleneck"]) == {2, 4, 8}
+    assert set(results["model"]) == {"autoencoder", "pca"}
+    # not a terminal: one line per finished group, counting up to every autoencoder, then the summary
+    progress = [line for line in out.splitlines() if line.startswith("trained ")]
+    assert progress and progress[-1].startswith("trained 3/3 models (ae-k")
+    assert "runs: 6 trained, 0 reused" in out
+    assert study.main(argv) == 0  # the rerun trains nothing and says so
+    out = capsys.readouterr().out
+    assert "runs: 0 trained, 6 reused" in out and "trained 0/" not in out
+    # a bottleneck the user asks for is checked, not clipped
+    assert study.main(argv[:4] + ["--bottlenecks", "2,16"] + TINY) == 2
+    err = one_line_error(capsys)
+    assert "16" in err and "10" in err
+
+
+def test_bottlenecks_from_a_config_file_are_not_clipped(tmp_path, rng):
+    np.save(tmp_path / "f.npy", low_rank(rng, 40, 10))
+    (tmp_path / "set.toml").write_text(f'dataset = "{tmp_path / "f.npy"}"\nbottlenecks = [2, 16]\n')
+    (tmp_path / "unset.json").write_text(f'{{"dataset": "{tmp_path / "f.npy"}", "noise_std": 0.1}}')
+    for name, expected in [("set.toml", (2, 16)), ("unset.json", (2, 4, 8))]:
+        args = parse_args(["--config", str(tmp_path / name)])
+        config, note = _fit_bottlenecks(build_config(args), args)
+        assert config.bottlenecks == expected and (note is None) == (name == "set.toml")
+    args = parse_args(["--config", str(tmp_path / "unset.json"), "--bottlenecks", "4,32"])
+    assert _fit_bottlenecks(build_config(args), args)[0].bottlenecks == (4, 32)
+
+
+def test_line_progress_prints_flushed_lines(capsys):
+    _line_progress(12, 60, ["ae-k32-h1024-s0", "ae-k32-h1024-s1", "ae-k32-h1024-s2"])
+    _line_progress(13, 60, ["pca-k2"])
+    assert capsys.readouterr().out.splitlines() == [
+        "trained 12/60 models (ae-k32-h1024-s0, ae-k32-h1024-s1 ...)", "trained 13/60 models (pca-k2)"]
+
+
+# ---------------------------------------------------------------- installed commands
+
+def test_console_commands_are_installed_and_run_the_same_code():
+    bin_dir = Path(sys.executable).parent
+    for name in ("autoenc-study", "autoenc-train", "autoenc-plot"):
+        assert (bin_dir / name).is_file(), f"{name} is not installed; pip install -e . creates it"
+    out = subprocess.run([str(bin_dir / "autoenc-study"), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: autoenc-study") and "--label-column NAME" in out.stdout
+    from importlib.metadata import entry_points
+
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.name.startswith("autoenc-")}
+    assert scripts == {"autoenc-study": "autoenc_cli.study:main", "autoenc-train": "autoenc_cli.train:main",
+                       "autoenc-plot": "autoenc_cli.plot:main"}
+
+
+def test_scripts_are_shims_over_the_package():
+    import runpy
+
+    root = Path(__file__).resolve().parents[1]
+    for name, module in (("study", study), ("train", train), ("plot", plot)):
+        namespace = runpy.run_path(str(root / "scripts" / f"{name}.py"))
+        assert namespace["main"] is module.main
