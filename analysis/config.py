@@ -200,9 +200,18 @@ class StudyConfig(JSONConfig):
         Std of the noise already in the data, in the units the model sees, when known (sensor noise, say): makes
         SURE available without a clean signal.
     memorization : bool
-        Compute per-sample memorization scores (K-fold cross-fitting) for the largest autoencoder and PCA.
+        Compute per-sample memorization scores of the widest autoencoder and of PCA at its bottleneck.
+    memorization_method : str
+        ``references`` (error when out minus error when in over ``n_references`` models trained on random halves;
+        its split-half agreement is reported) or ``kfold`` (K-fold cross-fitting with ``n_folds``).
     n_folds : int
-        Folds for the memorization scores.
+        Folds for ``memorization_method="kfold"``.
+    n_references : int
+        Reference models per audited architecture (even): 24 give two independent sets of per-sample scores of
+        the memorizing autoencoder on digits a Spearman agreement above 0.9.
+    audit : tuple of str
+        Which autoencoders get a membership audit (LiRA, RMIA, loss threshold) against their reference models:
+        ``widest`` and/or ``selected``; empty for none.
     latent : str
         ``pca``, ``umap`` or ``none``: 2-D map of the selected autoencoder's codes and PCA's scores. UMAP shows
         more structure but compiles its numba code on first use in a process (about 15 s of CPU here).
@@ -227,7 +236,10 @@ class StudyConfig(JSONConfig):
     selection_rule: str = "one_se"
     data_noise_std: float | None = None
     memorization: bool = True
+    memorization_method: str = "references"
     n_folds: int = 5
+    n_references: int = 24
+    audit: tuple = ("widest", "selected")
     latent: str = "pca"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=64, lr=2e-3))
 
@@ -258,6 +270,17 @@ class StudyConfig(JSONConfig):
         if not isinstance(self.memorization, bool):
             raise TypeError(f"memorization must be True or False, got {self.memorization!r}")
         check_int(self.n_folds, "n_folds", minimum=2)
+        if self.memorization_method not in ("references", "kfold"):
+            raise ValueError(f"unknown memorization_method {self.memorization_method!r}; valid values are "
+                             "['references', 'kfold']")
+        check_int(self.n_references, "n_references", minimum=2)
+        if self.n_references % 2:
+            raise ValueError(f"n_references must be even (every sample in exactly half), got {self.n_references}")
+        audit = (self.audit,) if isinstance(self.audit, str) else tuple(self.audit)
+        unknown = [a for a in audit if a not in ("widest", "selected")]
+        if unknown:
+            raise ValueError(f"unknown audit target(s) {unknown}; valid values are ['widest', 'selected']")
+        object.__setattr__(self, "audit", audit)
         train = self.train
         if isinstance(train, dict):
             train = TrainConfig.from_dict(train)

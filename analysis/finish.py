@@ -15,27 +15,34 @@ from .select import simplest_adequate
 from .store import write_csv, write_json, write_npz
 from .tables import summarize_runs
 
-__all__ = ["finish"]
+__all__ = ["finish", "select"]
 
 
-def finish(store, data, config, results):
-    """Selection, reconstructions of a few unseen samples, and the latent map of the selected autoencoder."""
+def select(store, data, config, results):
+    """The simplest adequate model overall and among the autoencoders, written to ``selection.json``."""
     ok = results[results["status"] == "ok"]
     if not (ok["model"] == "autoencoder").any():
         return None
     split_name = "val" if len(data.val) else "test"
     kwargs = {"split": split_name, "metric": config.selection_metric, "rule": config.selection_rule}
     selection = simplest_adequate(results, config.tolerance, **kwargs)
-    chosen = simplest_adequate(results, config.tolerance, models=("autoencoder",), **kwargs)
-    selection = {**selection, "autoencoder": chosen}
+    selection["autoencoder"] = simplest_adequate(results, config.tolerance, models=("autoencoder",), **kwargs)
     write_json(store.path / "selection.json", selection)
+    return selection
+
+
+def finish(store, data, config, results, selection):
+    """Reconstructions of a few unseen samples, and the latent map of the selected autoencoder."""
+    if selection is None:
+        return
+    ok = results[results["status"] == "ok"]
+    chosen = selection["autoencoder"]
     chosen_run = _first_run(ok, chosen)
     largest_run = _first_run(ok, summarize_runs(ok[ok["model"] == "autoencoder"], split="test").iloc[-1])
     pca_run = RunSpec.pca(chosen["bottleneck"]).run
     _write_reconstructions(store, data, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
     if config.latent != "none" and not (store.path / "embeddings.csv").exists():
         _write_embeddings(store, data, config, chosen_run, pca_run)
-    return selection
 
 
 def _first_run(ok, row):

@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
-from autoenc import AutoencoderTransformer, add_noise, load_dataset, split
+from autoenc import add_noise, load_dataset, split
 from autoenc.batched import fit_group, plan_groups
 from autoenc.data import Scaler
 from autoenc.io import versions
@@ -31,10 +31,11 @@ from .config import RunSpec, StudyConfig
 from .divergence import nm_reference
 from .errors import seen_unseen
 from .intervals import FPRResolutionWarning
-from .memorization import memorization_scores
 from .reconstruction import pca_as_autoencoder, reconstruct_with, row_errors
 from .select import grow_proposals, grow_start, grow_update
-from .finish import finish
+from .finish import finish, select
+from .study_audit import (early_references, kfold_memorization, late_references, plan_references,
+                          reference_tasks, write_memorization_and_audit)
 from .store import RunResult, StudyStore, write_csv, write_json, write_npz
 
 __all__ = ["StudyData", "StudyResult", "prepare_data", "run_study"]
@@ -190,34 +191,6 @@ def _fit_pca(spec: RunSpec, data: StudyData, config: StudyConfig):
     return result
 
 
-def _memorization_runs(config: StudyConfig):
-    """The largest autoencoder of the grid (first seed) and PCA at its bottleneck."""
-    k, width, depth = max(config.bottlenecks), max(config.widths), min(config.depths)
-    return RunSpec(k, (width,) * depth, config.seeds[0]), RunSpec.pca(k)
-
-
-def _memorization_task(data: StudyData, config: StudyConfig):
-    """Per-sample memorization scores (K-fold cross-fitting) of the runs :func:`_memorization_runs` names."""
-    ae, pca = _memorization_runs(config)
-    t = config.train
-    makers = {
-        ae: lambda: AutoencoderTransformer(
-            n_components=ae.bottleneck, hidden=ae.hidden, activation=config.activation, epochs=t.epochs,
-            batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, random_state=ae.seed),
-        pca: lambda: PCA(n_components=pca.bottleneck, random_state=0),
-    }
-    frames = []
-    for spec, make in makers.items():
-        scores = memorization_scores(data.X[data.train], make, n_folds=config.n_folds, seed=config.seed,
-                                     progress=False)
-        scores.insert(0, "run", spec.run)
-        scores.insert(1, "model", spec.model)
-        scores["sample"] = data.train[scores["sample"].to_numpy()]
-        scores["label"] = data.y[scores["sample"].to_numpy()] if data.y is not None else np.nan
-        frames.append(scores)
-    return pd.concat(frames, ignore_index=True)
-
-
 # -- the study ------------------------------------------------------------------------------------------------
 class _Study:
     """One study folder being filled: sends out the tasks for what is missing and commits what comes back."""
@@ -348,19 +321,30 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
         try:
             pca = [Task(_fit_pca, (spec, data, config), study.commit) for spec in config.pca_runs()
                    if spec.run not in study.finished]
-            memo, memo_file = [], store.path / "memorization.csv"
-            if config.memorization and not memo_file.exists():
-                memo.append(Task(_memorization_task, (data, config), lambda frame: write_csv(memo_file, frame)))
-            study.train(config.runs() if config.search == "grid" else [], before=memo, after=pca)
+            # The widest model's reference models are known before anything trains: long tasks go first.
+            plans = [plan_references(s, data, config, store.path) for s in early_references(config)]
+            before = [t for plan in plans for t in reference_tasks(plan, data, config)]
+            if config.memorization and config.memorization_method == "kfold":
+                memo_file = store.path / "memorization.csv"
+                before.append(Task(kfold_memorization, (data, config), lambda f: write_csv(memo_file, f)))
+            study.train(config.runs() if config.search == "grid" else [], before=before, after=pca)
             if config.search == "grow":
                 study.grow()
         finally:
             results, samples, history = store.write_tables()
+        timings["training"] = time.perf_counter() - start
+        selection = select(store, data, config, results)
+        plans += [plan_references(s, data, config, store.path) for s in late_references(config, results, selection)
+                  if s.architecture not in {p.spec.architecture for p in plans}]
+        tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
+        if tasks:
+            run_tasks(tasks, n_jobs, client)
+        write_memorization_and_audit(store.path, plans, data, samples, config)
     if scheduler is None and n_jobs > 1:
         release_workers()
-    timings["training"] = time.perf_counter() - start
-    selection = finish(store, data, config, results)
-    timings["selection_and_latent"] = time.perf_counter() - start - timings["training"]
+    timings["references_and_audit"] = time.perf_counter() - start - timings["training"]
+    finish(store, data, config, results, selection)
+    timings["reconstructions_and_latent"] = time.perf_counter() - start - sum(timings.values())
     if report:
         from .report import write_report
 
