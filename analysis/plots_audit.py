@@ -113,7 +113,7 @@ def plot_memorization_distribution(scores, *, ax=None):
     return ax
 
 
-def plot_most_memorized(X, scores, image_shape, *, n=8):
+def plot_most_memorized(X, scores, image_shape, *, n=8, sample_ids=None):
     """The ``n`` most memorized samples (top row) and the ``n`` least (bottom row), drawn as images.
 
     Parameters
@@ -125,6 +125,8 @@ def plot_most_memorized(X, scores, image_shape, *, n=8):
     image_shape : tuple of int
         (height, width), ``height * width == n_features``.
     n : int, default 8
+    sample_ids : array-like of int, optional
+        The names to show for rows of ``X`` (when ``X`` holds only some rows of a larger dataset).
 
     Returns
     -------
@@ -156,7 +158,8 @@ def plot_most_memorized(X, scores, image_shape, *, n=8):
         for c, (sample, score) in enumerate(zip(frame["sample"], frame["score"])):
             ax = axes[r, c]
             ax.imshow(X[int(sample)].reshape(image_shape), cmap="gray_r", vmin=low, vmax=high)
-            ax.set_title(f"#{int(sample)}\n{score:.3g}", fontsize="x-small")
+            name = int(sample) if sample_ids is None else int(np.asarray(sample_ids)[int(sample)])
+            ax.set_title(f"#{name}\n{score:.3g}", fontsize="x-small")
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r, 0].set_ylabel(label, fontsize="small")

@@ -42,6 +42,10 @@ _CAPTIONS = {
     "reconstructions": "Unseen samples, their noisy inputs, and each model's reconstruction.",
     "latent": "2-D embedding of the latent codes: colour = label, dots = seen, crosses = unseen.",
     "memorization_scores": "Per-sample memorization scores (error when left out minus error when trained on).",
+    "memorized_samples": "The most (top) and least (bottom) memorized samples of the widest autoencoder.",
+    "audit": "Membership audit on log-log axes: true-positive rate of each attack against its false-positive rate "
+             "(the diagonal is chance); LiRA and RMIA calibrate each sample with reference models trained with "
+             "and without it, the loss threshold does not.",
 }
 _HOW_TO_READ = (
     "<p><b>Seen</b> samples are the training split the model was fitted on; <b>unseen</b> samples are the held-out "
@@ -168,11 +172,40 @@ def _figure_plan(folder):
             name = "latent" if run is None else "latent_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run)
             plan.append((name, _single(lambda ax, run=run: plots.plot_latent(embeddings, run=run, ax=ax),
                                        (7.0, 5.5))))
-    memorization = _read_csv(folder / "memorization.csv")
+    memorization = _read_csv(folder / "memorization.csv", dtype={"run": str})
     if memorization is not None and len(memorization):
         plan.append(("memorization_scores",
                      _single(lambda ax: plots.plot_memorization_scores(memorization, ax=ax), (7.0, 4.2))))
+    if (folder / "memorized_samples.npz").exists():
+        plan.append(("memorized_samples", lambda: _most_memorized(folder / "memorized_samples.npz")))
+    roc, audit = _read_csv(folder / "audit.csv", dtype={"run": str}), _read_csv(folder / "audit_summary.csv",
+                                                                               dtype={"run": str})
+    if roc is not None and audit is not None and len(roc):
+        for run in dict.fromkeys(roc["run"]):
+            name = "audit_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run)
+            plan.append((name, _single(lambda ax, run=run: _audit_roc(roc, audit, run, ax), (6.5, 5.0))))
     return plan
+
+
+def _most_memorized(path):
+    from .plots_audit import plot_most_memorized
+
+    with np.load(path, allow_pickle=False) as npz:
+        X, samples, scores = npz["X"], npz["sample"], npz["score"]
+        shape, run = tuple(npz["image_shape"]), str(npz["run"])
+    frame = pd.DataFrame({"sample": np.arange(len(X)), "score": scores})
+    fig = plot_most_memorized(X, frame, shape, n=len(X) // 2, sample_ids=samples)
+    fig.suptitle(f"{run}: samples by memorization (error when out − error when in)", fontsize="small")
+    return fig
+
+
+def _audit_roc(roc, audit, run, ax):
+    from .plots_audit import plot_audit_roc
+
+    plot_audit_roc(roc[roc["run"] == run], summary=audit[audit["run"] == run], ax=ax)
+    targets = audit.loc[audit["run"] == run, "targets"].iloc[0]
+    ax.set_title(f"Membership audit of {targets}", fontsize="small")
+    return ax
 
 
 def _write_text(path, text):
@@ -334,7 +367,7 @@ def write_report(study_dir, *, dpi=110):
               "<h2>How to read this</h2>", _HOW_TO_READ, "<h2>Figures</h2>"]
     for name, path in figures.items():
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        caption = _CAPTIONS.get("latent" if name.startswith("latent") else name, "")
+        caption = _CAPTIONS.get(name.split("_")[0] if name.startswith(("latent", "audit")) else name, "")
         parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(name)}">'
                      f"<figcaption>{esc(name)}: {esc(caption)}</figcaption></figure>")
     parts.append("<h2>Failed runs</h2>")

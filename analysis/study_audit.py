@@ -110,9 +110,21 @@ def write_memorization_and_audit(folder, plans, data, samples, config):
     if scores and config.memorization_method == "references":
         write_csv(folder / "memorization.csv", pd.concat(scores, ignore_index=True))
         write_json(folder / "memorization.json", agreements)
+        if data.image_shape is not None:  # the most and least memorized samples of the first autoencoder, drawn
+            _write_extremes(folder / "memorized_samples.npz", scores[0], data)
     if summaries:
         write_csv(folder / "audit_summary.csv", pd.concat(summaries, ignore_index=True))
         write_csv(folder / "audit.csv", pd.concat(rocs, ignore_index=True))
+
+
+def _write_extremes(path, scores, data, n=8):
+    from .store import write_npz
+
+    ranked = scores.dropna(subset=["score"]).sort_values("score", ascending=False, kind="stable")
+    chosen = pd.concat([ranked.head(n), ranked.tail(n)])
+    write_npz(path, X=data.clean[chosen["sample"].to_numpy()], sample=chosen["sample"].to_numpy(),
+              score=chosen["score"].to_numpy(), image_shape=np.asarray(data.image_shape[-2:]),
+              run=np.asarray(str(scores["run"].iloc[0])))
 
 
 def audit_targets(plans, config):
