@@ -10,7 +10,8 @@ from scipy.stats import ks_2samp
 
 from autoenc.validation import check_array, check_same_shape
 
-from .divergence import degrees_of_freedom, sure
+from .divergence import degrees_of_freedom
+from .risk import sure
 from .intervals import auc_interval, tpr_at_fpr_interval
 from .memorization import _noise_fraction, membership_auc
 from .reconstruction import pca_baseline, reconstruct_with, row_errors
@@ -162,7 +163,7 @@ def seen_unseen(model, X_train, X_test, *, clean_train=None, noise_train=None, c
     sigma : float, optional
         Std of isotropic Gaussian noise in the inputs, when known: adds ``df`` (the model's degrees of freedom,
         :func:`~analysis.divergence.degrees_of_freedom` over the unseen inputs, val and test) and ``sure`` (Stein's
-        estimate of the error against the clean signal, :func:`~analysis.divergence.sure`) to the unseen rows.
+        estimate of the error against the clean signal, :func:`~analysis.risk.sure`) to the unseen rows.
     return_samples : bool, default False
         Also return the per-sample errors.
 

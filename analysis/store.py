@@ -31,11 +31,13 @@ RESULT_COLUMNS = [
     "split", "n_samples", "mse", "mse_clean", "noise_memorization", "nm_reference", "df", "sure", "mse_denoise",
     "gap", "ratio", "membership_auc", "membership_auc_ci_low", "membership_auc_ci_high", "tpr_at_1pct_fpr",
     "tpr_at_1pct_fpr_ci_low", "tpr_at_1pct_fpr_ci_high", "ks_statistic", "ks_pvalue", "status", "reason", "epochs",
+    "best_clean_epoch", "memorization_gap_at_best",
 ]
 SAMPLE_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed", "split", "sample", "label",
                   "error", "error_clean"]
 HISTORY_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed", "epoch", "train_loss",
-                   "val_loss"]
+                   "val_loss", "noise_memorization_train", "noise_memorization_val", "mse_clean_val",
+                   "membership_auc_val"]
 RESULT_FILE = "result.json"
 
 
@@ -183,7 +185,8 @@ class StudyStore:
                                           key=lambda c: c.map(order) if c.name == "split" else c,
                                           na_position="first").reset_index(drop=True)
         samples = pd.concat(samples, ignore_index=True) if samples else pd.DataFrame(columns=SAMPLE_COLUMNS)
-        history = pd.concat(history, ignore_index=True) if history else pd.DataFrame(columns=HISTORY_COLUMNS)
+        history = (pd.concat(history, ignore_index=True).reindex(columns=HISTORY_COLUMNS) if history
+                   else pd.DataFrame(columns=HISTORY_COLUMNS))
         return results, samples, history
 
     def write_tables(self):

@@ -28,7 +28,8 @@ from autoenc.validation import check_int
 
 from ._parallel import Task, dask_client, default_jobs, release_workers, run_tasks
 from .config import RunSpec, StudyConfig
-from .divergence import nm_reference
+from .risk import nm_reference
+from .dynamics import clean_minimum, log_epochs, measure_curves
 from .errors import seen_unseen
 from .intervals import FPRResolutionWarning
 from .reconstruction import pca_as_autoencoder, reconstruct_with, row_errors
@@ -40,6 +41,7 @@ from .store import RunResult, StudyStore, write_csv, write_json, write_npz
 
 __all__ = ["StudyData", "StudyResult", "prepare_data", "run_study"]
 
+CURVE_COLUMNS = ["noise_memorization_train", "noise_memorization_val", "mse_clean_val", "membership_auc_val"]
 DENOISE_LEVEL = 0.2  # fresh validation noise, relative to the inputs' RMS feature std, when no noise is known
 
 
@@ -163,12 +165,19 @@ def _train_group(specs, data: StudyData, config: StudyConfig):
     configs = [s.model_config(data.n_features, config.activation) for s in specs]
     train_configs = [s.train_config(config.train) for s in specs]
     X_val = data.X[data.val] if len(data.val) else None
+    recorder = None
+    if X_val is not None:  # the measures over training, at log-spaced epochs (a batched forward each)
+        (X_t, clean_t, noise_t), (X_v, clean_v, noise_v) = data.split_arrays("train"), data.split_arrays("val")
+        recorder = measure_curves(X_t, X_v, clean_train=clean_t, clean_val=clean_v, noise_train=noise_t,
+                                  noise_val=noise_v)
     start = time.perf_counter()
     # fit_group is exact to solo fit, and faster even for a group of one (no autograd, one fused Adam buffer).
-    members = fit_group(configs, data.X[data.train], X_val, train_configs, progress=False)
+    members = fit_group(configs, data.X[data.train], X_val, train_configs, progress=False, on_eval=recorder,
+                        eval_epochs=log_epochs(config.train.epochs) if recorder else None)
     seconds = (time.perf_counter() - start) / len(specs)
+    curves = recorder.frame() if recorder else None
     results = []
-    for spec, tc, member in zip(specs, train_configs, members):
+    for i, (spec, tc, member) in enumerate(zip(specs, train_configs, members)):
         result = _result(spec, data, config, train_config=tc.to_dict(), train_seconds=seconds,
                          epochs=member.history.epochs)
         if member.model is None:
@@ -176,10 +185,27 @@ def _train_group(specs, data: StudyData, config: StudyConfig):
             result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
         else:
             result.rows, result.samples = _measure(member.model, data, spec.bottleneck)
-            result.history = member.history.to_dict()
+            result.history = _with_curves(member.history.to_dict(), None if curves is None else
+                                          curves[curves["member"] == i])
+            if curves is not None:
+                best = clean_minimum(curves[curves["member"] == i]).iloc[0]
+                for row in result.rows:  # what early stopping on the clean signal would keep
+                    row.update(best_clean_epoch=int(best["epoch"]), memorization_gap_at_best=best["memorization_gap"])
             result.state = {k: v.detach().cpu().numpy() for k, v in member.model.state_dict().items()}
         results.append(result)
     return results
+
+
+def _with_curves(history, curves):
+    """The per-epoch losses with the curve measures beside them (NaN at epochs that were not measured)."""
+    if curves is None or curves.empty:
+        return history
+    by_epoch = curves.set_index("epoch")
+    for column in CURVE_COLUMNS:
+        values = by_epoch[column].reindex(history["epoch"]) if column in by_epoch else None
+        history[column] = [None if values is None or not np.isfinite(v) else float(v)
+                           for v in (values if values is not None else history["epoch"])]
+    return history
 
 
 def _fit_pca(spec: RunSpec, data: StudyData, config: StudyConfig):

@@ -7,7 +7,8 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
-from analysis.divergence import _mlp_chain, _plan, degrees_of_freedom, nm_reference, sure
+from analysis.divergence import _mlp_chain, _plan, degrees_of_freedom
+from analysis.risk import nm_reference, sure
 from analysis.memorization import noise_memorization
 from analysis.reconstruction import pca_as_autoencoder, reconstruct_with
 from autoenc import Autoencoder, AutoencoderTransformer, ModelConfig, TrainConfig, fit
