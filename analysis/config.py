@@ -212,6 +212,9 @@ class StudyConfig(JSONConfig):
     audit : tuple of str
         Which autoencoders get a membership audit (LiRA, RMIA, loss threshold) against their reference models:
         ``widest`` and/or ``selected``; empty for none.
+    landscape : bool
+        Loss along a filter-normalized random direction (seen and unseen) and the attractors among 100 seen and
+        100 unseen samples, for the selected and the widest autoencoder (``landscape.csv``, ``attractors.csv``).
     latent : str
         ``pca``, ``umap`` or ``none``: 2-D map of the selected autoencoder's codes and PCA's scores. UMAP shows
         more structure but compiles its numba code on first use in a process (about 15 s of CPU here).
@@ -240,6 +243,7 @@ class StudyConfig(JSONConfig):
     n_folds: int = 5
     n_references: int = 24
     audit: tuple = ("widest", "selected")
+    landscape: bool = True
     latent: str = "pca"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=64, lr=2e-3))
 
@@ -267,8 +271,9 @@ class StudyConfig(JSONConfig):
         check_positive_float(self.tolerance, "tolerance", allow_zero=True)
         if self.data_noise_std is not None:
             check_positive_float(self.data_noise_std, "data_noise_std")
-        if not isinstance(self.memorization, bool):
-            raise TypeError(f"memorization must be True or False, got {self.memorization!r}")
+        for name in ("memorization", "landscape"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_int(self.n_folds, "n_folds", minimum=2)
         if self.memorization_method not in ("references", "kfold"):
             raise ValueError(f"unknown memorization_method {self.memorization_method!r}; valid values are "

@@ -41,8 +41,30 @@ def finish(store, data, config, results, selection):
     largest_run = _first_run(ok, summarize_runs(ok[ok["model"] == "autoencoder"], split="test").iloc[-1])
     pca_run = RunSpec.pca(chosen["bottleneck"]).run
     _write_reconstructions(store, data, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
+    if config.landscape:
+        _write_landscape(store, data, config, dict.fromkeys([chosen_run, largest_run]))
     if config.latent != "none" and not (store.path / "embeddings.csv").exists():
         _write_embeddings(store, data, config, chosen_run, pca_run)
+
+
+def _write_landscape(store, data, config, runs, n_samples=100):
+    """Loss slices (seen and unseen, one filter-normalized direction) and attractors of the given runs."""
+    from .landscape import attractors, loss_slice
+
+    slices, points = [], []
+    rng = np.random.default_rng(config.seed)
+    picks = {name: np.sort(rng.choice(idx, min(n_samples, len(idx)), replace=False))
+             for name, idx in (("train", data.train), ("test", data.test))}
+    for run in runs:
+        model = load(store.path / "models" / run)
+        slices.append(loss_slice(model, data.X[data.train], data.X[data.test], steps=21, seed=config.seed)
+                      .assign(run=run))
+        for split_name, rows in picks.items():
+            found = attractors(model, data.X[rows], seed=config.seed)
+            found["sample"] = rows[found["sample"].to_numpy()]
+            points.append(found.assign(run=run, split=split_name))
+    write_csv(store.path / "landscape.csv", pd.concat(slices, ignore_index=True))
+    write_csv(store.path / "attractors.csv", pd.concat(points, ignore_index=True))
 
 
 def _first_run(ok, row):

@@ -42,6 +42,13 @@ _CAPTIONS = {
     "reconstructions": "Unseen samples, their noisy inputs, and each model's reconstruction.",
     "latent": "2-D embedding of the latent codes: colour = label, dots = seen, crosses = unseen.",
     "memorization_scores": "Per-sample memorization scores (error when left out minus error when trained on).",
+    "memorization_curves": "Noise memorization of seen (dashed) and validation (solid) samples over training, per "
+                           "width; the star marks the epoch of lowest clean validation error, what early stopping "
+                           "on the clean signal would keep.",
+    "landscape": "Reconstruction loss of seen and unseen samples along a filter-normalized random direction in "
+                 "weight space around the trained weights (Li et al. 2018), for the selected and the widest model.",
+    "attractors": "Spectral radius of the reconstruction map's Jacobian at seen and unseen samples; an attractor "
+                  "(radius < 1, and iterating the map from a perturbed sample returns to it) is a stored sample.",
     "memorized_samples": "The most (top) and least (bottom) memorized samples of the widest autoencoder.",
     "audit": "Membership audit on log-log axes: true-positive rate of each attack against its false-positive rate "
              "(the diagonal is chance); LiRA and RMIA calibrate each sample with reference models trained with "
@@ -158,6 +165,15 @@ def _figure_plan(folder):
     history = _read_csv(folder / "history.csv", dtype={"run": str})
     if history is not None and len(history):
         plan.append(("learning_curves", _single(lambda ax: plots.plot_learning_curves(history, ax=ax))))
+    if _has_values(history, "noise_memorization_val"):
+        k = history.dropna(subset=["noise_memorization_val"])["bottleneck"].max()
+        plan.append(("memorization_curves", _single(lambda ax: _curves(history[history["bottleneck"] == k], k, ax))))
+    landscape = _read_csv(folder / "landscape.csv", dtype={"run": str})
+    if landscape is not None and len(landscape):
+        plan.append(("landscape", lambda: _per_run(landscape, "plot_loss_slice", "Loss along a random direction")))
+    found = _read_csv(folder / "attractors.csv", dtype={"run": str})
+    if found is not None and len(found):
+        plan.append(("attractors", lambda: _per_run(found, "plot_attractors", "Attractors")))
     samples = _read_csv(folder / "samples.csv", dtype={"run": str})
     if samples is not None and len(samples):
         plan.append(("error_distributions", lambda: plots.plot_error_distributions(samples)))
@@ -185,6 +201,27 @@ def _figure_plan(folder):
             name = "audit_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run)
             plan.append((name, _single(lambda ax, run=run: _audit_roc(roc, audit, run, ax), (6.5, 5.0))))
     return plan
+
+
+def _curves(history, k, ax):
+    from .plots_dynamics import plot_memorization_curves
+
+    plot_memorization_curves(history, ax=ax)
+    ax.set_title(f"Noise memorization over training, autoencoders with k={int(k)}", fontsize="small")
+    return ax
+
+
+def _per_run(frame, function, title):
+    """One panel per run (the selected and the widest autoencoder), each titled with its run id."""
+    from . import plots_dynamics
+
+    runs = list(dict.fromkeys(frame["run"]))
+    fig, axes = plt.subplots(1, len(runs), figsize=(6.0 * len(runs), 4.4), squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        getattr(plots_dynamics, function)(frame[frame["run"] == run].drop(columns="run"), ax=ax)
+        ax.set_title(f"{title}: {run}", fontsize="small")
+    fig.tight_layout()
+    return fig
 
 
 def _most_memorized(path):
