@@ -21,7 +21,7 @@ from autoenc.io import atomic_write
 
 from . import plots
 from .tables import summary_table
-from .verdict import verdict
+from .verdict import key_numbers, verdict
 
 __all__ = ["draw_figures", "write_report", "summary_table"]
 
@@ -75,40 +75,6 @@ _HOW_TO_READ = (
     "<p><b>Membership AUC</b> is the chance that a random training sample has a lower error than a random unseen "
     "one: 0.5 means the error leaks nothing about who was in the training set; 1 means it gives them all away.</p>"
 )
-def _num(value, fmt):
-    if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
-        return "–"
-    return fmt.format(float(value))
-
-
-def _with_interval(name, fmt):
-    """``mean [low, high]`` where the interval exists (two seeds or more, or one run's own), else the mean."""
-    def cell(row):
-        low, high = row.get(f"{name}_ci_low", np.nan), row.get(f"{name}_ci_high", np.nan)
-        text = _num(row.get(name, np.nan), fmt)
-        if text != "–" and np.isfinite(low) and np.isfinite(high):
-            text += f" [{fmt.format(low)}, {fmt.format(high)}]"
-        return text
-    return cell
-
-
-# Key-number table: (heading, cell of a summary_table row). Errors with 4 decimals, shares with 3.
-_COLUMNS = [
-    ("model", lambda r: str(r["model"])),
-    ("k", lambda r: f"{int(r['bottleneck'])}"),
-    ("hidden", lambda r: str(r["hidden"]) or "–"),
-    ("parameters", lambda r: f"{int(r['n_params']):,}"),
-    ("runs", lambda r: f"{int(r['n_seeds'])}"),
-    ("unseen clean MSE [95% CI]", _with_interval("test_mse_clean", "{:.4f}")),
-    ("unseen MSE", lambda r: _num(r.get("test_mse", np.nan), "{:.4f}")),
-    ("gap", lambda r: _num(r.get("gap", np.nan), "{:.4f}")),
-    ("noise mem. seen", _with_interval("nm_seen", "{:.3f}")),
-    ("noise mem. unseen", lambda r: _num(r.get("nm_unseen", np.nan), "{:.3f}")),
-    ("PCA projection keeps", lambda r: _num(r.get("nm_reference", np.nan), "{:.3f}")),
-    ("membership AUC [95% CI]", _with_interval("membership_auc", "{:.3f}")),
-]
-
-
 def _read_csv(path, **kw):
     return pd.read_csv(path, **kw) if path.exists() else None
 
@@ -286,15 +252,6 @@ def draw_figures(study_dir, *, dpi=110):
     return drawn
 
 
-def _formatted(table):
-    """Headings and rows of strings (not yet escaped); columns with nothing to show are left out."""
-    if table.empty:
-        return [h for h, _ in _COLUMNS], []
-    records = table.to_dict("records")
-    columns = [(h, cell) for h, cell in _COLUMNS if any(cell(r) not in ("–", "") for r in records)]
-    return [h for h, _ in columns], [[cell(r) for _, cell in columns] for r in records]
-
-
 def _html_table(heads, rows, highlight=()):
     esc = html.escape
     out = ["<table>", "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"]
@@ -380,7 +337,7 @@ def write_report(study_dir, *, dpi=110):
     meta = _read_json(folder / "study.json") or {}
     figures = draw_figures(folder, dpi=dpi)
     table = summary_table(results)
-    heads, rows = _formatted(table)
+    heads, rows = key_numbers(table)
     selection = _selection(folder)
     sentence = (selection or {}).get("sentence") or "No model was selected (no selection.json, or no run succeeded)."
     failed = _failed(results)
@@ -393,7 +350,8 @@ def write_report(study_dir, *, dpi=110):
     if "created" in meta:
         facts.append(f"created {meta['created']}")
 
-    lines = (verdict(table, selection) if len(table) else []) + ([] if selection else [sentence])
+    audit = _read_csv(folder / "audit_summary.csv", dtype={"run": str})
+    lines = (verdict(table, selection, audit) if len(table) else []) + ([] if selection else [sentence])
     parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(', '.join(facts))}</p>" if facts else "",
              "<h2>Verdict</h2>", '<ul class="verdict">' + "".join(f"<li>{esc(line)}</li>" for line in lines)
              + "</ul>"]

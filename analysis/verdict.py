@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["verdict"]
+__all__ = ["key_numbers", "verdict"]
 
 STORES = 0.10   # seen minus unseen noise memorization above this: the network stores its training samples' noise
 LIKE_PCA = 0.02  # within this of PCA's memorization gap and membership AUC: no more than PCA
@@ -26,7 +26,7 @@ def _family(hidden):
     return f"width {hidden}" if "-" not in str(hidden) else f"hidden widths ({str(hidden).replace('-', ', ')})"
 
 
-def verdict(summary, selection=None):
+def verdict(summary, selection=None, audit=None):
     """Plain-language findings, most important first.
 
     Parameters
@@ -36,6 +36,8 @@ def verdict(summary, selection=None):
     selection : dict, optional
         :func:`analysis.select.simplest_adequate`'s choice (with an ``autoencoder`` entry for the choice among
         autoencoders, as the study writes it).
+    audit : DataFrame, optional
+        ``audit_summary.csv``: a line per audited architecture on its strongest attack at 1% false positives.
 
     Returns
     -------
@@ -51,11 +53,13 @@ def verdict(summary, selection=None):
         lines.append("No noise was injected, so how much noise each network stores cannot be measured here.")
     else:
         lines += _families(summary)
+    if audit is not None and len(audit):
+        lines += _audit_lines(audit)
     if selection:
         lines.append(selection["sentence"])
         among = selection.get("autoencoder")
         if isinstance(among, dict) and among.get("sentence") and among["sentence"] != selection["sentence"]:
-            lines.append("Among the autoencoders: " + among["sentence"])
+            lines.append("Among the autoencoders, t" + among["sentence"][1:])
     return lines
 
 
@@ -95,6 +99,31 @@ def _families(summary):
     return lines
 
 
+ATTACK_NAMES = {"loss": "the loss threshold", "lira_offline": "LiRA (offline)", "lira_online": "LiRA (online)",
+                "lira_offline_fixed": "LiRA (offline, fixed variance)",
+                "lira_online_fixed": "LiRA (online, fixed variance)", "rmia": "RMIA"}
+
+
+def _audit_lines(audit, fpr=0.01):
+    lines = []
+    at = audit[np.isclose(audit["fpr"], fpr)]
+    for run, rows in at.groupby("run", sort=False):
+        best = rows[rows["attack"] != "loss"].sort_values("tpr").iloc[-1]
+        loss = rows[rows["attack"] == "loss"]
+        targets = str(best.get("targets", run)).split()
+        line = (f"Membership audit of {run.rsplit('-s', 1)[0]} ({len(targets)} seed{'s' * (len(targets) > 1)} "
+                f"pooled, {int(best['n_references'])} reference models): {ATTACK_NAMES.get(best['attack'])} finds "
+                f"{best['tpr']:.1%} [{best['tpr_ci_low']:.1%}, {best['tpr_ci_high']:.1%}] of training samples at "
+                f"{fpr:.0%} false positives")
+        if len(loss):
+            row = loss.iloc[0]
+            line += f", {ATTACK_NAMES['loss']} {row['tpr']:.1%} [{row['tpr_ci_low']:.1%}, {row['tpr_ci_high']:.1%}]"
+        if not bool(best.get("fpr_resolved", True)):
+            line += f" (too few unseen samples to resolve {fpr:.0%}: read it as an upper bound)"
+        lines.append(line + ".")
+    return lines
+
+
 def _beats_pca(rows, pca):
     """Where the family beats PCA on the unseen error against the clean signal (intervals apart), in words."""
     if "test_mse_clean" not in rows.columns or pca.empty:
@@ -111,3 +140,50 @@ def _beats_pca(rows, pca):
     if not better:
         return " It never beats PCA on unseen samples' clean signal."
     return f" It beats PCA on unseen samples' clean signal at k = {', '.join(map(str, better))}."
+
+
+def _num(value, fmt):
+    if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+        return "–"
+    return fmt.format(float(value))
+
+
+def _with_interval(name, fmt):
+    """``mean [low, high]`` where the interval exists (two seeds or more, or one run's own), else the mean."""
+    def cell(row):
+        low, high = row.get(f"{name}_ci_low", np.nan), row.get(f"{name}_ci_high", np.nan)
+        text = _num(row.get(name, np.nan), fmt)
+        if text != "–" and np.isfinite(low) and np.isfinite(high):
+            text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+        return text
+    return cell
+
+
+# Key-number table: (heading, cell of a summary_table row). Errors with 4 decimals, shares with 3.
+_COLUMNS = [
+    ("model", lambda r: str(r["model"])),
+    ("k", lambda r: f"{int(r['bottleneck'])}"),
+    ("hidden", lambda r: str(r["hidden"]) or "–"),
+    ("parameters", lambda r: f"{int(r['n_params']):,}"),
+    ("runs", lambda r: f"{int(r['n_seeds'])}"),
+    ("unseen clean MSE [95% CI]", _with_interval("test_mse_clean", "{:.4f}")),
+    ("unseen MSE", lambda r: _num(r.get("test_mse", np.nan), "{:.4f}")),
+    ("gap", lambda r: _num(r.get("gap", np.nan), "{:.4f}")),
+    ("noise mem. seen", _with_interval("nm_seen", "{:.3f}")),
+    ("noise mem. unseen", lambda r: _num(r.get("nm_unseen", np.nan), "{:.3f}")),
+    ("PCA projection keeps", lambda r: _num(r.get("nm_reference", np.nan), "{:.3f}")),
+    ("membership AUC [95% CI]", _with_interval("membership_auc", "{:.3f}")),
+]
+
+
+def key_numbers(table):
+    """The key-number table as text: headings and rows of strings, one row per row of ``table``.
+
+    ``table`` is :func:`analysis.tables.summary_table`'s frame; errors get 4 decimals, shares 3, intervals in
+    brackets; columns with nothing to show are left out.
+    """
+    if table.empty:
+        return [h for h, _ in _COLUMNS], []
+    records = table.to_dict("records")
+    columns = [(h, cell) for h, cell in _COLUMNS if any(cell(r) not in ("–", "") for r in records)]
+    return [h for h, _ in columns], [[cell(r) for _, cell in columns] for r in records]

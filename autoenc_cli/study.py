@@ -156,6 +156,27 @@ def _summary_line(result):
     return ", ".join(f"{n} {word}" for word, n in counts.items()) or None
 
 
+def _verdict_text(result):
+    """The verdict in plain words, then the key numbers, as the report opens."""
+    import textwrap
+
+    import pandas as pd
+
+    from analysis import summary_table
+    from analysis.verdict import key_numbers, verdict
+
+    table = summary_table(result.results)
+    audit_file = Path(result.path) / "audit_summary.csv"
+    audit = pd.read_csv(audit_file, dtype={"run": str}) if audit_file.exists() else None
+    lines = ["Verdict:"] + [textwrap.fill(line, 110, initial_indent="- ", subsequent_indent="  ")
+                            for line in verdict(table, result.selection, audit)]
+    if len(table):
+        heads, rows = key_numbers(table)
+        lines += ["", "Key numbers (means over seeds, 95% intervals; unseen = test split):",
+                  pd.DataFrame(rows, columns=heads).to_string(index=False)]
+    return "\n".join(lines)
+
+
 def _main(argv):
     args = parse_args(argv)
     config = build_config(args)
@@ -173,18 +194,10 @@ def _main(argv):
         print(f"\ninterrupted: finished runs are saved in {out}; run the same command again to resume",
               file=sys.stderr)
         return 130
-    from analysis import summary_table
-
-    table = summary_table(result.results)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(_verdict_text(result))
     failed = result.results[result.results["status"] != "ok"]["run"].unique()
     if len(failed):
         print(f"{len(failed)} run(s) failed: {', '.join(failed)} (see the report)")
-    if result.selection:
-        print(result.selection["sentence"])
-        among = result.selection.get("autoencoder") or {}
-        if among.get("sentence") and among["sentence"] != result.selection["sentence"]:
-            print(f"Among the autoencoders: {among['sentence']}")
     summary = _summary_line(result)
     if summary:
         print(f"runs: {summary}")
