@@ -13,6 +13,7 @@ are trained (a bottleneck of d is no bottleneck), or d // 2 (at least 1) when no
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import inspect
 import json
@@ -26,7 +27,7 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 from analysis import StudyConfig, run_study
-from analysis.config import LATENT_METHODS, SCALINGS, SEARCHES
+from analysis.config import LATENT_METHODS, SCALINGS, SEARCHES, SELECTION_METRICS, SELECTION_RULES
 from autoenc import ACTIVATIONS, DATASETS, load_dataset
 
 from . import _cli
@@ -38,6 +39,15 @@ _DEFAULT = StudyConfig()
 
 def _csv(values):
     return ",".join(map(str, values))
+
+
+def _audit_list(text):
+    names = [] if text.strip() == "none" else [v for v in text.replace(",", " ").split() if v]
+    unknown = [v for v in names if v not in ("widest", "selected")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown audit target(s) {', '.join(unknown)}: use widest, selected or "
+                                         "none")
+    return tuple(names)
 
 
 def parse_args(argv=None):
@@ -75,9 +85,29 @@ def parse_args(argv=None):
                    help=f"grid trains every combination, grow starts small and widens, then deepens "
                         f"(default {d.search})")
     p.add_argument("--tolerance", type=float, metavar="FRACTION",
-                   help=f"relative slack for 'adequate' when picking the simplest model (default {d.tolerance})")
+                   help=f"relative slack for 'adequate' in the grow search and under --selection-rule tolerance "
+                        f"(default {d.tolerance})")
+    p.add_argument("--selection-metric", choices=SELECTION_METRICS,
+                   help=f"error the simplest adequate model is chosen on; auto: against the clean signal when noise "
+                        f"was injected, else SURE when --data-noise-std is known, else denoising "
+                        f"(default {d.selection_metric})")
+    p.add_argument("--selection-rule", choices=SELECTION_RULES,
+                   help=f"one_se: within one standard error over seeds of the best; tolerance: within "
+                        f"--tolerance of it (default {d.selection_rule})")
+    p.add_argument("--data-noise-std", type=float, metavar="STD",
+                   help="std of the noise already in the data (after scaling), when known: enables SURE")
     p.add_argument("--no-memorization", dest="memorization", action="store_false", default=None,
                    help="skip the per-sample memorization scores")
+    p.add_argument("--memorization-method", choices=("references", "kfold"),
+                   help=f"per-sample scores from reference models on random halves, or K-fold cross-fitting "
+                        f"(default {d.memorization_method})")
+    p.add_argument("--n-references", type=int, metavar="N",
+                   help=f"reference models per audited architecture, even (default {d.n_references})")
+    p.add_argument("--audit", type=_audit_list, metavar="WHICH",
+                   help=f"membership audit (LiRA, RMIA) of 'widest', 'selected', both ('widest,selected') or "
+                        f"'none' (default {','.join(d.audit)})")
+    p.add_argument("--no-landscape", dest="landscape", action="store_false", default=None,
+                   help="skip the loss slices and attractors of the selected and widest models")
     p.add_argument("--latent", choices=LATENT_METHODS,
                    help=f"2-D map of the selected model's codes (default {d.latent}; umap compiles numba code: "
                         "about 15 s more)")

@@ -1,9 +1,12 @@
-"""Wall time and peak memory of the default study, as a new user runs it.
+"""Wall time and peak memory of the default study, as a new user runs it, with and without the membership audit.
 
-    python benchmarks/bench_study.py            # the default study (target: <= 60 s wall, < 1.5 GB peak)
-    python benchmarks/bench_study.py -- --widths 16,64   # extra arguments go to scripts/study.py
+    python benchmarks/bench_study.py            # both, side by side (targets: <= 60 s wall, < 1.5 GB peak,
+                                                # audit <= 1.5x the study without it)
+    python benchmarks/bench_study.py --repeats 2 -- --widths 16,64   # extra arguments go to scripts/study.py
 
-Peak memory is the largest sum of resident memory over the study process and its workers, sampled every 50 ms.
+"Without the audit" is the study as it ran before reference models existed: no audit, per-sample memorization by
+K-fold cross-fitting. The two are run alternately, so that a busy machine slows both alike. Peak memory is the
+largest sum of resident memory over the study process and its workers, sampled every 50 ms.
 """
 import argparse
 import subprocess
@@ -27,12 +30,13 @@ def tree_rss(proc):
     return total
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("extra", nargs="*", help="arguments passed on to scripts/study.py")
-    args = parser.parse_args(argv)
+WITHOUT_AUDIT = ["--audit", "none", "--memorization-method", "kfold"]
+
+
+def run_once(extra):
+    """(wall seconds, peak bytes, last output lines, phases) of one study in a fresh folder."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", tmp, "--quiet", *args.extra]
+        cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", tmp, "--quiet", *extra]
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         watched, peak = psutil.Process(proc.pid), 0
@@ -44,11 +48,26 @@ def main(argv=None):
         if proc.returncode:
             sys.exit(f"study failed with status {proc.returncode}")
         phases = (Path(tmp) / "timings.json").read_text() if (Path(tmp) / "timings.json").exists() else ""
-    print(output.strip().splitlines()[-2])
-    if phases:
-        print(f"phases (s): {phases.strip()}")
-    print(f"default study: wall {wall:.1f} s (target <= 60 s), peak memory {peak / 2**30:.2f} GB (target < 1.5 GB)")
-    print(f"targets met: wall {'yes' if wall <= 60 else 'NO'}, memory {'yes' if peak < 1.5 * 2**30 else 'NO'}")
+    return wall, peak, phases.strip()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each (default 1)")
+    parser.add_argument("extra", nargs="*", help="arguments passed on to scripts/study.py")
+    args = parser.parse_args(argv)
+    walls = {"with": [], "without": []}
+    for _ in range(args.repeats):
+        for name, extra in (("without", WITHOUT_AUDIT), ("with", [])):
+            wall, peak, phases = run_once([*args.extra, *extra])
+            walls[name].append(wall)
+            print(f"study {name} the audit: wall {wall:.1f} s, peak memory {peak / 2**30:.2f} GB; phases (s): {phases}")
+            if name == "with":
+                print(f"targets met: wall {'yes' if wall <= 60 else 'NO'} (<= 60 s), memory "
+                      f"{'yes' if peak < 1.5 * 2**30 else 'NO'} (< 1.5 GB)")
+    ratio = min(walls["with"]) / min(walls["without"])
+    print(f"audit cost: {ratio:.2f}x the study without it (best of {args.repeats}; target <= 1.5x): "
+          f"{'met' if ratio <= 1.5 else 'NOT met'}")
 
 
 if __name__ == "__main__":
