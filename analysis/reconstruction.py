@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from autoenc import Autoencoder, ModelConfig, reconstruct
+from autoenc.train import LARGE_INPUT
 from autoenc.validation import check_array, check_int, check_same_shape
 
 __all__ = ["pca_as_autoencoder", "pca_baseline", "reconstruct_with", "reconstruction_errors", "row_errors"]
@@ -132,6 +133,13 @@ def pca_baseline(X_train, bottleneck, *, random_state=0):
     PCA
         Fitted.
 
+    Raises
+    ------
+    FloatingPointError
+        When the fit fails numerically (no convergence, non-finite components); the message names the input
+        scale when that is the cause. ``autoenc.DivergenceError`` is one too: one ``except FloatingPointError``
+        catches a run's numerical failure, autoencoder or PCA.
+
     Examples
     --------
     >>> X = np.random.default_rng(0).random((20, 5))
@@ -146,7 +154,20 @@ def pca_baseline(X_train, bottleneck, *, random_state=0):
             f"bottleneck must satisfy 1 <= bottleneck <= min(n_samples, n_features) = {limit} for X_train of "
             f"shape {X_train.shape}, got bottleneck={bottleneck}"
         )
-    return PCA(n_components=bottleneck, random_state=random_state).fit(X_train)
+    pca, reason = PCA(n_components=bottleneck, random_state=random_state), "its components are not finite"
+    with np.errstate(all="ignore"):  # reported below, once, with the cause
+        try:
+            pca.fit(X_train)
+            ok = all(np.isfinite(a).all() for a in (pca.components_, pca.explained_variance_, pca.mean_))
+        except (np.linalg.LinAlgError, ValueError) as exc:  # "SVD did not converge", NaN inside sklearn's solvers
+            ok, reason = False, str(exc)
+    if not ok:
+        top = float(np.abs(X_train).max())
+        if top > LARGE_INPUT:
+            raise FloatingPointError(f"PCA failed on X_train ({reason}): the inputs are far from unit scale (max |x| "
+                                     f"= {top:.2g}), so standardize them (--scale standard) first")
+        raise FloatingPointError(f"PCA failed on X_train of shape {X_train.shape}: {reason}")
+    return pca
 
 
 def pca_as_autoencoder(pca: PCA) -> Autoencoder:
