@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["Task", "dask_client", "default_jobs", "release_workers", "run_tasks"]
+__all__ = ["ClusterError", "Task", "dask_client", "default_jobs", "release_workers", "run_tasks"]
 
 
 @dataclass
@@ -29,9 +29,17 @@ def default_jobs():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+class ClusterError(RuntimeError):
+    """The Dask cluster cannot be reached, has no workers, or lost them: one line for the command line."""
+
+
 @contextlib.contextmanager
-def dask_client(scheduler):
-    """A ``distributed.Client`` for an address (closed afterwards), the given client itself, or None."""
+def dask_client(scheduler, timeout=30):
+    """A ``distributed.Client`` for an address (closed afterwards), the given client itself, or None.
+
+    Waits at most ``timeout`` seconds for the scheduler to answer and for a first worker; either failure is a
+    :class:`ClusterError` naming the address.
+    """
     if scheduler is None:
         yield None
         return
@@ -39,11 +47,21 @@ def dask_client(scheduler):
         from distributed import Client
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise ImportError("a Dask scheduler needs the 'distributed' package: pip install 'autoenc[distributed]'")
-    if isinstance(scheduler, str):
-        with Client(scheduler) as client:
-            yield client
-    else:
+    if not isinstance(scheduler, str):
         yield scheduler
+        return
+    try:
+        client = Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
+                           f"({type(exc).__name__}); is `dask scheduler` running there?") from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (OSError, TimeoutError):
+            raise ClusterError(f"the Dask scheduler at {scheduler} has no workers after {timeout:g} s; start some "
+                               f"with `dask worker {scheduler}`") from None
+        yield client
 
 
 def _exit_with_parent():

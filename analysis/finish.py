@@ -43,7 +43,7 @@ def finish(store, data, config, results, selection):
     _write_reconstructions(store, data, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
     if config.landscape:
         _write_landscape(store, data, config, dict.fromkeys([chosen_run, largest_run]))
-    if config.latent != "none" and not (store.path / "embeddings.csv").exists():
+    if config.latent != "none" and not _readable_csv(store.path / "embeddings.csv", ["run", "x", "y"]):
         _write_embeddings(store, data, config, chosen_run, pca_run)
 
 
@@ -65,6 +65,14 @@ def _write_landscape(store, data, config, runs, n_samples=100):
             points.append(found.assign(run=run, split=split_name))
     write_csv(store.path / "landscape.csv", pd.concat(slices, ignore_index=True))
     write_csv(store.path / "attractors.csv", pd.concat(points, ignore_index=True))
+
+
+def _readable_csv(path, columns):
+    """Whether a derived file is there and intact; a damaged one is rebuilt, never trusted."""
+    try:
+        return set(columns) <= set(pd.read_csv(path, nrows=5).columns)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return False
 
 
 def _first_run(ok, row):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,9 +22,10 @@ import pandas as pd
 import torch
 
 from autoenc import Autoencoder, ModelConfig, save
-from autoenc.io import atomic_write
+from autoenc.io import CONFIG_FILE, WEIGHTS_FILE, atomic_write
 
 from .config import RunSpec
+from .integrity import folder_checksums, safe_child, verify_checksums
 
 __all__ = ["RunResult", "StudyStore", "RESULT_COLUMNS"]
 
@@ -60,6 +63,7 @@ class RunResult:
     reason: str = ""
     epochs: int = 0
     train_seconds: float = 0.0
+    worker: str = ""  # host:pid of the process that computed it
     rows: list = field(default_factory=list)
     samples: dict | None = None
     history: dict | None = None
@@ -68,6 +72,11 @@ class RunResult:
     @property
     def run(self):
         return self.spec.run
+
+    @property
+    def state_expected(self):
+        """A finished run that trained has weights on disk."""
+        return self.status == "ok"
 
     def to_dict(self):
         """The JSON document of ``result.json``: the run's identifying columns first, no weights."""
@@ -79,7 +88,10 @@ class RunResult:
         """Read a ``result.json`` document back (the run id is parsed, never trusted as a path)."""
         spec = RunSpec.from_run(doc["run"])
         names = [f for f in cls.__dataclass_fields__ if f not in ("spec", "state")]
-        return cls(spec=spec, **{k: doc[k] for k in names if k in doc})
+        result = cls(spec=spec, **{k: doc[k] for k in names if k in doc})
+        if not isinstance(result.rows, list) or not all(isinstance(r, dict) and "split" in r for r in result.rows):
+            raise ValueError("rows must be a list of per-split records")
+        return result
 
 
 def _json_default(value):
@@ -115,25 +127,36 @@ class StudyStore:
 
     # -- the config -------------------------------------------------------------------------------------------
     def open(self, config_dict, facts):
-        """Create the folder for ``config_dict``, or check that an existing one was made with the same config.
+        """Create the folder for ``config_dict``, or check that an existing one was made with the same config
+        and the same data.
+
+        The data are identified by ``facts["data_fingerprint"]`` (a hash of their content), not by their path: the
+        same file moved elsewhere resumes, a file changed in place is refused.
 
         Raises
         ------
         ValueError
-            If the folder holds a study with a different config, naming the fields that differ.
+            If the folder holds a study with a different config (naming the fields that differ) or other data.
         """
         file = self.path / "study.json"
         if file.exists():
             try:
-                old = json.loads(file.read_text(encoding="utf-8"))["config"]
-            except (json.JSONDecodeError, KeyError, TypeError):
+                old_doc = json.loads(file.read_text(encoding="utf-8"))
+                old = old_doc["config"]
+            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
                 raise ValueError(f"{file} is not a study.json written by autoenc; choose another folder") from None
-            differ = _differences(old, config_dict)
+            fingerprint, old_fingerprint = facts.get("data_fingerprint"), old_doc.get("data_fingerprint")
+            same_data = fingerprint is not None and fingerprint == old_fingerprint
+            differ = _differences({k: v for k, v in old.items() if not (same_data and k == "dataset")},
+                                  {k: v for k, v in config_dict.items() if not (same_data and k == "dataset")})
             if differ:
                 raise ValueError(
                     f"{self.path} holds a study with a different config ({'; '.join(differ)}); "
                     "use another output folder, or the same settings to resume it"
                 )
+            if fingerprint is not None and old_fingerprint is not None and not same_data:
+                raise ValueError(f"the data of {old.get('dataset')!r} changed since {self.path} was made (content "
+                                 "fingerprints differ); use another output folder for the new data")
             return False
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(file, {"config": config_dict, **facts})
@@ -144,24 +167,63 @@ class StudyStore:
 
     # -- runs -------------------------------------------------------------------------------------------------
     def finished(self):
-        """Names of the runs whose results are committed."""
+        """Names of the runs whose results are committed and intact.
+
+        A run whose ``result.json`` cannot be read back, whose name is not a run id, or whose files do not match
+        the checksums recorded at commit is damaged: it is removed with a warning naming it, so the study trains
+        it again. Nothing damaged is trusted, and nothing damaged is fatal.
+        """
         models = self.path / "models"
-        return {p.parent.name for p in models.glob(f"*/{RESULT_FILE}")} if models.is_dir() else set()
+        if not models.is_dir():
+            return set()
+        good = set()
+        for folder in sorted(p for p in models.iterdir() if p.is_dir() or p.is_symlink()):
+            problem = self._check(folder)
+            if problem is None:
+                good.add(folder.name)
+            elif problem:
+                warnings.warn(f"run {folder.name!r} in {models} is damaged ({problem}); it will be trained again",
+                              RuntimeWarning, stacklevel=2)
+                _remove(folder)
+        return good
+
+    def _check(self, folder):
+        """None for an intact run, "" for an unfinished one (no result.json), else what is wrong."""
+        if folder.is_symlink():
+            return "a symbolic link, not a run folder"
+        file = folder / RESULT_FILE
+        if not file.exists():
+            return ""
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8"))
+            result = RunResult.from_dict(doc)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            return f"{RESULT_FILE} unreadable: {type(exc).__name__}"
+        if result.run != folder.name:
+            return f"{RESULT_FILE} names run {result.run!r}"
+        if not result.state_expected:  # a diverged or failed run has no files beside its result
+            return None
+        if not doc.get("checksums"):
+            return "no checksums recorded"
+        return "; ".join(verify_checksums(folder, doc["checksums"])) or None
 
     def commit(self, result: RunResult):
-        """Save one run: its weights (if any), then its ``result.json``, which marks it finished."""
-        folder = self.path / "models" / result.run
+        """Save one run: its weights (if any), then its ``result.json`` with their checksums, which marks it
+        finished."""
+        folder = safe_child(self.path / "models", result.run)
+        checksums = {}
         if result.state is not None:
             model = Autoencoder(ModelConfig.from_dict(result.model_config))
             model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in result.state.items()})
             save(model, folder, metadata={"run": result.run, "train": result.train_config})
-        write_json(folder / RESULT_FILE, result.to_dict())
+            checksums = folder_checksums(folder, [CONFIG_FILE, WEIGHTS_FILE])
+        write_json(folder / RESULT_FILE, {**result.to_dict(), "checksums": checksums})
 
     def records(self):
-        """Every committed :class:`RunResult`, in run-id order."""
+        """Every committed, intact :class:`RunResult`, in run-id order."""
         models = self.path / "models"
-        files = sorted(models.glob(f"*/{RESULT_FILE}")) if models.is_dir() else []
-        return [RunResult.from_dict(json.loads(f.read_text(encoding="utf-8"))) for f in files]
+        return [RunResult.from_dict(json.loads((models / run / RESULT_FILE).read_text(encoding="utf-8")))
+                for run in sorted(self.finished())]
 
     # -- tables -----------------------------------------------------------------------------------------------
     def tables(self):
@@ -195,6 +257,14 @@ class StudyStore:
         for name, frame in (("results", results), ("samples", samples), ("history", history)):
             write_csv(self.path / f"{name}.csv", frame)
         return results, samples, history
+
+
+def _remove(folder):
+    """Delete a damaged run folder (a link is unlinked, never followed)."""
+    if folder.is_symlink():
+        folder.unlink()
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _differences(old, new, prefix=""):

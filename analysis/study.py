@@ -9,30 +9,31 @@ killed at any moment loses nothing that finished and a rerun trains only what is
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 import warnings
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
-from autoenc import add_noise, load_dataset, split
 from autoenc.batched import fit_group, plan_groups
-from autoenc.data import Scaler
 from autoenc.io import versions
 from autoenc.validation import check_int
 
 from ._parallel import Task, dask_client, default_jobs, release_workers, run_tasks
+from .prepare import StudyData, prepare_data
+from .lock import StudyLock
 from .config import RunSpec, StudyConfig
-from .risk import nm_reference
 from .dynamics import clean_minimum, log_epochs, measure_curves
 from .errors import seen_unseen
 from .intervals import FPRResolutionWarning
-from .reconstruction import pca_as_autoencoder, reconstruct_with, row_errors
+from .reconstruction import pca_as_autoencoder, pca_baseline, reconstruct_with, row_errors
 from .select import grow_proposals, grow_start, grow_update
 from .finish import finish, select
 from .study_audit import (early_references, kfold_memorization, late_references, plan_references,
@@ -42,47 +43,6 @@ from .store import RunResult, StudyStore, write_csv, write_json, write_npz
 __all__ = ["StudyData", "StudyResult", "prepare_data", "run_study"]
 
 CURVE_COLUMNS = ["noise_memorization_train", "noise_memorization_val", "mse_clean_val", "membership_auc_val"]
-DENOISE_LEVEL = 0.2  # fresh validation noise, relative to the inputs' RMS feature std, when no noise is known
-
-
-# -- the data ---------------------------------------------------------------------------------------------------
-@dataclass
-class StudyData:
-    """Everything a worker needs: inputs as the models see them, the clean signal, the injected noise, the split."""
-
-    X: np.ndarray          # (n_samples, n_features) float32, noisy and scaled
-    clean: np.ndarray      # the same samples without noise (scaled the same way)
-    noise: np.ndarray | None  # X - clean, None when no noise was injected
-    y: np.ndarray | None
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    name: str
-    image_shape: tuple | None
-    sigma: float | None = None  # std of the (isotropic) noise in X when known: for SURE
-    denoise_noise: np.ndarray | None = None  # fresh noise for the validation inputs when nothing else is known
-
-    @property
-    def n_features(self):
-        return self.X.shape[1]
-
-    @property
-    def labels(self):
-        """Integer class labels, or None (continuous targets are not classes)."""
-        y = self.y
-        return y if y is not None and np.issubdtype(np.asarray(y).dtype, np.integer) else None
-
-    def nm_reference(self, k):
-        """What the rank-k PCA projection of the training inputs keeps of the training noise (NaN without noise)."""
-        if self.noise is None:
-            return np.nan
-        components = PCA(n_components=k, random_state=0).fit(self.X[self.train]).components_
-        return nm_reference(components, self.noise[self.train])
-
-    def split_arrays(self, split_name):
-        """``(X, clean, noise)`` of one split."""
-        idx = getattr(self, split_name)
-        return self.X[idx], self.clean[idx], None if self.noise is None else self.noise[idx]
 
 
 @dataclass
@@ -96,37 +56,6 @@ class StudyResult:
     selection: dict | None
     trained: int = 0
     reused: int = 0
-
-
-def prepare_data(config: StudyConfig) -> StudyData:
-    """Load ``config.dataset``, split it, inject static noise, scale on the training inputs; check the grid fits."""
-    data = load_dataset(config.dataset, seed=config.seed, **({"label_column": config.label_column}
-                                                              if config.label_column else {}))
-    n, d = data.X.shape
-    labels = data.y if data.y is not None and np.issubdtype(np.asarray(data.y).dtype, np.integer) else None
-    parts = split(n, config.fractions, seed=config.seed, stratify=labels)
-    too_big = [k for k in config.bottlenecks if k > d]
-    if too_big:
-        raise ValueError(f"bottlenecks {too_big} are larger than the number of features ({d}) of {data.name}")
-    if max(config.bottlenecks) > len(parts.train):
-        raise ValueError(f"bottlenecks go up to {max(config.bottlenecks)} but there are only {len(parts.train)} "
-                         "training samples")
-    # Noise is injected in the units the model sees (after scaling), so noise_std means the same on every dataset
-    # and the noise is isotropic where the model works.
-    raw = data.X.astype(np.float32)
-    clean = Scaler(config.scale).fit(raw[parts.train]).transform(raw)
-    X, noise = clean, None
-    if config.noise_std > 0:
-        X = add_noise(clean, config.noise_std, seed=config.seed)[0]
-        noise = X - clean  # exactly what the model's input carries beyond the clean signal
-    variances = [v ** 2 for v in (config.noise_std, config.data_noise_std) if v]
-    sigma = float(np.sqrt(sum(variances))) if variances else None
-    denoise = None
-    if sigma is None and len(parts.val):  # nothing known: validate by denoising fresh noise of a known level
-        level = DENOISE_LEVEL * float(np.sqrt(np.mean(np.var(X[parts.train], axis=0))))
-        denoise = add_noise(X[parts.val], level, seed=config.seed + 1)[1]
-    return StudyData(X, clean, noise, data.y, parts.train, parts.val, parts.test, data.name, data.image_shape,
-                     sigma, denoise)
 
 
 # -- the tasks a worker runs ---------------------------------------------------------------------------------
@@ -157,7 +86,7 @@ def _result(spec: RunSpec, data: StudyData, config: StudyConfig, **fields):
     d = data.n_features
     return RunResult(spec=spec, n_params=spec.n_params(d, config.activation), n_features=d,
                      noise_std=config.noise_std, model_config=spec.model_config(d, config.activation).to_dict(),
-                     **fields)
+                     worker=f"{socket.gethostname()}:{os.getpid()}", **fields)
 
 
 def _train_group(specs, data: StudyData, config: StudyConfig):
@@ -209,9 +138,15 @@ def _with_curves(history, curves):
 
 
 def _fit_pca(spec: RunSpec, data: StudyData, config: StudyConfig):
-    """PCA at one bottleneck, measured through the same code path, saved as the linear network it is."""
-    pca = PCA(n_components=spec.bottleneck, random_state=0).fit(data.X[data.train])
+    """PCA at one bottleneck, measured through the same code path, saved as the linear network it is; a numerical
+    failure is recorded with its reason, and the study goes on."""
     result = _result(spec, data, config)
+    try:
+        pca = pca_baseline(data.X[data.train], spec.bottleneck, random_state=0)
+    except FloatingPointError as exc:
+        result.status, result.reason = "failed", str(exc)
+        result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
+        return result
     result.rows, result.samples = _measure(pca, data, spec.bottleneck)
     result.state = {k: v.detach().numpy() for k, v in pca_as_autoencoder(pca).state_dict().items()}
     return result
@@ -287,7 +222,7 @@ class _Study:
 
 
 def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", scheduler=None, progress=None,
-              report=True, on_progress=None):
+              report=True, on_progress=None, timeout=30):
     """Run (or resume) the study ``config`` into the folder ``out_dir``.
 
     Parameters
@@ -309,6 +244,13 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
     on_progress : callable, optional
         ``on_progress(done, total, runs)`` after each finished group (``runs``: its run ids), e.g. to print a
         line per group where there is no terminal for a bar.
+    timeout : float
+        Seconds to wait for a Dask scheduler to answer, and for its first worker.
+
+    Raises
+    ------
+    StudyLockedError
+        When another process holds the folder (its PID is named).
 
     Returns
     -------
@@ -328,44 +270,53 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
 
         scheduler = get_client()  # raises ValueError when there is none
     n_jobs = check_int(default_jobs() if n_jobs is None else n_jobs, "n_jobs", minimum=1)
-    start, timings = time.perf_counter(), {}
+    start = time.perf_counter()
     data = prepare_data(config)
-    store = StudyStore(out_dir)
-    store.open(config.to_dict(), {
-        "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
-        "n_features": int(data.n_features), "image_shape": list(data.image_shape) if data.image_shape else None,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    })
-    if not (store.path / "splits.npz").exists():
-        write_npz(store.path / "splits.npz", train=data.train, val=data.val, test=data.test)
-    umap = config.latent == "umap" and not (store.path / "embeddings.csv").exists()
-    if report or umap:
-        threading.Thread(target=_warm_up, args=(report, umap), daemon=True).start()
-    with dask_client(scheduler) as client:
-        study = _Study(store, data, config, n_jobs, client, progress, on_progress)
-        reused = len(study.finished)
-        try:
-            pca = [Task(_fit_pca, (spec, data, config), study.commit) for spec in config.pca_runs()
-                   if spec.run not in study.finished]
-            # The widest model's reference models are known before anything trains: long tasks go first.
-            plans = [plan_references(s, data, config, store.path) for s in early_references(config)]
-            before = [t for plan in plans for t in reference_tasks(plan, data, config)]
-            if config.memorization and config.memorization_method == "kfold":
-                memo_file = store.path / "memorization.csv"
-                before.append(Task(kfold_memorization, (data, config), lambda f: write_csv(memo_file, f)))
-            study.train(config.runs() if config.search == "grid" else [], before=before, after=pca)
-            if config.search == "grow":
-                study.grow()
-        finally:
-            results, samples, history = store.write_tables()
-        timings["training"] = time.perf_counter() - start
-        selection = select(store, data, config, results)
-        plans += [plan_references(s, data, config, store.path) for s in late_references(config, results, selection)
-                  if s.architecture not in {p.spec.architecture for p in plans}]
-        tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
-        if tasks:
-            run_tasks(tasks, n_jobs, client)
-        write_memorization_and_audit(store.path, plans, data, samples, config)
+    # The cluster first: a study that cannot reach it leaves nothing behind. Then the folder, locked for the
+    # life of this call, so two studies never mix their runs in one folder.
+    with dask_client(scheduler, timeout) as client, StudyLock(Path(out_dir)):
+        store = StudyStore(out_dir)
+        store.open(config.to_dict(), {
+            "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
+            "n_features": int(data.n_features), "image_shape": list(data.image_shape) if data.image_shape else None,
+            "data_fingerprint": data.fingerprint,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        if not (store.path / "splits.npz").exists():
+            write_npz(store.path / "splits.npz", train=data.train, val=data.val, test=data.test)
+        umap = config.latent == "umap" and not (store.path / "embeddings.csv").exists()
+        if report or umap:
+            threading.Thread(target=_warm_up, args=(report, umap), daemon=True).start()
+        return _run(config, store, data, n_jobs, client, progress, on_progress, report, start, scheduler)
+
+
+def _run(config, store, data, n_jobs, client, progress, on_progress, report, start, scheduler):
+    """The body of :func:`run_study`, with the folder locked and the cluster (if any) connected."""
+    timings = {}
+    study = _Study(store, data, config, n_jobs, client, progress, on_progress)
+    reused = len(study.finished)
+    try:
+        pca = [Task(_fit_pca, (spec, data, config), study.commit) for spec in config.pca_runs()
+               if spec.run not in study.finished]
+        # The widest model's reference models are known before anything trains: long tasks go first.
+        plans = [plan_references(s, data, config, store.path) for s in early_references(config)]
+        before = [t for plan in plans for t in reference_tasks(plan, data, config)]
+        if config.memorization and config.memorization_method == "kfold":
+            memo_file = store.path / "memorization.csv"
+            before.append(Task(kfold_memorization, (data, config), lambda f: write_csv(memo_file, f)))
+        study.train(config.runs() if config.search == "grid" else [], before=before, after=pca)
+        if config.search == "grow":
+            study.grow()
+    finally:
+        results, samples, history = store.write_tables()
+    timings["training"] = time.perf_counter() - start
+    selection = select(store, data, config, results)
+    plans += [plan_references(s, data, config, store.path) for s in late_references(config, results, selection)
+              if s.architecture not in {p.spec.architecture for p in plans}]
+    tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
+    if tasks:
+        run_tasks(tasks, n_jobs, client)
+    write_memorization_and_audit(store.path, plans, data, samples, config)
     if scheduler is None and n_jobs > 1:
         release_workers()
     timings["references_and_audit"] = time.perf_counter() - start - timings["training"]

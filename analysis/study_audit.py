@@ -101,7 +101,12 @@ def write_memorization_and_audit(folder, plans, data, samples, config):
     for plan in plans:
         if plan.load() is None:
             continue
-        memo, summary, roc, agreement = memorization_and_audit(plan, data, samples)
+        try:
+            memo, summary, roc, agreement = memorization_and_audit(plan, data, samples)
+        except ValueError as exc:  # e.g. every reference model diverged: the rest of the study stands
+            warnings.warn(f"no memorization scores or audit for {plan.spec.architecture}: {exc}", RuntimeWarning,
+                          stacklevel=2)
+            continue
         scores.append(memo)
         agreements.append(agreement)
         if summary is not None and plan.spec.architecture in {s.architecture for s in audit_targets(plans, config)}:

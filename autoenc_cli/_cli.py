@@ -32,8 +32,12 @@ def run(main, argv=None):
         warnings.showwarning = _show_warning
         try:
             return main(argv)
-        except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        except (ValueError, TypeError, RuntimeError, ImportError) as exc:  # mistakes, a busy folder, a cluster
             print(f"error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # disk full, read-only folder, a file where a folder should be: the OS's words
+            where = f": {exc.filename}" if exc.filename else ""
+            print(f"error: {exc.strerror or one_line(exc)}{where}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("\ninterrupted", file=sys.stderr)

@@ -120,6 +120,8 @@ def parse_args(argv=None):
                    help="skip the figures and report.html; autoenc-plot DIR draws them later from the folder")
     p.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: every core)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    p.add_argument("--scheduler-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the scheduler to answer and for a first worker (default 30)")
     p.add_argument("--quiet", action="store_true", help="no progress output, only the final lines")
     return p.parse_args(argv)
 
@@ -214,7 +216,8 @@ def _main(argv):
     if note and not args.quiet:
         print(note, flush=True)
     out = Path(args.out or f"runs/{Path(config.dataset).stem}")
-    options = {"n_jobs": args.jobs, "scheduler": args.scheduler, "progress": False if args.quiet else None,
+    options = {"n_jobs": args.jobs, "scheduler": args.scheduler, "timeout": args.scheduler_timeout,
+               "progress": False if args.quiet else None,
                "report": args.report}
     if not args.quiet and not sys.stdout.isatty() and "on_progress" in inspect.signature(run_study).parameters:
         options["on_progress"] = _line_progress  # no terminal for a progress bar: one line per finished group

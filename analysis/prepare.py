@@ -1,0 +1,94 @@
+"""The data a study works on: loaded, split, scaled on the training split, noise injected in the model's units.
+
+Everything a worker needs travels in one :class:`StudyData`: the inputs as the models see them, the clean signal,
+the injected noise, the split, and what selection needs to know (the noise level, fresh validation noise).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from autoenc import add_noise, load_dataset, split
+from autoenc.data import Scaler
+
+from .config import StudyConfig
+from .integrity import array_fingerprint
+from .risk import nm_reference
+
+__all__ = ["StudyData", "prepare_data"]
+
+DENOISE_LEVEL = 0.2  # fresh validation noise, relative to the inputs' RMS feature std, when no noise is known
+
+
+@dataclass
+class StudyData:
+    """Everything a worker needs: inputs as the models see them, the clean signal, the injected noise, the split."""
+
+    X: np.ndarray          # (n_samples, n_features) float32, noisy and scaled
+    clean: np.ndarray      # the same samples without noise (scaled the same way)
+    noise: np.ndarray | None  # X - clean, None when no noise was injected
+    y: np.ndarray | None
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    name: str
+    image_shape: tuple | None
+    sigma: float | None = None  # std of the (isotropic) noise in X when known: for SURE
+    denoise_noise: np.ndarray | None = None  # fresh noise for the validation inputs when nothing else is known
+    fingerprint: str | None = None  # content hash of the data as loaded (features and labels)
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+    @property
+    def labels(self):
+        """Integer class labels, or None (continuous targets are not classes)."""
+        y = self.y
+        return y if y is not None and np.issubdtype(np.asarray(y).dtype, np.integer) else None
+
+    def nm_reference(self, k):
+        """What the rank-k PCA projection of the training inputs keeps of the training noise (NaN without noise)."""
+        if self.noise is None:
+            return np.nan
+        components = PCA(n_components=k, random_state=0).fit(self.X[self.train]).components_
+        return nm_reference(components, self.noise[self.train])
+
+    def split_arrays(self, split_name):
+        """``(X, clean, noise)`` of one split."""
+        idx = getattr(self, split_name)
+        return self.X[idx], self.clean[idx], None if self.noise is None else self.noise[idx]
+
+
+def prepare_data(config: StudyConfig) -> StudyData:
+    """Load ``config.dataset``, split it, inject static noise, scale on the training inputs; check the grid fits."""
+    data = load_dataset(config.dataset, seed=config.seed, **({"label_column": config.label_column}
+                                                              if config.label_column else {}))
+    n, d = data.X.shape
+    labels = data.y if data.y is not None and np.issubdtype(np.asarray(data.y).dtype, np.integer) else None
+    parts = split(n, config.fractions, seed=config.seed, stratify=labels)
+    too_big = [k for k in config.bottlenecks if k > d]
+    if too_big:
+        raise ValueError(f"bottlenecks {too_big} are larger than the number of features ({d}) of {data.name}")
+    if max(config.bottlenecks) > len(parts.train):
+        raise ValueError(f"bottlenecks go up to {max(config.bottlenecks)} but there are only {len(parts.train)} "
+                         "training samples")
+    # Noise is injected in the units the model sees (after scaling), so noise_std means the same on every dataset
+    # and the noise is isotropic where the model works.
+    raw = data.X.astype(np.float32)
+    clean = Scaler(config.scale).fit(raw[parts.train]).transform(raw)
+    X, noise = clean, None
+    if config.noise_std > 0:
+        X = add_noise(clean, config.noise_std, seed=config.seed)[0]
+        noise = X - clean  # exactly what the model's input carries beyond the clean signal
+    variances = [v ** 2 for v in (config.noise_std, config.data_noise_std) if v]
+    sigma = float(np.sqrt(sum(variances))) if variances else None
+    denoise = None
+    if sigma is None and len(parts.val):  # nothing known: validate by denoising fresh noise of a known level
+        level = DENOISE_LEVEL * float(np.sqrt(np.mean(np.var(X[parts.train], axis=0, dtype=np.float64))))
+        denoise = add_noise(X[parts.val], level, seed=config.seed + 1)[1]
+    fingerprint = array_fingerprint(data.X, *([] if data.y is None else [np.asarray(data.y)]))
+    return StudyData(X, clean, noise, data.y, parts.train, parts.val, parts.test, data.name, data.image_shape,
+                     sigma, denoise, fingerprint)
