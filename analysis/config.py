@@ -213,8 +213,8 @@ class StudyConfig(JSONConfig):
         Which autoencoders get a membership audit (LiRA, RMIA, loss threshold) against their reference models:
         ``widest`` and/or ``selected``; empty for none.
     landscape : bool
-        Loss along a filter-normalized random direction (seen and unseen) and the attractors among 100 seen and
-        100 unseen samples, for the selected and the widest autoencoder (``landscape.csv``, ``attractors.csv``).
+        Loss along a filter-normalized random direction (seen and unseen) and the attractors among 50 seen and
+        50 unseen samples, for the selected and the widest autoencoder (``landscape.csv``, ``attractors.csv``).
     latent : str
         ``pca``, ``umap`` or ``none``: 2-D map of the selected autoencoder's codes and PCA's scores. UMAP shows
         more structure but compiles its numba code on first use in a process (about 15 s of CPU here).

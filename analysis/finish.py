@@ -47,7 +47,7 @@ def finish(store, data, config, results, selection):
         _write_embeddings(store, data, config, chosen_run, pca_run)
 
 
-def _write_landscape(store, data, config, runs, n_samples=100):
+def _write_landscape(store, data, config, runs, n_samples=50):
     """Loss slices (seen and unseen, one filter-normalized direction) and attractors of the given runs."""
     from .landscape import attractors, loss_slice
 
