@@ -44,7 +44,7 @@ def run_once(extra):
             peak = max(peak, tree_rss(watched))
             time.sleep(0.05)
         wall = time.perf_counter() - start
-        output = proc.stdout.read()
+        proc.stdout.read()
         if proc.returncode:
             sys.exit(f"study failed with status {proc.returncode}")
         phases = (Path(tmp) / "timings.json").read_text() if (Path(tmp) / "timings.json").exists() else ""
