@@ -5,7 +5,9 @@ share the input width, depth, activation and training settings are trained here 
 stacked as ``(members, in, out)`` tensors (smaller bottlenecks and hidden widths zero-padded to the group's widest)
 inside one flat buffer, the forward and backward passes are written out with ``torch.baddbmm``/``torch.bmm`` (no
 autograd graph), and the step is PyTorch's fused Adam kernel over that one buffer. A step then costs a few dozen
-operator calls whatever the number of members.
+operator calls whatever the number of members. Convolutional members (``kind="conv"``, same input shape, kernel and
+stride) train the same way through ``_conv_batched._ConvStack``: each convolution is an im2col gather and one
+``baddbmm`` over the members.
 
 Exactness: member ``m`` sees the data order, initialization and gradients it would see in
 ``fit(Autoencoder(configs[m]), ...)`` with ``train_configs[m]``; its losses match solo training up to float rounding.
@@ -14,6 +16,7 @@ so it never moves again) and cannot disturb the others, whose arithmetic is inde
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -22,11 +25,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .validation import check_array
+from .validation import check_array, check_int
 from .config import ModelConfig, TrainConfig
 from .model import Autoencoder
+from ._conv_batched import _ConvStack, conv_macs, conv_padded_macs, conv_state_bytes
 from ._stacked import _FusedAdam, _padded_widths, _Stack, _widths
-from .train import History, seeds, torch_threads
+from .train import History, divergence_message, resolve_device, seeds, to_tensor, torch_threads
 
 __all__ = ["MemberResult", "can_group", "fit_group", "plan_groups"]
 
@@ -34,7 +38,8 @@ MAX_MEMBERS = 8  # measured here: no gain past 8 members on digits at width 64, 
 MAX_PADDING = 2.0  # a member may cost at most twice its own arithmetic once padded to the group's widths
 CACHE_BYTES = 10 * 2**20  # working-set budget of one group (measured: see plan_groups)
 _GATHER_BYTES = 64 * 2**20  # above this, an epoch's per-member batches are gathered step by step
-_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "threads")
+_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "threads", "device")
+_CONV_FIELDS = ("input_shape", "kernel_size", "stride")  # what convolutional members share besides the MLP's
 
 
 @dataclass
@@ -71,8 +76,24 @@ def _working_set_bytes(widths, batch_size, itemsize=4):
 
 def _key(config, train_config):
     """What members of one group must share (seeds and bottleneck/hidden widths may differ)."""
-    return (config.input_dim, config.depth, config.linear, None if config.linear else config.activation,
-            *(getattr(train_config, f) for f in _TRAIN_FIELDS))
+    return (config.kind, *(getattr(config, f) for f in _CONV_FIELDS), config.input_dim, config.depth, config.linear,
+            None if config.linear else config.activation, *(getattr(train_config, f) for f in _TRAIN_FIELDS))
+
+
+def _size(config):
+    """One member's matrix-multiply work per sample, the unit of the padding rule."""
+    return conv_macs(config) if config.kind == "conv" else _matmul_size(_widths(config))
+
+
+def _padded_size(configs):
+    return conv_padded_macs(configs) if configs[0].kind == "conv" else _matmul_size(_padded_widths(configs))
+
+
+def _member_bytes(configs, batch_size):
+    """Working set of one padded member (convolutions: its weights and optimizer state; see conv_state_bytes)."""
+    if configs[0].kind == "conv":
+        return conv_state_bytes(configs)
+    return _working_set_bytes(_padded_widths(configs), batch_size)
 
 
 def _as_lists(configs, train_configs):
@@ -95,8 +116,8 @@ def _as_lists(configs, train_configs):
 
 
 def _padding_ok(configs, max_padding):
-    padded = _matmul_size(_padded_widths(configs))
-    return all(padded <= max_padding * _matmul_size(_widths(c)) for c in configs)
+    padded = _padded_size(configs)
+    return all(padded <= max_padding * _size(c) for c in configs)
 
 
 def can_group(configs, train_configs=None, *, max_padding=MAX_PADDING):
@@ -169,7 +190,7 @@ def plan_groups(configs, train_configs=None, max_members=MAX_MEMBERS, *, max_pad
         buckets.setdefault(_key(c, t), []).append(i)
     groups = []
     for idx in buckets.values():
-        idx.sort(key=lambda i: (_matmul_size(_widths(configs[i])), _widths(configs[i]), train_configs[i].seed, i))
+        idx.sort(key=lambda i: (_size(configs[i]), _widths(configs[i]), train_configs[i].seed, i))
         runs, run = [], [idx[0]]
         for i in idx[1:]:
             if _padding_ok([configs[j] for j in (*run, i)], max_padding):
@@ -179,7 +200,7 @@ def plan_groups(configs, train_configs=None, max_members=MAX_MEMBERS, *, max_pad
                 run = [i]
         runs.append(run)
         for run in runs:
-            per_member = _working_set_bytes(_padded_widths([configs[i] for i in run]), train_configs[run[0]].batch_size)
+            per_member = _member_bytes([configs[i] for i in run], train_configs[run[0]].batch_size)
             cap = max(1, min(max_members, cache_bytes // per_member))
             n_groups = -(-len(run) // cap)
             size, extra = divmod(len(run), n_groups)
@@ -195,7 +216,8 @@ def plan_groups(configs, train_configs=None, max_members=MAX_MEMBERS, *, max_pad
 def _check_compatible(configs, train_configs):
     c0, t0 = configs[0], train_configs[0]
     for i, (c, t) in enumerate(zip(configs, train_configs)):
-        fields = ["input_dim", "depth", "linear"] + ([] if c.linear and c0.linear else ["activation"])
+        fields = ["kind", "input_dim", "depth", "linear"] + ([] if c.linear and c0.linear else ["activation"])
+        fields += list(_CONV_FIELDS) if c.kind == c0.kind == "conv" else []
         for f in fields:
             if getattr(c, f) != getattr(c0, f):
                 raise ValueError(f"configs[{i}].{f}={getattr(c, f)!r} differs from configs[0].{f}={getattr(c0, f)!r}: "
@@ -206,8 +228,11 @@ def _check_compatible(configs, train_configs):
                                  f"{getattr(t0, f)!r}: members of a group may differ only in seed")
 
 
-def _member_data(X, name, M, d, dtype):
-    """``X`` as a tensor of shape (M, n, d) (an expanded view when one 2-D array is shared), and whether shared."""
+def _member_data(X, name, M, d, dtype, device=None):
+    """``X`` as a tensor of shape (M, n, d) (an expanded view when one 2-D array is shared), and whether shared.
+
+    On a ``device`` other than the CPU the rows cross in bounded chunks (``train.to_tensor``), before expanding.
+    """
     if X is None:
         return None, True
     try:
@@ -222,11 +247,15 @@ def _member_data(X, name, M, d, dtype):
         raise ValueError(f"{name} has {arr.shape[-1]} features, expected input_dim={d} (shape {arr.shape})")
     if ndim == 3 and arr.shape[0] != M:
         raise ValueError(f"{name} is 3-D, so its first axis must index the {M} members, got shape {arr.shape}")
-    t = torch.as_tensor(arr if arr.flags.writeable else arr.copy(), dtype=dtype)  # torch warns on read-only
+    if device is not None and torch.device(device).type != "cpu":
+        t = to_tensor(arr.reshape(-1, d), dtype, device).view(arr.shape)
+    else:
+        t = torch.as_tensor(arr if arr.flags.writeable else arr.copy(), dtype=dtype)  # torch warns on read-only
     return (t.expand(M, *t.shape) if ndim == 2 else t), ndim == 2
 
 
-def fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.float32, progress=None):
+def fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.float32, progress=None,
+              eval_epochs=None, on_eval=None):
     """Train several autoencoders as one batched model; each ends as it would after solo :func:`autoenc.fit`.
 
     Member ``m`` is initialized from ``train_configs[m].seed``, sees the data order that seed gives solo ``fit``,
@@ -245,9 +274,20 @@ def fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.f
     train_configs : TrainConfig or sequence of TrainConfig, optional
         One for all members or one per member; they may differ only in ``seed``. Default ``TrainConfig()``.
     dtype : torch.dtype, default torch.float32
-        Dtype of the weights and of the computation; data are converted to it.
+        Dtype of the weights and of the computation; data are converted to it and copied (in chunks) to the
+        members' shared ``train_configs[m].device``, where training runs and where the returned models live.
     progress : bool or None
         tqdm bar over epochs; None shows it only on a terminal, False never.
+    eval_epochs : sequence of int, optional
+        Strictly increasing epochs (1-based, at most ``epochs``) after which ``on_eval`` is called; default every
+        epoch. The last epoch trained is always evaluated too, so a curve always ends where training ended.
+    on_eval : callable, optional
+        ``on_eval(epoch, reconstruct)`` after each evaluated epoch (after that epoch's losses, early stopping and
+        divergence checks). ``reconstruct(X)`` takes inputs of shape (n, n_features), shared by all members, or
+        (n_members, n, n_features), and returns every member's reconstructions at that epoch as an ndarray of
+        shape (n_members, n, n_features) in ``dtype``: one batched forward pass, no autograd, no effect on
+        training. A member that stopped early (``patience``) gives the reconstructions of the weights it will
+        return (its best epoch's); a diverged member gives NaN. What to measure is the caller's business.
 
     Returns
     -------
@@ -266,38 +306,44 @@ def fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.f
     >>> [r.history.epochs for r in results], results[1].model.config.bottleneck
     ([3, 3], 4)
     """
-    return _fit_group(configs, X_train, X_val, train_configs, dtype=dtype, progress=progress)[0]
+    return _fit_group(configs, X_train, X_val, train_configs, dtype=dtype, progress=progress,
+                      eval_epochs=eval_epochs, on_eval=on_eval)[0]
 
 
-def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.float32, progress=None):
+def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.float32, progress=None,
+               eval_epochs=None, on_eval=None):
     """:func:`fit_group`, also returning the trained ``_Stack`` (for tests)."""
     configs, train_configs = _as_lists(configs, train_configs)
     _check_compatible(configs, train_configs)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     M, d, tc = len(configs), configs[0].input_dim, train_configs[0]
-    X, shared = _member_data(X_train, "X_train", M, d, dtype)
-    Xv, _ = _member_data(X_val, "X_val", M, d, dtype)
+    device = resolve_device(tc.device)
+    X, shared = _member_data(X_train, "X_train", M, d, dtype, device)
+    Xv, _ = _member_data(X_val, "X_val", M, d, dtype, device)
     if tc.patience is not None and Xv is None:
         raise ValueError("patience is set but X_val is None: early stopping needs validation data")
+    evaluate = _eval_schedule(eval_epochs, on_eval, tc.epochs)
 
-    stack = _Stack(configs, dtype)
-    for m, t in enumerate(train_configs):  # as solo fit: each member initialized from its own seed
-        stack.init_member(m, torch.Generator().manual_seed(seeds(t.seed)[0]))
+    stack = _make_stack(configs, train_configs, dtype, device)
     order_seeds = [seeds(t.seed)[1] for t in train_configs]
     generators = {s: torch.Generator().manual_seed(s) for s in dict.fromkeys(order_seeds)}
-    adam = _FusedAdam(stack.param, stack.grad, tc.lr, tc.weight_decay)
+    # elsewhere than on the CPU, tensors made without a device (Adam's state, masks, indices) go to the device
+    on_device = contextlib.nullcontext() if device.type == "cpu" else torch.device(device)
+    with on_device:
+        adam = _FusedAdam(stack.param, stack.grad, tc.lr, tc.weight_decay)
     best_flat = stack.param.clone() if tc.patience is not None else None
     histories, errors = [History() for _ in range(M)], [None] * M
     best, active = [math.inf] * M, [True] * M
     mask = stack.pad_mask if stack.needs_pad_mask else None
     n, bs = X.shape[1], tc.batch_size
-    sumsq = torch.zeros(M, dtype=dtype)
+    sumsq = torch.zeros(M, dtype=dtype, device=device)
 
-    with torch_threads(tc.threads), torch.no_grad():  # gradients are written by hand: no autograd anywhere
+    with torch_threads(tc.threads), torch.no_grad(), on_device:  # gradients are written by hand: no autograd
         bar = tqdm(range(1, tc.epochs + 1), disable=None if progress is None else not progress, leave=False)
         for epoch in bar:
-            perms = {s: torch.randperm(n, generator=g) for s, g in generators.items()}
+            # drawn on the CPU, as solo fit draws them: the same order on every device
+            perms = {s: torch.randperm(n, generator=g, device="cpu").to(device) for s, g in generators.items()}
             sumsq.zero_()
             for xb in _batches(X, shared, [perms[s] for s in order_seeds], bs):
                 _step(stack, adam, xb, sumsq, mask)
@@ -311,8 +357,7 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
                     h.val_loss.append(val[m])
                 last = h.val_loss[-1] if val is not None else h.train_loss[-1]
                 if not (math.isfinite(train[m]) and math.isfinite(last)):
-                    errors[m] = (f"training diverged at epoch {epoch}: loss is {train[m]} "
-                                 f"(try a smaller lr than {tc.lr})")
+                    errors[m] = divergence_message(epoch, train[m], tc.lr, X[m])
                     frozen.append(m)
                 elif tc.patience is not None:
                     if last < best[m]:
@@ -328,6 +373,8 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
             if frozen:
                 mask = _freeze(stack, adam, best_flat, frozen, errors, active)
             bar.set_postfix(training=f"{sum(active)}/{M}", refresh=False)
+            if on_eval is not None and (epoch in evaluate or epoch == tc.epochs or not any(active)):
+                on_eval(epoch, _Reconstructor(stack, errors))
             if not any(active):
                 break
         bar.close()
@@ -337,6 +384,61 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
         model = None if errors[m] is not None else stack.get_member(m, best_flat)
         results.append(MemberResult(model, histories[m], errors[m]))
     return results, stack
+
+
+def _make_stack(configs, train_configs, dtype, device):
+    """The stacked model on ``device``, member m initialized as solo ``fit`` would from its seed (draws on the CPU)."""
+    if configs[0].kind == "conv":
+        stack = _ConvStack(configs, dtype, device)
+    else:
+        stack = _Stack(configs, dtype)
+    for m, t in enumerate(train_configs):
+        stack.init_member(m, torch.Generator().manual_seed(seeds(t.seed)[0]))
+    if configs[0].kind != "conv" and device.type != "cpu":
+        with torch.device(device):  # _Stack allocates its buffers on the default device
+            moved = _Stack(configs, dtype)
+        moved.param.copy_(stack.param)
+        stack = moved
+    return stack
+
+
+def _eval_schedule(eval_epochs, on_eval, epochs):
+    """The set of epochs after which ``on_eval`` runs (every epoch by default), checked before any training."""
+    if on_eval is None:
+        if eval_epochs is not None:
+            raise ValueError("eval_epochs is set but on_eval is None: pass on_eval(epoch, reconstruct) to use it")
+        return frozenset()
+    if not callable(on_eval):
+        raise TypeError(f"on_eval must be callable as on_eval(epoch, reconstruct), got {type(on_eval).__name__}")
+    if eval_epochs is None:
+        return frozenset(range(1, epochs + 1))
+    listed = list(eval_epochs)
+    for i, e in enumerate(listed):
+        check_int(e, f"eval_epochs[{i}]", minimum=1, maximum=epochs)
+    if any(b <= a for a, b in zip(listed[:-1], listed[1:])):
+        raise ValueError(f"eval_epochs must be strictly increasing, got {listed}")
+    return frozenset(int(e) for e in listed)
+
+
+class _Reconstructor:
+    """``reconstruct(X) -> ndarray (n_members, n, d)``: every member's current reconstructions (NaN if diverged)."""
+
+    def __init__(self, stack, errors):
+        self.stack, self.diverged = stack, [m for m, e in enumerate(errors) if e is not None]
+
+    def __call__(self, X):
+        stack = self.stack
+        M, d = stack.M, stack.configs[0].input_dim
+        Xt = _member_data(X, "X", M, d, stack.param.dtype)[0].to(stack.param.device)
+        out = torch.empty(Xt.shape, dtype=stack.param.dtype, device=stack.param.device)
+        widest = getattr(stack, "widest", max(stack.widths))  # values per sample in the widest layer
+        chunk = max(1, 2**22 // (M * widest))  # bounds the activations, as mean_loss does
+        with torch.no_grad():
+            for s in range(0, Xt.shape[1], chunk):
+                out[:, s : s + chunk] = stack.forward(Xt[:, s : s + chunk])
+        if self.diverged:  # their weights were zeroed when frozen: an output of zeros would pass for a model
+            out[self.diverged] = math.nan
+        return out.cpu().numpy()
 
 
 def _step(stack, adam, xb, sumsq, mask):

@@ -22,7 +22,7 @@ _BATCH = 8192
 
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """MLP autoencoder as a scikit-learn transformer: ``transform`` gives codes, ``inverse_transform`` decodes.
+    """An autoencoder as a scikit-learn transformer: ``transform`` gives codes, ``inverse_transform`` decodes.
 
     Swap it for ``PCA(n_components=k)`` in a Pipeline or a grid search. The network trains in float32 on
     ``X`` (converted if needed); ``transform``, ``inverse_transform`` and ``score`` compute in the input's dtype
@@ -33,7 +33,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     n_components : int, default=2
         Size of the code (the bottleneck), at most ``n_features``.
     hidden : tuple of int, default=(64,)
-        Encoder widths; the decoder mirrors them. ``()`` gives a shallow autoencoder.
+        Encoder widths (``kind="conv"``: channels per convolution stage); the decoder mirrors them. ``()`` gives a
+        shallow autoencoder.
     activation : str, default="relu"
         One of ``autoenc.ACTIVATIONS``, after every hidden layer.
     linear : bool, default=False
@@ -53,6 +54,18 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         torch threads while training and transforming (restored afterwards).
     progress : bool, default=False
         Show a progress bar over epochs.
+    kind : {"mlp", "conv"}, default="mlp"
+        Fully connected, or strided convolutions around a linear code (see :class:`autoenc.ModelConfig`).
+    input_shape : tuple of int or None, default=None
+        ``kind="conv"`` only: ``(channels, height, width)`` or ``(channels, length)`` of each row of ``X``, which
+        holds the values channel-major (``images.reshape(n, -1)``); ``X`` stays 2-D.
+    kernel_size : int, default=3
+        ``kind="conv"`` only: kernel of every convolution.
+    stride : int, default=2
+        ``kind="conv"`` only: stride of every convolution.
+    device : str, default="cpu"
+        Where to train and compute: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``. ``model_`` lives
+        there; ``transform`` and ``inverse_transform`` send each chunk there and return numpy arrays.
     random_state : int, RandomState instance or None, default=None
         An int is the training seed itself (``TrainConfig(seed=random_state)``); otherwise a seed is drawn from
         ``check_random_state(random_state)``. It fixes the weights, the data order and the validation split.
@@ -98,6 +111,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         threads=1,
         progress=False,
         random_state=None,
+        kind="mlp",
+        input_shape=None,
+        kernel_size=3,
+        stride=2,
+        device="cpu",
     ):
         self.n_components = n_components
         self.hidden = hidden
@@ -112,6 +130,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.threads = threads
         self.progress = progress
         self.random_state = random_state
+        self.kind = kind
+        self.input_shape = input_shape
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.device = device
 
     def _seed(self):
         rs = self.random_state
@@ -140,12 +163,13 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             )
         model_config = ModelConfig(
             input_dim=n_features, bottleneck=n_components, hidden=self.hidden,
-            activation=self.activation, linear=self.linear,
+            activation=self.activation, linear=self.linear, kind=self.kind, input_shape=self.input_shape,
+            kernel_size=self.kernel_size, stride=self.stride,
         )
         seed = self._seed()
         train_config = TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-            patience=self.patience, seed=seed, threads=self.threads,
+            patience=self.patience, seed=seed, threads=self.threads, device=self.device,
         )
         X_train, X_val = X, None
         if self.patience is not None:
@@ -177,9 +201,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     @torch.no_grad()
     def _run(self, method, X):
-        fn = getattr(self._model_for(X.dtype), method)
+        model = self._model_for(X.dtype)
+        fn, device = getattr(model, method), next(model.parameters()).device
         with torch_threads(check_int(self.threads, "threads", minimum=1)):
-            parts = [fn(torch.tensor(X[s : s + _BATCH])) for s in range(0, len(X), _BATCH)]
+            parts = [fn(torch.tensor(X[s : s + _BATCH]).to(device)).cpu() for s in range(0, len(X), _BATCH)]
         return torch.cat(parts).numpy()
 
     def transform(self, X):

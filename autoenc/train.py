@@ -13,7 +13,12 @@ from tqdm.auto import tqdm
 from .validation import check_array, check_int
 from .config import TrainConfig
 
-__all__ = ["DivergenceError", "History", "fit", "reconstruct", "encode", "seeds"]
+__all__ = ["DivergenceError", "History", "divergence_message", "fit", "reconstruct", "encode", "resolve_device",
+           "seeds"]
+
+_CHUNK_BYTES = 64 * 2**20  # data cross to a device, and are gathered per epoch, in chunks of at most this
+_EVAL_VALUES = 2**25  # evaluation chunks: at most this many values in the widest layer (8192 rows of width 4096)
+LARGE_INPUT = 1e3  # inputs beyond this magnitude make a diverging loss a scaling problem, not a learning-rate one
 
 
 class DivergenceError(FloatingPointError):
@@ -22,6 +27,22 @@ class DivergenceError(FloatingPointError):
     def __init__(self, message, epoch):
         super().__init__(message)
         self.epoch = epoch
+
+
+def divergence_message(epoch, loss, lr, X):
+    """The one-sentence reason of a divergence at ``epoch``: the input scale when ``X`` (a tensor) is far from 1.
+
+    Shared by :func:`fit` and the batched trainer so both give the same words for the same member.
+    """
+    head = f"training diverged at epoch {epoch}: loss is {loss}"
+    with torch.no_grad():
+        top = float(X.abs().max()) if X.numel() else 0.0
+        if not top > LARGE_INPUT:
+            return f"{head} (try a smaller lr than {lr})"
+        finite = X.numel() > 1 and math.isfinite(top)
+        std = float((X / top).std()) * top if finite else top  # divided first: the variance would overflow
+    return (f"{head}; the inputs are far from unit scale (max |x| = {top:.2g}, std = {std:.2g}), so standardize "
+            f"them (--scale standard, or autoenc.data.Scaler('standard')) rather than lowering the lr")
 
 
 @dataclass
@@ -63,6 +84,76 @@ def torch_threads(n):
         torch.set_num_threads(previous)
 
 
+def _mps_available():
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(device):
+    """The ``torch.device`` a ``TrainConfig.device`` names, checked to be usable here.
+
+    ``"auto"`` picks CUDA when available, else MPS (Apple GPUs), else the CPU.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        If the device does not exist on this machine (no CUDA, no MPS, no GPU number N).
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'cpu', 'cuda' or 'auto', got {type(device).__name__}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but CUDA is not available here; use device='auto' or 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not _mps_available():
+        raise ValueError(f"device={device!r} but MPS is not available here; use device='auto' or 'cpu'")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    return dev
+
+
+def to_tensor(X, dtype, device):
+    """A checked 2-D array as a tensor of ``dtype`` on ``device``.
+
+    On the CPU this shares ``X``'s memory when the dtype already matches (no copy). On another device the rows
+    cross in chunks of at most 64 MiB, so no full-size converted copy is ever made on the CPU.
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        convert = torch.as_tensor if X.flags.writeable else torch.tensor  # torch warns on read-only memory (mmap)
+        return convert(X, dtype=dtype)
+    if device.type == "mps" and dtype == torch.float64:
+        raise ValueError("MPS has no float64: use a float32 model on device='mps'")
+    out = torch.empty(X.shape, dtype=dtype, device=device)
+    rows = max(1, _CHUNK_BYTES // max(1, X.shape[1] * X.itemsize))
+    for start in range(0, len(X), rows):
+        out[start : start + rows].copy_(torch.tensor(X[start : start + rows]))
+    return out
+
+
 def _param(model):
     try:
         return next(model.parameters())
@@ -70,21 +161,35 @@ def _param(model):
         raise ValueError("model has no parameters") from None
 
 
-def _as_tensor(model, X, name):
+def _check_model(model, X, name):
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (an autoenc.Autoencoder), got {type(model).__name__}")
     n_features = getattr(getattr(model, "config", None), "input_dim", None)
-    X = check_array(X, name, n_features=n_features)
+    return check_array(X, name, n_features=n_features)
+
+
+def _as_tensor(model, X, name):
+    X = _check_model(model, X, name)
     p = _param(model)
-    to_tensor = torch.as_tensor if X.flags.writeable else torch.tensor  # torch warns on read-only memory (mmap)
-    return X, to_tensor(X, dtype=p.dtype, device=p.device)
+    return X, to_tensor(X, p.dtype, p.device)
+
+
+def _eval_rows(model, batch_size=8192):
+    """Rows per evaluation chunk: ``batch_size``, fewer when a convolutional model's widest layer would be huge.
+
+    MLPs keep ``batch_size`` whatever their width, so their results stay what they were bit for bit.
+    """
+    if getattr(getattr(model, "config", None), "kind", "mlp") != "conv":
+        return batch_size
+    return max(1, min(batch_size, _EVAL_VALUES // model.widest))
 
 
 @torch.no_grad()
 def _mean_loss(model, X, batch_size=8192):
     total = X.new_zeros(())
-    for start in range(0, len(X), batch_size):
-        xb = X[start : start + batch_size]
+    rows = _eval_rows(model, batch_size)
+    for start in range(0, len(X), rows):
+        xb = X[start : start + rows]
         total += F.mse_loss(model(xb), xb, reduction="sum")
     return (total / X.numel()).item()
 
@@ -93,7 +198,13 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
     """Train ``model`` to reconstruct ``X_train`` with minibatch Adam.
 
     Each epoch draws a fresh permutation and steps through contiguous slices of the permuted in-memory tensor
-    (no per-sample DataLoader). Data are converted to the dtype and device of the model's parameters.
+    (no per-sample DataLoader; data over 64 MiB are gathered batch by batch rather than copied per epoch).
+
+    Devices: training runs on ``config.device`` (default the CPU). The model is moved there in place
+    (``model.to(device)``) before training and stays there, as ``nn.Module.to`` leaves it; ``reconstruct`` and
+    ``encode`` then compute on that device. The data are converted to the model's dtype and copied to the device
+    (in chunks; on the CPU a float32 array is used without a copy). The seed gives the same initial weights and
+    data order on every device.
 
     Parameters
     ----------
@@ -106,7 +217,7 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
     warm_start : bool, default False
         Continue from the current weights instead of initializing them.
     progress : bool or None
-        tqdm bar over epochs; None shows it only on a terminal, False never.
+        tqdm bar over epochs (advancing batch by batch); None shows it only on a terminal, False never.
     callback : callable, optional
         ``callback(history)`` after every epoch; returning True stops training.
 
@@ -118,6 +229,8 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
     ------
     DivergenceError
         When a loss becomes NaN or infinite, naming the epoch.
+    ValueError
+        When ``config.device`` is not available here (see :func:`resolve_device`), before anything moves.
 
     Examples
     --------
@@ -130,10 +243,15 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    _, X = _as_tensor(model, X_train, "X_train")
-    Xv = None if X_val is None else _as_tensor(model, X_val, "X_val")[1]
-    if config.patience is not None and Xv is None:
+    device = resolve_device(config.device)
+    X_train = _check_model(model, X_train, "X_train")
+    X_val = None if X_val is None else _check_model(model, X_val, "X_val")
+    if config.patience is not None and X_val is None:
         raise ValueError("patience is set but X_val is None: early stopping needs validation data")
+    dtype = _param(model).dtype
+    X = to_tensor(X_train, dtype, device)
+    Xv = None if X_val is None else to_tensor(X_val, dtype, device)
+    model.to(device)
 
     init_seed, order_seed = seeds(config.seed)
     if not warm_start:
@@ -143,30 +261,31 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
     history = History()
     best, best_state, n, bs = math.inf, None, len(X), config.batch_size
 
+    gather_per_batch = X.numel() * X.element_size() > _CHUNK_BYTES
+
     with torch_threads(config.threads):
-        bar = tqdm(range(1, config.epochs + 1), disable=None if progress is None else not progress, leave=False)
-        for epoch in bar:
+        bar = tqdm(total=config.epochs, unit="epoch", disable=None if progress is None else not progress, leave=False,
+                   bar_format="{l_bar}{bar}| {n:.2f}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]")
+        for epoch in range(1, config.epochs + 1):
             model.train()
-            Xp = X[torch.randperm(n, generator=order)]
+            perm = torch.randperm(n, generator=order).to(device)  # drawn on the CPU: the same order on any device
+            Xp = X if gather_per_batch else X[perm]
             total = X.new_zeros(())
             for start in range(0, n, bs):
-                xb = Xp[start : start + bs]
+                xb = X[perm[start : start + bs]] if gather_per_batch else Xp[start : start + bs]
                 loss = F.mse_loss(model(xb), xb)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total += loss.detach() * len(xb)
+                bar.update(len(xb) / n)
             history.train_loss.append((total / n).item())
             model.eval()
             if Xv is not None:
                 history.val_loss.append(_mean_loss(model, Xv))
             last = history.val_loss[-1] if Xv is not None else history.train_loss[-1]
             if not (math.isfinite(history.train_loss[-1]) and math.isfinite(last)):
-                raise DivergenceError(
-                    f"training diverged at epoch {epoch}: loss is {history.train_loss[-1]} "
-                    f"(try a smaller lr than {config.lr})",
-                    epoch,
-                )
+                raise DivergenceError(divergence_message(epoch, history.train_loss[-1], config.lr, X), epoch)
             bar.set_postfix(loss=f"{last:.4g}", refresh=False)
             if config.patience is not None:
                 if last < best:
@@ -187,26 +306,39 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
 def _apply(fn, model, X, name, batch_size, threads):
     check_int(batch_size, "batch_size", minimum=1)
     check_int(threads, "threads", minimum=1)
-    X, Xt = _as_tensor(model, X, name)
+    X = _check_model(model, X, name)
+    p = _param(model)
+    rows = _eval_rows(model, batch_size)
+    out = None
     was_training = model.training
     model.eval()
     try:
         with torch_threads(threads):  # torch's default (all cores) can be 10-100x slower on a busy machine
-            out = torch.cat([fn(Xt[s : s + batch_size]) for s in range(0, len(Xt), batch_size)])
+            for start in range(0, len(X), rows):
+                part = fn(to_tensor(X[start : start + rows], p.dtype, p.device)).cpu().numpy()
+                if out is None:  # filled chunk by chunk: no full-size copy on the device or in torch
+                    out = np.empty((len(X), part.shape[1]), X.dtype if X.dtype in (np.float32, np.float64)
+                                   else np.float64)
+                out[start : start + len(part)] = part
     finally:
         model.train(was_training)
-    out = out.cpu().numpy()
-    return out.astype(X.dtype if X.dtype in (np.float32, np.float64) else np.float64, copy=False)
+    return out
 
 
 def reconstruct(model, X, *, batch_size=8192, threads=1):
     """Reconstructions of ``X``, shape (n_samples, n_features); float32/float64 input keeps its dtype.
 
-    Computed in the model's dtype, in batches, without gradients, with ``threads`` torch threads (restored after).
+    Computed in the model's dtype on the model's device (where its parameters are; nothing is moved), in chunks of
+    at most ``batch_size`` rows (fewer for very wide models), without gradients, with ``threads`` torch threads
+    (restored after). Each chunk crosses to the device and back on its own, so a large ``X`` never has a full
+    copy on the device; the result is a numpy array on the CPU.
     """
     return _apply(model, model, X, "X", batch_size, threads)
 
 
 def encode(model, X, *, batch_size=8192, threads=1):
-    """Codes of ``X``, shape (n_samples, bottleneck); float32/float64 input keeps its dtype."""
+    """Codes of ``X``, shape (n_samples, bottleneck); float32/float64 input keeps its dtype.
+
+    Computed like :func:`reconstruct`: on the model's device, chunk by chunk, returned as a CPU numpy array.
+    """
     return _apply(model.encode, model, X, "X", batch_size, threads)

@@ -1,0 +1,142 @@
+"""Throughput of MLP and convolutional members on 28 x 28 inputs: the batched trainer against a plain per-model loop.
+
+For each architecture (an MLP 784 -> h -> 16 -> h -> 784; a convolutional autoencoder on (1, 28, 28) with channels
+(16, 32), kernel 3, stride 2, a linear code of 16), M models (seeds 0..M-1) train on the same synthetic images with
+batch 128 and Adam on one thread, either (a) one after another in the tutorial loop (DataLoader over a
+TensorDataset, default Adam) or (c) together as one ``fit_group`` call. We report samples per CPU-second per model
+(model-samples per CPU-second over M), the ratio c / a, and the percentage of this machine's float32 matrix-multiply
+peak for one core (2048 x 2048 ``torch.mm``), counting 6 FLOPs per forward multiply-add (forward 2, backward 4).
+Timings are CPU time of this process, best of the
+repeats, measured interleaved with the peak so that ratios compare like with like; a shared machine makes single
+numbers noisy, the ratios less so. With ``--device cuda`` (or ``auto``) the same runs go to the GPU (wall-clock
+time; no percentage of peak).
+
+    python benchmarks/bench_conv.py            # a few minutes
+    python benchmarks/bench_conv.py --quick    # about a minute, noisier
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch load their thread pools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from autoenc import Autoencoder, ModelConfig, TrainConfig
+from autoenc._conv_batched import conv_macs
+from autoenc.batched import fit_group
+from autoenc.train import resolve_device
+
+BOTTLENECK, BATCH, SHAPE = 16, 128, (1, 28, 28)
+
+
+def configs(kind, width):
+    if kind == "conv":
+        return ModelConfig(784, BOTTLENECK, (width // 2, width), kind="conv", input_shape=SHAPE)
+    return ModelConfig(784, BOTTLENECK, (width,))
+
+
+def macs(config):
+    """Forward multiply-adds per sample."""
+    if config.kind == "conv":
+        return conv_macs(config)
+    widths = [config.input_dim, *config.hidden, config.bottleneck, *config.hidden[::-1], config.input_dim]
+    return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def matmul_peak(size=2048, repeats=3):
+    """Best float32 FLOP per CPU-second of ``torch.mm`` on two (size, size) matrices, one thread."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.empty(size, size)
+    torch.mm(a, b, out=out)
+    return max(2 * size**3 / _timed(lambda: torch.mm(a, b, out=out), "cpu") for _ in range(repeats))
+
+
+def _timed(fn, device):
+    if device == "cpu":
+        start = time.process_time()
+        fn()
+        return time.process_time() - start
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def plain_loop(X, config, members, epochs, device):
+    """(a) Each model in turn: DataLoader over a TensorDataset, default Adam, data moved batch by batch."""
+    def run():
+        for seed in range(members):
+            torch.manual_seed(seed)  # the tutorial's way; this script owns its process
+            model = Autoencoder(config).to(device)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            loader = DataLoader(TensorDataset(torch.from_numpy(X)), batch_size=BATCH, shuffle=True)
+            for _ in range(epochs):
+                for (xb,) in loader:
+                    xb = xb.to(device)
+                    loss = F.mse_loss(model(xb), xb)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+
+    return members * len(X) * epochs / _timed(run, device.type)
+
+
+def batched(X, config, members, epochs, device):
+    """(c) ``fit_group`` on ``members`` copies of ``config`` with seeds 0..members-1."""
+    train_configs = [TrainConfig(epochs=epochs, batch_size=BATCH, seed=s, device=str(device)) for s in range(members)]
+    run = lambda: fit_group([config] * members, X, train_configs=train_configs, progress=False)  # noqa: E731
+    return members * len(X) * epochs / _timed(run, device.type)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples per measurement, one repeat")
+    parser.add_argument("--members", type=int, default=8)
+    parser.add_argument("--width", type=int, default=32, help="MLP width and the conv model's last channel count")
+    parser.add_argument("--samples", type=int, default=None, help="training rows (default 4096; 1024 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="default 3 (1 with --quick)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto (GPU runs report wall-clock time)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    rows = args.samples or (1024 if args.quick else 4096)
+    device = resolve_device(args.device)
+    torch.set_num_threads(1)
+    X = np.random.default_rng(0).random((rows, 784), dtype=np.float32)
+    print(f"torch {torch.__version__}, one thread, {device}; {rows} rows of 28 x 28, batch {BATCH}, "
+          f"{args.members} models; {'CPU' if device.type == 'cpu' else 'wall-clock'} time, best of {repeats}")
+
+    batched(X[:256], configs("mlp", 16), 2, 1, device)  # warm-up: thread pools, kernels, imports
+    lines = []
+    for kind, width in (("mlp", 4 * args.width), ("conv", args.width)):
+        config = configs(kind, width)
+        flops = 6 * macs(config)
+        best = {"peak": 0.0, "loop": 0.0, "batched": 0.0}
+        for _ in range(repeats):
+            if device.type == "cpu":
+                best["peak"] = max(best["peak"], matmul_peak())
+            best["loop"] = max(best["loop"], plain_loop(X, config, args.members, 1, device))
+            best["batched"] = max(best["batched"], batched(X, config, args.members, 1, device))
+        for method in ("loop", "batched"):
+            rate = best[method]
+            pct = f"{100 * rate * flops / best['peak']:.1f}%" if best["peak"] else "-"
+            lines.append((kind, config.hidden, method, rate, rate / best["loop"], pct))
+        print(f"  done: {kind}", flush=True)
+    header = f"{'model':<6}{'hidden':>10}  {'method':<10}{'samples/s per model':>21}{'vs loop':>9}{'% peak':>9}"
+    print(header)
+    print("-" * len(header))
+    for kind, hidden, method, rate, ratio, pct in lines:
+        print(f"{kind:<6}{str(hidden):>10}  {method:<10}{rate / args.members:>21,.0f}{ratio:>8.2f}x{pct:>9}")
+    conv_ratio = next(r for k, _, m, _, r, _ in lines if k == "conv" and m == "batched")
+    print(f"\ntarget: batched conv members >= 3x the loop: {'met' if conv_ratio >= 3 else 'NOT met'} "
+          f"({conv_ratio:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
