@@ -92,20 +92,21 @@ class RunSpec:
         object.__setattr__(self, "hidden", parse_hidden(self.hidden))
         if self.model not in ("autoencoder", "pca"):
             raise ValueError(f"unknown model {self.model!r}; valid values are ['autoencoder', 'pca']")
-        if self.model == "pca" and (self.hidden or self.seed is not None):
-            raise ValueError("a PCA run has no hidden widths and no seed")
+        if self.model == "pca" and self.hidden:
+            raise ValueError("a PCA run has no hidden widths")
         if self.model == "autoencoder" and self.seed is None:
             raise ValueError("an autoencoder run needs a seed")
 
     @classmethod
-    def pca(cls, bottleneck):
-        return cls(int(bottleneck), (), None, "pca")
+    def pca(cls, bottleneck, seed=None):
+        """PCA at ``bottleneck``; a seed only where it names the data draw (``StudyConfig.data_seeds``)."""
+        return cls(int(bottleneck), (), seed, "pca")
 
     @property
     def run(self):
         """The run id: the folder name under ``models/`` and the ``run`` column of every file of the study."""
         if self.model == "pca":
-            return f"pca-k{self.bottleneck}"
+            return f"pca-k{self.bottleneck}" + ("" if self.seed is None else f"-s{self.seed}")
         return f"ae-k{self.bottleneck}-h{format_hidden(self.hidden) or 'none'}-s{self.seed}"
 
     @classmethod
@@ -115,7 +116,7 @@ class RunSpec:
         if match is None:
             raise ValueError(f"{run!r} is not a run id (expected like 'ae-k8-h64-s0' or 'pca-k8')")
         if match["pca"]:
-            return cls.pca(int(match["pca"]))
+            return cls.pca(int(match["pca"]), None if match["pseed"] is None else int(match["pseed"]))
         hidden = "" if match["hidden"] == "none" else match["hidden"]
         return cls(int(match["k"]), hidden, int(match["seed"]))
 
@@ -130,7 +131,7 @@ class RunSpec:
     @property
     def architecture(self):
         """The run id without its seed: runs that differ only by seed share it."""
-        return self.run.rsplit("-s", 1)[0] if self.model == "autoencoder" else self.run
+        return self.run.rsplit("-s", 1)[0] if self.seed is not None else self.run
 
     def fields(self):
         """The identifying columns every table of the study carries."""
@@ -157,7 +158,7 @@ class RunSpec:
         return Autoencoder(self.model_config(n_features, activation)).n_parameters
 
 
-_RUN_ID = re.compile(r"pca-k(?P<pca>\d+)|ae-k(?P<k>\d+)-h(?P<hidden>none|\d+(?:-\d+)*)-s(?P<seed>\d+)")
+_RUN_ID = re.compile(r"pca-k(?P<pca>\d+)(?:-s(?P<pseed>\d+))?|ae-k(?P<k>\d+)-h(?P<hidden>none|\d+(?:-\d+)*)-s(?P<seed>\d+)")
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,9 @@ class StudyConfig(JSONConfig):
         Std of the static Gaussian noise added once to every sample (0 for none).
     seed : int
         Seeds the split and the noise draw.
+    data_seeds : bool
+        Each training seed ``s`` also draws its own split and noise (seed ``seed + s``), and PCA is fitted on every
+        draw, so that the spread over seeds includes the sampling of the data, not only initialization and order.
     fractions : (float, float, float)
         Train, validation and test fractions.
     scale : str
@@ -226,6 +230,7 @@ class StudyConfig(JSONConfig):
     label_column: str | None = None
     noise_std: float = 0.2
     seed: int = 0
+    data_seeds: bool = False
     fractions: tuple = (0.6, 0.2, 0.2)
     scale: str = "none"
     bottlenecks: tuple = (2, 4, 8, 16, 32)
@@ -271,7 +276,7 @@ class StudyConfig(JSONConfig):
         check_positive_float(self.tolerance, "tolerance", allow_zero=True)
         if self.data_noise_std is not None:
             check_positive_float(self.data_noise_std, "data_noise_std")
-        for name in ("memorization", "landscape"):
+        for name in ("memorization", "landscape", "data_seeds"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_int(self.n_folds, "n_folds", minimum=2)
@@ -300,8 +305,14 @@ class StudyConfig(JSONConfig):
                 for s in self.seeds]
 
     def pca_runs(self):
-        """PCA at every bottleneck of the grid."""
+        """PCA at every bottleneck of the grid (and, with ``data_seeds``, on every seed's data draw)."""
+        if self.data_seeds:
+            return [RunSpec.pca(k, s) for k in self.bottlenecks for s in self.seeds]
         return [RunSpec.pca(k) for k in self.bottlenecks]
+
+    def data_seed(self, seed):
+        """The seed of the split and noise draw a run of training seed ``seed`` works on."""
+        return self.seed if not self.data_seeds or seed is None else self.seed + seed
 
     # -- serialization ----------------------------------------------------------------------------------------
     def to_dict(self):

@@ -10,7 +10,6 @@ import pandas as pd
 
 from autoenc import load
 
-from .config import RunSpec
 from .select import simplest_adequate
 from .store import write_csv, write_json, write_npz
 from .tables import summarize_runs
@@ -39,7 +38,7 @@ def finish(store, data, config, results, selection):
     chosen = selection["autoencoder"]
     chosen_run = _first_run(ok, chosen)
     largest_run = _first_run(ok, summarize_runs(ok[ok["model"] == "autoencoder"], split="test").iloc[-1])
-    pca_run = RunSpec.pca(chosen["bottleneck"]).run
+    pca_run = _first_run(ok, {"model": "pca", "bottleneck": chosen["bottleneck"], "hidden": ""})
     _write_reconstructions(store, data, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
     if config.landscape:
         _write_landscape(store, data, config, dict.fromkeys([chosen_run, largest_run]))

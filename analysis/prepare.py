@@ -62,13 +62,17 @@ class StudyData:
         return self.X[idx], self.clean[idx], None if self.noise is None else self.noise[idx]
 
 
-def prepare_data(config: StudyConfig) -> StudyData:
-    """Load ``config.dataset``, split it, inject static noise, scale on the training inputs; check the grid fits."""
+def prepare_data(config: StudyConfig, data_seed=None) -> StudyData:
+    """Load ``config.dataset``, split it, scale on the training inputs, inject static noise; check the grid fits.
+
+    ``data_seed`` (default ``config.seed``) seeds the split and the noise draw.
+    """
+    seed = config.seed if data_seed is None else data_seed
     data = load_dataset(config.dataset, seed=config.seed, **({"label_column": config.label_column}
                                                               if config.label_column else {}))
     n, d = data.X.shape
     labels = data.y if data.y is not None and np.issubdtype(np.asarray(data.y).dtype, np.integer) else None
-    parts = split(n, config.fractions, seed=config.seed, stratify=labels)
+    parts = split(n, config.fractions, seed=seed, stratify=labels)
     too_big = [k for k in config.bottlenecks if k > d]
     if too_big:
         raise ValueError(f"bottlenecks {too_big} are larger than the number of features ({d}) of {data.name}")
@@ -81,14 +85,14 @@ def prepare_data(config: StudyConfig) -> StudyData:
     clean = Scaler(config.scale).fit(raw[parts.train]).transform(raw)
     X, noise = clean, None
     if config.noise_std > 0:
-        X = add_noise(clean, config.noise_std, seed=config.seed)[0]
+        X = add_noise(clean, config.noise_std, seed=seed)[0]
         noise = X - clean  # exactly what the model's input carries beyond the clean signal
     variances = [v ** 2 for v in (config.noise_std, config.data_noise_std) if v]
     sigma = float(np.sqrt(sum(variances))) if variances else None
     denoise = None
     if sigma is None and len(parts.val):  # nothing known: validate by denoising fresh noise of a known level
         level = DENOISE_LEVEL * float(np.sqrt(np.mean(np.var(X[parts.train], axis=0, dtype=np.float64))))
-        denoise = add_noise(X[parts.val], level, seed=config.seed + 1)[1]
+        denoise = add_noise(X[parts.val], level, seed=seed + 1)[1]
     fingerprint = array_fingerprint(data.X, *([] if data.y is None else [np.asarray(data.y)]))
     return StudyData(X, clean, noise, data.y, parts.train, parts.val, parts.test, data.name, data.image_shape,
                      sigma, denoise, fingerprint)

@@ -161,6 +161,13 @@ class _Study:
         self.n_jobs, self.client, self.progress, self.on_progress = n_jobs, client, progress, on_progress
         self.finished = store.finished()
         self.trained = 0
+        # With data seeds every training seed has its own split and noise draw; otherwise all share one.
+        self.draws = {config.data_seed(s): prepare_data(config, config.data_seed(s)) for s in config.seeds
+                      if config.data_seeds and config.data_seed(s) != config.seed}
+
+    def data_for(self, spec):
+        """The data draw a run trains and is measured on."""
+        return self.draws.get(self.config.data_seed(spec.seed), self.data)
 
     def commit(self, result: RunResult):
         if result.run not in self.finished:
@@ -171,9 +178,12 @@ class _Study:
     def train(self, specs, before=(), after=()):
         """Train every spec not yet in the folder, in batched groups (a group is retrained whole, so a resumed
         group equals an uninterrupted one); ``before``/``after`` hold more tasks for the same workers."""
-        configs = [s.model_config(self.data.n_features, self.config.activation) for s in specs]
-        train_configs = [s.train_config(self.config.train) for s in specs]
-        groups = [[specs[i] for i in g] for g in plan_groups(configs, train_configs)] if specs else []
+        groups = []
+        for draw in dict.fromkeys(self.config.data_seed(s.seed) for s in specs):  # a group shares its data
+            mine = [s for s in specs if self.config.data_seed(s.seed) == draw]
+            configs = [s.model_config(self.data.n_features, self.config.activation) for s in mine]
+            train_configs = [s.train_config(self.config.train) for s in mine]
+            groups += [[mine[i] for i in g] for g in plan_groups(configs, train_configs)]
         todo = [g for g in groups if any(s.run not in self.finished for s in g)]
         # Widest groups first: they take longest, and the rest fill the gaps between them.
         todo.sort(key=lambda g: -sum(np.prod(s.hidden or (1,)) * s.depth for s in g))
@@ -192,7 +202,8 @@ class _Study:
             if self.on_progress is not None:  # the bar counts nothing when disabled: keep our own count
                 self.on_progress(count, total, [r.run for r in results])
 
-        tasks = [*before, *[Task(_train_group, (g, self.data, self.config), done) for g in todo], *after]
+        tasks = [*before, *[Task(_train_group, (g, self.data_for(g[0]), self.config), done) for g in todo],
+                 *after]
         try:
             run_tasks(tasks, self.n_jobs, self.client)
         finally:
@@ -296,7 +307,7 @@ def _run(config, store, data, n_jobs, client, progress, on_progress, report, sta
     study = _Study(store, data, config, n_jobs, client, progress, on_progress)
     reused = len(study.finished)
     try:
-        pca = [Task(_fit_pca, (spec, data, config), study.commit) for spec in config.pca_runs()
+        pca = [Task(_fit_pca, (spec, study.data_for(spec), config), study.commit) for spec in config.pca_runs()
                if spec.run not in study.finished]
         # The widest model's reference models are known before anything trains: long tasks go first.
         plans = [plan_references(s, data, config, store.path) for s in early_references(config)]

@@ -74,8 +74,8 @@ def early_references(config):
         return []
     widest = widest_run(config)
     scores = config.memorization and config.memorization_method == "references"
-    return ([widest] if scores or "widest" in config.audit else []) + ([RunSpec.pca(widest.bottleneck)]
-                                                                        if scores else [])
+    pca = RunSpec.pca(widest.bottleneck, config.seeds[0] if config.data_seeds else None)
+    return ([widest] if scores or "widest" in config.audit else []) + ([pca] if scores else [])
 
 
 def late_references(config, results, selection):
@@ -87,7 +87,7 @@ def late_references(config, results, selection):
         selected = RunSpec(int(among["bottleneck"]), among["hidden"], config.seeds[0])
     specs = audit_runs(config, results, selected)
     if config.search != "grid" and config.memorization and config.memorization_method == "references" and specs:
-        specs.append(RunSpec.pca(specs[0].bottleneck))
+        specs.append(RunSpec.pca(specs[0].bottleneck, config.seeds[0] if config.data_seeds else None))
     return specs
 
 
@@ -102,7 +102,8 @@ def write_memorization_and_audit(folder, plans, data, samples, config):
         if plan.load() is None:
             continue
         try:
-            memo, summary, roc, agreement = memorization_and_audit(plan, data, samples)
+            memo, summary, roc, agreement = memorization_and_audit(
+                plan, data, samples, seeds=[plan.spec.seed] if config.data_seeds else None)
         except ValueError as exc:  # e.g. every reference model diverged: the rest of the study stands
             warnings.warn(f"no memorization scores or audit for {plan.spec.architecture}: {exc}", RuntimeWarning,
                           stacklevel=2)
@@ -214,7 +215,7 @@ def _split_half_agreement(errors, masks):
     return r, 2 * r / (1 + r) if r > -1 else np.nan
 
 
-def memorization_and_audit(plan, data, samples):
+def memorization_and_audit(plan, data, samples, seeds=None):
     """Per-sample memorization of the plan's architecture and the audit of the study's runs of it.
 
     Returns
@@ -239,7 +240,7 @@ def memorization_and_audit(plan, data, samples):
     agreement = {"run": run, "n_references": int(len(plan.masks)), "split_half_spearman": r,
                  "predicted_spearman": predicted}
     summary = roc = None
-    targets = _target_errors(plan, samples)
+    targets = _target_errors(plan, samples, seeds)
     if targets is not None:
         target_errors, runs = targets
         is_member = np.broadcast_to(in_train, target_errors.shape)
@@ -252,11 +253,12 @@ def memorization_and_audit(plan, data, samples):
     return scores, summary, roc, agreement
 
 
-def _target_errors(plan, samples):
+def _target_errors(plan, samples, seeds=None):
     """Per-sample errors on the pool of every successful run of the architecture (the targets), or None."""
     if samples is None or samples.empty or plan.spec.model == "pca":
         return None
-    runs = sorted(r for r in samples["run"].unique() if RunSpec.from_run(r).architecture == plan.spec.architecture)
+    runs = sorted(r for r in samples["run"].unique() if RunSpec.from_run(r).architecture == plan.spec.architecture
+                  and (seeds is None or RunSpec.from_run(r).seed in seeds))
     rows = []
     for run in runs:
         mine = samples[(samples["run"] == run) & samples["split"].isin(["train", "test"])]

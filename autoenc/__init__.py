@@ -1,7 +1,7 @@
 """autoenc: train autoencoders of configurable capacity, fast and reproducibly, and save them safely."""
-from .config import ACTIVATIONS, ModelConfig, TrainConfig
+from .config import ACTIVATIONS, DEVICES, KINDS, ModelConfig, TrainConfig
 from .model import Autoencoder
-from .train import DivergenceError, History, encode, fit, reconstruct
+from .train import DivergenceError, History, encode, fit, reconstruct, resolve_device
 from .io import load, save
 from .data import DATASETS, Dataset, Split, add_noise, load_dataset, split
 from .estimator import AutoencoderTransformer
@@ -9,7 +9,7 @@ from .estimator import AutoencoderTransformer
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIVATIONS", "DATASETS", "Autoencoder", "AutoencoderTransformer", "Dataset", "DivergenceError", "History",
-    "ModelConfig", "Split", "TrainConfig", "add_noise", "encode", "fit", "load", "load_dataset", "reconstruct",
-    "save", "split",
+    "ACTIVATIONS", "DATASETS", "DEVICES", "KINDS", "Autoencoder", "AutoencoderTransformer", "Dataset",
+    "DivergenceError", "History", "ModelConfig", "Split", "TrainConfig", "add_noise", "encode", "fit", "load",
+    "load_dataset", "reconstruct", "resolve_device", "save", "split",
 ]

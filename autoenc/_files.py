@@ -1,14 +1,77 @@
-"""Readers for user data files (CSV, MNIST-style IDX): raw arrays out; ``data.load_dataset`` validates them."""
+"""Readers for user data files (.npy, .npz, CSV, MNIST-style IDX): raw arrays out; ``data.load_dataset``
+validates them. A CSV column named like a label but loaded as a feature is warned about."""
 from __future__ import annotations
 
 import csv
 import gzip
 import re
 import struct
+import warnings
+import zipfile
+import zlib
+from pathlib import Path
 
 import numpy as np
 
 _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_NAME = re.compile(r"idx\d[-.]ubyte(\.gz)?$")
+_FILE_TYPES = ".npy, .npz, .csv or MNIST-style IDX (*-images-idx3-ubyte[.gz])"
+# CSV headers that usually hold labels; loaded as a feature, such a column is learned and reconstructed like the rest.
+_LABEL_NAMES = ("label", "labels", "target", "targets", "class", "classes", "y")
+
+
+def _kind(path):
+    if _IDX_NAME.search(path.name):
+        return "idx"
+    return {".npy": "npy", ".npz": "npz", ".csv": "csv"}.get(path.suffix.lower())
+
+
+def _read_file(path, label_column):
+    """``(X, y, name, image_shape)`` as read from a supported file (``data._as_path`` checked it); unvalidated."""
+    kind = _kind(path)
+    if label_column is not None and kind != "csv":
+        raise ValueError(f"label_column applies to .csv files only, not {path}")
+    name, image_shape, y = Path(path.name.removesuffix(".gz")).stem, None, None
+    try:
+        if kind == "npy":
+            X = np.load(path, allow_pickle=False)
+        elif kind == "npz":
+            with np.load(path, allow_pickle=False) as archive:
+                keys = list(archive.files)
+                if "X" not in keys and len(keys) != 1:
+                    raise ValueError(f"{path} holds arrays {keys}; expected one named 'X' (and optionally 'y')")
+                X = archive["X" if "X" in keys else keys[0]]
+                y = archive["y"] if "X" in keys and "y" in keys else None
+        elif kind == "csv":
+            X, y = _read_csv(path, label_column)
+            if label_column is None:
+                _warn_label_like(path, X)
+        else:
+            X, y, image_shape = _read_idx_pair(path)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"could not read {path}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(str(exc) if str(path) in str(exc) else f"could not read {path}: {exc}") from None
+    return X, y, name, image_shape
+
+
+def _warn_label_like(path, X):
+    """Warn when a CSV column loaded as a feature is named like a label (``y`` only when it holds class ids)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = next((row for row in csv.reader(f) if row), [])
+    if not header or any(_is_number(cell) for cell in header):
+        return  # no header row: no names to go by
+    for j, column in enumerate(cell.strip() for cell in header):
+        if column.lower() not in _LABEL_NAMES or j >= X.shape[1]:
+            continue
+        values = X[:, j]
+        if column.lower() == "y" and not (np.all(values == np.round(values))
+                                          and len(np.unique(values)) <= min(50, len(values) // 2)):
+            continue  # a coordinate called y, not class ids
+        warnings.warn(f"column {column!r} of {path} looks like labels but is loaded as a feature; pass "
+                      f"label_column={column!r} (--label-column {column} on the command line) to keep it out of "
+                      "the features and use it for the split, the colours and the probes", UserWarning, stacklevel=4)
+        return
 
 
 def _read_csv(path, label_column):

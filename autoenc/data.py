@@ -1,20 +1,16 @@
 """Data before a model sees it: built-in and user datasets, index splits, static noise, train-only scaling."""
 from __future__ import annotations
 
-import csv
 import difflib
 import os
 import random
-import re
-import warnings
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from autoenc._files import _is_number, _read_csv, _read_idx_pair
+from autoenc._files import _FILE_TYPES, _kind, _read_file
+from autoenc._split import Split, split
 from autoenc.validation import check_array, check_int, check_positive_float
 
 __all__ = ["DATASETS", "Dataset", "load_dataset", "Split", "split", "add_noise", "Scaler", "scale_warning"]
@@ -25,10 +21,6 @@ _OPTIONS = {"digits": ("n_samples",), "mnist1d": ("n_samples", "n_features"), "n
             "lowrank": ("n_samples", "n_features", "rank", "noise_std"), "swissroll": ("n_samples", "noise_std"),
             "file": ("n_samples", "label_column")}
 _DEFAULT_N = {"mnist1d": 4000, "noise": 1000, "lowrank": 1000, "swissroll": 1000}
-_IDX_NAME = re.compile(r"idx\d[-.]ubyte(\.gz)?$")
-_FILE_TYPES = ".npy, .npz, .csv or MNIST-style IDX (*-images-idx3-ubyte[.gz])"
-# CSV headers that usually hold labels; loaded as a feature, such a column is learned and reconstructed like the rest.
-_LABEL_NAMES = ("label", "labels", "target", "targets", "class", "classes", "y")
 
 
 @dataclass(frozen=True)
@@ -114,7 +106,8 @@ def load_dataset(name_or_path, *, n_samples=None, n_features=None, rank=None, no
         raise TypeError(f"label_column must be a column name (str), got {label_column!r}")
 
     if path is not None:
-        return _load_file(path, n, label_column)
+        X, y, name, image_shape = _read_file(path, label_column)
+        return _dataset(X, y, name, n, image_shape, source=f"the data in {path}")
     if source == "digits":
         from sklearn.datasets import load_digits
 
@@ -154,12 +147,6 @@ def _as_path(name_or_path):
     return path
 
 
-def _kind(path):
-    if _IDX_NAME.search(path.name):
-        return "idx"
-    return {".npy": "npy", ".npz": "npz", ".csv": "csv"}.get(path.suffix.lower())
-
-
 def _dataset(X, y, name, n_samples, image_shape=None, source=None):
     X = check_array(X, source or name, dtype=np.float32)
     if y is not None and np.shape(y) != (len(X),):
@@ -186,152 +173,6 @@ def _mnist1d(n, d, seed):
     X, y = np.concatenate([data["x"], data["x_test"]]), np.concatenate([data["y"], data["y_test"]])
     return X[:n], y[:n].astype(np.int64)
 
-
-def _load_file(path, n_samples, label_column):
-    kind = _kind(path)
-    if label_column is not None and kind != "csv":
-        raise ValueError(f"label_column applies to .csv files only, not {path}")
-    where, name = f"the data in {path}", path.name.removesuffix(".gz")
-    name, image_shape, y = Path(name).stem, None, None
-    try:
-        if kind == "npy":
-            X = np.load(path, allow_pickle=False)
-        elif kind == "npz":
-            with np.load(path, allow_pickle=False) as archive:
-                keys = list(archive.files)
-                if "X" not in keys and len(keys) != 1:
-                    raise ValueError(f"{path} holds arrays {keys}; expected one named 'X' (and optionally 'y')")
-                X = archive["X" if "X" in keys else keys[0]]
-                y = archive["y"] if "X" in keys and "y" in keys else None
-        elif kind == "csv":
-            X, y = _read_csv(path, label_column)
-            if label_column is None:
-                _warn_label_like(path, X)
-        else:
-            X, y, image_shape = _read_idx_pair(path)
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"could not read {path}: {exc}") from None
-    except ValueError as exc:
-        raise ValueError(str(exc) if str(path) in str(exc) else f"could not read {path}: {exc}") from None
-    return _dataset(X, y, name, n_samples, image_shape, source=where)
-
-
-def _warn_label_like(path, X):
-    """Warn when a CSV column loaded as a feature is named like a label (``y`` only when it holds class ids)."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        header = next((row for row in csv.reader(f) if row), [])
-    if not header or any(_is_number(cell) for cell in header):
-        return  # no header row: no names to go by
-    for j, column in enumerate(cell.strip() for cell in header):
-        if column.lower() not in _LABEL_NAMES or j >= X.shape[1]:
-            continue
-        values = X[:, j]
-        if column.lower() == "y" and not (np.all(values == np.round(values))
-                                          and len(np.unique(values)) <= min(50, len(values) // 2)):
-            continue  # a coordinate called y, not class ids
-        warnings.warn(f"column {column!r} of {path} looks like labels but is loaded as a feature; pass "
-                      f"label_column={column!r} (--label-column {column} on the command line) to keep it out of "
-                      "the features and use it for the split, the colours and the probes", UserWarning, stacklevel=4)
-        return
-
-
-@dataclass(frozen=True)
-class Split:
-    """Disjoint sorted int64 index arrays that together cover ``range(n_samples)`` once."""
-
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-
-
-def split(n_samples, fractions=(0.6, 0.2, 0.2), seed=0, stratify=None):
-    """Split ``range(n_samples)`` at random into train, validation and test indices.
-
-    Part sizes are the fractions times ``n_samples`` rounded by largest remainder so that they sum to
-    ``n_samples``; a part with a positive fraction gets at least one sample. With ``stratify``, each class's
-    count in each part is within one sample of its share (rare classes included, so no class is too small).
-
-    Parameters
-    ----------
-    n_samples : int
-    fractions : sequence of 3 floats
-        Train, validation and test fractions: non-negative, summing to 1; train and test must be positive.
-    seed : int
-    stratify : array-like of shape (n_samples,), optional
-        Class labels to keep in proportion across the parts.
-
-    Returns
-    -------
-    Split
-        ``train``, ``val`` (empty when its fraction is 0) and ``test``: sorted int64 arrays.
-
-    Examples
-    --------
-    >>> parts = split(10, seed=0)
-    >>> len(parts.train), len(parts.val), len(parts.test)
-    (6, 2, 2)
-    """
-    n = check_int(n_samples, "n_samples", minimum=1)
-    seed = check_int(seed, "seed", minimum=0)
-    try:
-        f = np.asarray(fractions, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"fractions must be 3 numbers (train, val, test), got {fractions!r}") from None
-    if f.shape != (3,) or not np.isfinite(f).all() or (f < 0).any() or abs(f.sum() - 1) > 1e-6:
-        raise ValueError(f"fractions must be 3 non-negative numbers (train, val, test) summing to 1, got {fractions!r}")
-    if f[0] == 0 or f[2] == 0:
-        raise ValueError(f"the train and test fractions must be positive, got {fractions!r}")
-    positive = f > 0
-    if n < positive.sum():
-        raise ValueError(f"n_samples={n} is too few to split into fractions {tuple(f.tolist())}: every part with a "
-                         "positive fraction needs at least one sample")
-    sizes = np.floor(f * n).astype(np.int64)
-    sizes[np.argsort(-(f * n - sizes), kind="stable")[: n - sizes.sum()]] += 1  # largest remainders
-    while (empty := positive & (sizes == 0)).any():  # n >= #parts, so the largest part can spare one
-        sizes[np.argmax(sizes)] -= 1
-        sizes[np.argmax(empty)] += 1
-    if stratify is None:
-        labels = np.zeros(n, dtype=np.int64)
-    else:
-        labels = np.asarray(stratify)
-        if labels.shape != (n,):
-            raise ValueError(f"stratify must have shape (n_samples,) = ({n},), got {labels.shape}")
-        labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
-    rng = np.random.default_rng(seed)
-    table = _apportion(np.bincount(labels), sizes, rng)
-    part = np.empty(n, dtype=np.int64)
-    # samples grouped by class in random order within it; each class's run is cut by its row of the table
-    part[np.lexsort((rng.random(n), labels))] = np.repeat(np.tile(np.arange(3), len(table)), table.ravel())
-    return Split(*(np.flatnonzero(part == k).astype(np.int64) for k in range(3)))
-
-
-def _apportion(counts, sizes, rng):
-    """Class x part counts with row sums ``counts`` and column sums ``sizes``, each cell strictly within 1 of its
-    share ``counts[c] * sizes[k] / n``. Cells are floored, then each class's leftovers are matched to parts
-    where its share has a fractional part, by augmenting paths (a matching exists: the shares are one)."""
-    table, frac = np.divmod(np.outer(counts, sizes), counts.sum())
-    need, up = sizes - table.sum(axis=0), np.zeros(table.shape, dtype=bool)
-    for c in rng.permutation(len(counts)):
-        for _ in range(counts[c] - table[c].sum()):
-            free = np.flatnonzero((frac[c] > 0) & ~up[c])
-            queue = list(free[np.lexsort((rng.random(len(free)), -need[free]))])  # neediest part first
-            via = {j: (c, -1) for j in queue}
-            while need[queue[0]] == 0:  # part full: a class rounded up there moves its unit to another part
-                j = queue.pop(0)
-                for c2 in np.flatnonzero(up[:, j]):
-                    for j2 in np.flatnonzero((frac[c2] > 0) & ~up[c2]):
-                        if j2 not in via:
-                            via[j2] = (c2, j)
-                            queue.append(j2)
-            j = queue[0]
-            need[j] -= 1
-            while j >= 0:
-                c2, prev = via[j]
-                up[c2, j] = True
-                if prev >= 0:
-                    up[c2, prev] = False
-                j = prev
-    return table + up
 
 
 def add_noise(X, std, seed=0):

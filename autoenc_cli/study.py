@@ -68,6 +68,9 @@ def parse_args(argv=None):
                    help=f"std of the static Gaussian noise added once to every sample, 0 for none "
                         f"(default {d.noise_std})")
     p.add_argument("--seed", type=int, metavar="N", help=f"seeds the split and the noise (default {d.seed})")
+    p.add_argument("--data-seeds", action="store_true", default=None,
+                   help="each training seed also draws its own split and noise, so the spread over seeds includes "
+                        "the sampling of the data")
     p.add_argument("--scale", choices=SCALINGS,
                    help=f"per-feature scaling fitted on the training split (default {d.scale}); standard when "
                         "features come in different units")
@@ -85,8 +88,8 @@ def parse_args(argv=None):
                    help=f"grid trains every combination, grow starts small and widens, then deepens "
                         f"(default {d.search})")
     p.add_argument("--tolerance", type=float, metavar="FRACTION",
-                   help=f"relative slack for 'adequate' in the grow search and under --selection-rule tolerance "
-                        f"(default {d.tolerance})")
+                   help=f"relative slack for 'adequate' (default {d.tolerance}), in the grow search and under "
+                        "--selection-rule tolerance")
     p.add_argument("--selection-metric", choices=SELECTION_METRICS,
                    help=f"error the simplest adequate model is chosen on; auto: against the clean signal when noise "
                         f"was injected, else SURE when --data-noise-std is known, else denoising "

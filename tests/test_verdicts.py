@@ -92,3 +92,21 @@ def test_one_standard_error_rule_accounts_for_the_seed_spread():
     assert 0.108 < 0.100 + se
     assert simplest_adequate(results)["bottleneck"] == 1
     assert simplest_adequate(results, rule="tolerance", tolerance=0.05)["bottleneck"] == 3
+
+
+def test_data_seeds_put_the_sampling_of_the_data_into_the_spread(tmp_path):
+    from analysis import summary_table
+
+    result = study(tmp_path, bottlenecks=(4,), seeds=(0, 1), data_seeds=True, memorization=True, n_references=4,
+                   audit=("widest",))
+    runs = set(result.results["run"])
+    assert {"pca-k4-s0", "pca-k4-s1", "ae-k4-h16-s0", "ae-k4-h16-s1"} == runs
+    samples = result.samples
+    seen = {run: set(samples.query("run == @run and split == 'train'")["sample"]) for run in runs}
+    assert seen["pca-k4-s0"] == seen["ae-k4-h16-s0"] != seen["pca-k4-s1"] == seen["ae-k4-h16-s1"]
+    pca = summary_table(result.results).query("model == 'pca'").iloc[0]
+    assert pca["n_seeds"] == 2 and pca["test_mse_clean_ci_low"] < pca["test_mse_clean"] < pca["test_mse_clean_ci_high"]
+    memorization = pd.read_csv(tmp_path / "memorization.csv")
+    assert set(memorization["run"]) <= runs  # joins on the run id
+    audit = pd.read_csv(tmp_path / "audit_summary.csv")
+    assert set(audit["targets"]) == {"ae-k4-h16-s0"}  # only the run that shares the references' data draw
