@@ -87,6 +87,7 @@ class RunSpec:
     hidden: tuple = ()
     seed: int | None = None
     model: str = "autoencoder"
+    kind: str = "mlp"  # "conv": ``hidden`` are channel counts of strided convolution stages
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", parse_hidden(self.hidden))
@@ -96,6 +97,8 @@ class RunSpec:
             raise ValueError("a PCA run has no hidden widths")
         if self.model == "autoencoder" and self.seed is None:
             raise ValueError("an autoencoder run needs a seed")
+        if self.kind not in ("mlp", "conv") or (self.kind == "conv" and self.model == "pca"):
+            raise ValueError(f"unknown kind {self.kind!r} for a {self.model} run; valid values are ['mlp', 'conv']")
 
     @classmethod
     def pca(cls, bottleneck, seed=None):
@@ -107,7 +110,8 @@ class RunSpec:
         """The run id: the folder name under ``models/`` and the ``run`` column of every file of the study."""
         if self.model == "pca":
             return f"pca-k{self.bottleneck}" + ("" if self.seed is None else f"-s{self.seed}")
-        return f"ae-k{self.bottleneck}-h{format_hidden(self.hidden) or 'none'}-s{self.seed}"
+        letter = "c" if self.kind == "conv" else "h"
+        return f"ae-k{self.bottleneck}-{letter}{format_hidden(self.hidden) or 'none'}-s{self.seed}"
 
     @classmethod
     def from_run(cls, run):
@@ -118,7 +122,7 @@ class RunSpec:
         if match["pca"]:
             return cls.pca(int(match["pca"]), None if match["pseed"] is None else int(match["pseed"]))
         hidden = "" if match["hidden"] == "none" else match["hidden"]
-        return cls(int(match["k"]), hidden, int(match["seed"]))
+        return cls(int(match["k"]), hidden, int(match["seed"]), kind="conv" if match["letter"] == "c" else "mlp")
 
     @property
     def width(self):
@@ -138,10 +142,18 @@ class RunSpec:
         return {"run": self.run, "model": self.model, "bottleneck": self.bottleneck,
                 "hidden": format_hidden(self.hidden), "width": self.width, "depth": self.depth, "seed": self.seed}
 
-    def model_config(self, n_features, activation="relu"):
-        """The ``ModelConfig`` of this run (PCA: the linear network it is)."""
+    def model_config(self, n_features, activation="relu", *, image_shape=None, kernel_size=3):
+        """The ``ModelConfig`` of this run (PCA: the linear network it is).
+
+        A convolutional run sees its inputs as ``image_shape`` ((H, W) gets one channel; None: a 1-D signal).
+        """
         if self.model == "pca":
             return ModelConfig(n_features, self.bottleneck, hidden=(), linear=True)
+        if self.kind == "conv":
+            shape = (1, n_features) if image_shape is None else tuple(int(v) for v in image_shape)
+            shape = (1, *shape) if len(shape) == 2 and image_shape is not None else shape
+            return ModelConfig(n_features, self.bottleneck, hidden=self.hidden, activation=activation, kind="conv",
+                               input_shape=shape, kernel_size=kernel_size)
         return ModelConfig(n_features, self.bottleneck, hidden=self.hidden, activation=activation)
 
     def train_config(self, train):
@@ -150,15 +162,16 @@ class RunSpec:
             return None
         return train.replace(seed=self.seed)
 
-    def n_params(self, n_features, activation="relu"):
+    def n_params(self, n_features, activation="relu", **shape):
         if self.model == "pca":
             return self.bottleneck * n_features + n_features  # components and mean
         from autoenc import Autoencoder
 
-        return Autoencoder(self.model_config(n_features, activation)).n_parameters
+        return Autoencoder(self.model_config(n_features, activation, **shape)).n_parameters
 
 
-_RUN_ID = re.compile(r"pca-k(?P<pca>\d+)(?:-s(?P<pseed>\d+))?|ae-k(?P<k>\d+)-h(?P<hidden>none|\d+(?:-\d+)*)-s(?P<seed>\d+)")
+_RUN_ID = re.compile(r"pca-k(?P<pca>\d+)(?:-s(?P<pseed>\d+))?|ae-k(?P<k>\d+)-(?P<letter>[hc])(?P<hidden>none|\d+(?:-\d+)*)"
+                     r"-s(?P<seed>\d+)")
 
 
 @dataclass(frozen=True)
@@ -187,6 +200,12 @@ class StudyConfig(JSONConfig):
         The grid: every autoencoder has hidden widths ``(width,) * depth``.
     activation : str
         Nonlinearity of every autoencoder.
+    architecture : str
+        ``mlp`` (fully connected) or ``conv``: strided convolutions down to a linear code of ``k`` and transposed
+        convolutions back, on the data's image shape (a 1-D signal for tabular data); ``widths`` are then channel
+        counts and ``depths`` numbers of stages.
+    kernel_size : int
+        Convolution kernel size (``conv`` only).
     search : str
         ``grid`` trains every combination; ``grow`` starts small and widens, then deepens, per bottleneck.
     tolerance : float
@@ -238,6 +257,8 @@ class StudyConfig(JSONConfig):
     depths: tuple = (1,)
     seeds: tuple = (0, 1, 2)
     activation: str = "relu"
+    architecture: str = "mlp"
+    kernel_size: int = 3
     search: str = "grid"
     tolerance: float = 0.05
     selection_metric: str = "auto"
@@ -266,7 +287,9 @@ class StudyConfig(JSONConfig):
         if fractions[0] == 0 or fractions[2] == 0:
             raise ValueError(f"fractions must give train and test a share > 0, got {self.fractions!r}")
         object.__setattr__(self, "fractions", fractions)
+        check_int(self.kernel_size, "kernel_size", minimum=1)
         for name, choices in (("scale", SCALINGS), ("search", SEARCHES), ("latent", LATENT_METHODS),
+                              ("architecture", ("mlp", "conv")),
                               ("activation", ACTIVATIONS), ("selection_metric", SELECTION_METRICS),
                               ("selection_rule", SELECTION_RULES)):
             if getattr(self, name) not in choices:
@@ -301,8 +324,8 @@ class StudyConfig(JSONConfig):
     # -- the grid ---------------------------------------------------------------------------------------------
     def runs(self):
         """Every autoencoder of the grid, in a fixed order (PCA runs: :meth:`pca_runs`)."""
-        return [RunSpec(k, (w,) * d, s) for d in self.depths for w in self.widths for k in self.bottlenecks
-                for s in self.seeds]
+        return [RunSpec(k, (w,) * d, s, kind=self.architecture) for d in self.depths for w in self.widths
+                for k in self.bottlenecks for s in self.seeds]
 
     def pca_runs(self):
         """PCA at every bottleneck of the grid (and, with ``data_seeds``, on every seed's data draw)."""

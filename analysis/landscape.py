@@ -173,7 +173,9 @@ def loss_slice(model, X_seen, X_unseen=None, *, directions=1, steps=21, span=1.0
 
 def _spectral_radii(model, X, chunk):
     out = []
-    jacobian = vmap(jacrev(model))  # (n, d) -> (n, d, d): the reconstruction map's Jacobian per sample
+    # (n, d) -> (n, d, d): the reconstruction map's Jacobian per sample; one row at a time as a batch of one, so
+    # modules that reshape their batch (convolutions) see the shape they expect
+    jacobian = vmap(jacrev(lambda x: model(x[None])[0]))
     for s in range(0, len(X), chunk):
         J = jacobian(X[s : s + chunk]).detach()
         out.append(torch.linalg.eigvals(J).abs().amax(dim=1))

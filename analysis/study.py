@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from autoenc import Autoencoder
 from autoenc.batched import fit_group, plan_groups
 from autoenc.io import versions
 from autoenc.validation import check_int
@@ -82,16 +83,23 @@ def _measure(model, data: StudyData, bottleneck):
     return rows, {c: samples[c].tolist() for c in ["split", "sample", "label", "error", "error_clean"]}
 
 
+def model_config(spec: RunSpec, data: StudyData, config: StudyConfig):
+    """The run's ``ModelConfig`` on this study's data (convolutions see the data's image shape)."""
+    return spec.model_config(data.n_features, config.activation, image_shape=data.image_shape,
+                             kernel_size=config.kernel_size)
+
+
 def _result(spec: RunSpec, data: StudyData, config: StudyConfig, **fields):
-    d = data.n_features
-    return RunResult(spec=spec, n_params=spec.n_params(d, config.activation), n_features=d,
-                     noise_std=config.noise_std, model_config=spec.model_config(d, config.activation).to_dict(),
+    d, mc = data.n_features, model_config(spec, data, config)
+    n_params = Autoencoder(mc).n_parameters if spec.model == "autoencoder" else spec.n_params(d)
+    return RunResult(spec=spec, n_params=n_params, n_features=d,
+                     noise_std=config.noise_std, model_config=mc.to_dict(),
                      worker=f"{socket.gethostname()}:{os.getpid()}", **fields)
 
 
 def _train_group(specs, data: StudyData, config: StudyConfig):
     """Train ``specs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run."""
-    configs = [s.model_config(data.n_features, config.activation) for s in specs]
+    configs = [model_config(s, data, config) for s in specs]
     train_configs = [s.train_config(config.train) for s in specs]
     X_val = data.X[data.val] if len(data.val) else None
     recorder = None
@@ -181,7 +189,7 @@ class _Study:
         groups = []
         for draw in dict.fromkeys(self.config.data_seed(s.seed) for s in specs):  # a group shares its data
             mine = [s for s in specs if self.config.data_seed(s.seed) == draw]
-            configs = [s.model_config(self.data.n_features, self.config.activation) for s in mine]
+            configs = [model_config(s, self.data, self.config) for s in mine]
             train_configs = [s.train_config(self.config.train) for s in mine]
             groups += [[mine[i] for i in g] for g in plan_groups(configs, train_configs)]
         todo = [g for g in groups if any(s.run not in self.finished for s in g)]
@@ -225,7 +233,8 @@ class _Study:
             proposals = grow_proposals(state, max(config.widths), max(max(config.depths), 1))
             if not proposals:
                 return
-            specs = {(k, h): [RunSpec(k, h, seed) for seed in config.seeds] for k, opts in proposals.items()
+            specs = {(k, h): [RunSpec(k, h, seed, kind=config.architecture) for seed in config.seeds]
+                     for k, opts in proposals.items()
                      for h in opts}
             self.train([s for group in specs.values() for s in group])
             state = grow_update(state, proposals, {key: self.held_out_error(group) for key, group in specs.items()},
@@ -283,6 +292,8 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
     n_jobs = check_int(default_jobs() if n_jobs is None else n_jobs, "n_jobs", minimum=1)
     start = time.perf_counter()
     data = prepare_data(config)
+    for spec in config.runs():  # an architecture the data cannot hold is refused before any work
+        model_config(spec, data, config)
     # The cluster first: a study that cannot reach it leaves nothing behind. Then the folder, locked for the
     # life of this call, so two studies never mix their runs in one folder.
     with dask_client(scheduler, timeout) as client, StudyLock(Path(out_dir)):

@@ -65,7 +65,8 @@ class ReferencePlan:
 
 def widest_run(config):
     """The widest autoencoder of the grid (its first seed): known before anything trains."""
-    return RunSpec(max(config.bottlenecks), (max(config.widths),) * max(max(config.depths), 1), config.seeds[0])
+    return RunSpec(max(config.bottlenecks), (max(config.widths),) * max(max(config.depths), 1), config.seeds[0],
+                   kind=config.architecture)
 
 
 def early_references(config):
@@ -84,7 +85,7 @@ def late_references(config, results, selection):
     selected = None
     among = (selection or {}).get("autoencoder")
     if isinstance(among, dict) and among.get("model") == "autoencoder":
-        selected = RunSpec(int(among["bottleneck"]), among["hidden"], config.seeds[0])
+        selected = RunSpec(int(among["bottleneck"]), among["hidden"], config.seeds[0], kind=config.architecture)
     specs = audit_runs(config, results, selected)
     if config.search != "grid" and config.memorization and config.memorization_method == "references" and specs:
         specs.append(RunSpec.pca(specs[0].bottleneck, config.seeds[0] if config.data_seeds else None))
@@ -153,7 +154,7 @@ def audit_runs(config, results, selected=None):
     out = {}
     for spec in chosen:
         seeds = sorted(s.seed for s in specs if s.architecture == spec.architecture)
-        out.setdefault(spec.architecture, RunSpec(spec.bottleneck, spec.hidden, seeds[0]))
+        out.setdefault(spec.architecture, RunSpec(spec.bottleneck, spec.hidden, seeds[0], kind=spec.kind))
     return list(out.values())
 
 
@@ -170,7 +171,8 @@ def _model(spec, data, config):
     if spec.model == "pca":
         k = spec.bottleneck
         return lambda: PCA(n_components=k, random_state=0)
-    return spec.model_config(data.n_features, config.activation)
+    return spec.model_config(data.n_features, config.activation, image_shape=data.image_shape,
+                             kernel_size=config.kernel_size)
 
 
 def _train_task(spec, data, config, masks, pool, task):
@@ -272,7 +274,7 @@ def _target_errors(plan, samples, seeds=None):
 def _kfold_runs(config):
     """The largest autoencoder of the grid (first seed) and PCA at its bottleneck."""
     k, width, depth = max(config.bottlenecks), max(config.widths), min(config.depths)
-    return RunSpec(k, (width,) * depth, config.seeds[0]), RunSpec.pca(k)
+    return RunSpec(k, (width,) * depth, config.seeds[0], kind=config.architecture), RunSpec.pca(k)
 
 
 def kfold_memorization(data, config):
@@ -282,7 +284,9 @@ def kfold_memorization(data, config):
     makers = {
         ae: lambda: AutoencoderTransformer(
             n_components=ae.bottleneck, hidden=ae.hidden, activation=config.activation, epochs=t.epochs,
-            batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, random_state=ae.seed),
+            batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, random_state=ae.seed, kind=ae.kind,
+            input_shape=_model(ae, data, config).input_shape if ae.kind == "conv" else None,
+            kernel_size=config.kernel_size),
         pca: lambda: PCA(n_components=pca.bottleneck, random_state=0),
     }
     frames = []

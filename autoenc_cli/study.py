@@ -84,6 +84,11 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=_cli.int_list, metavar="LIST",
                    help=f"training seeds, one model each (default {_csv(d.seeds)})")
     p.add_argument("--activation", choices=ACTIVATIONS, help=f"nonlinearity (default {d.activation})")
+    p.add_argument("--architecture", choices=("mlp", "conv"),
+                   help=f"fully connected, or strided convolutions on the data's image shape with --widths as "
+                        f"channel counts and --depths as stages (default {d.architecture})")
+    p.add_argument("--kernel-size", type=int, metavar="N",
+                   help=f"convolution kernel size (default {d.kernel_size})")
     p.add_argument("--search", choices=SEARCHES,
                    help=f"grid trains every combination, grow starts small and widens, then deepens "
                         f"(default {d.search})")

@@ -116,8 +116,11 @@ def test_seen_unseen_columns_and_values(rng):
     table, samples = seen_unseen(pca, X_train, X_test, clean_train=c_train, noise_train=e_train,
                                  clean_test=c_test, noise_test=e_test, return_samples=True)
     assert list(table.columns) == ["split", "n_samples", "mse", "mse_clean", "noise_memorization", "gap", "ratio",
-                                   "memorization", "membership_auc", "tpr_at_1pct_fpr", "ks_statistic",
-                                   "ks_pvalue"]
+                                   "memorization", "membership_auc", "membership_auc_ci_low",
+                                   "membership_auc_ci_high", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci_low",
+                                   "tpr_at_1pct_fpr_ci_high", "ks_statistic", "ks_pvalue"]
+    assert (table["membership_auc_ci_low"] < table["membership_auc"]).all()
+    assert (table["membership_auc"] < table["membership_auc_ci_high"]).all()
     assert table["split"].tolist() == ["train", "test"]
     assert table["n_samples"].tolist() == [len(X_train), len(X_test)]
     e_tr, e_te = reconstruction_errors(pca, X_train), reconstruction_errors(pca, X_test)

@@ -1,4 +1,6 @@
 """Verdicts a reviewer can trust: selection that copying cannot win, the right reference line, intervals."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -110,3 +112,16 @@ def test_data_seeds_put_the_sampling_of_the_data_into_the_spread(tmp_path):
     assert set(memorization["run"]) <= runs  # joins on the run id
     audit = pd.read_csv(tmp_path / "audit_summary.csv")
     assert set(audit["targets"]) == {"ae-k4-h16-s0"}  # only the run that shares the references' data draw
+
+
+def test_a_convolutional_study_runs_end_to_end_with_its_own_run_ids(tmp_path):
+    result = study(tmp_path, architecture="conv", bottlenecks=(4,), widths=(8,), depths=(1, 2), memorization=True,
+                   n_references=4, audit=("widest",))
+    ae = result.results.query("model == 'autoencoder' and split == 'test'")
+    assert set(ae["run"]) == {"ae-k4-c8-s0", "ae-k4-c8-8-s0"} and (ae["status"] == "ok").all()
+    config = json.loads((tmp_path / "models" / "ae-k4-c8-8-s0" / "config.json").read_text())["model"]
+    assert config["kind"] == "conv" and config["input_shape"] == [1, 8, 8]  # digits keep their 8 x 8 shape
+    assert (ae["df"] > 0).all() and (ae["df"] < 64).all()
+    with pytest.raises(ValueError, match="stage|spatial|input_shape|small"):  # 8 x 8 cannot hold 5 stride-2 stages
+        study(tmp_path / "deep", architecture="conv", bottlenecks=(4,), widths=(8,), depths=(5,))
+    assert not (tmp_path / "deep" / "study.json").exists()
