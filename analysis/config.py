@@ -238,6 +238,9 @@ class StudyConfig(JSONConfig):
     landscape : bool
         Loss along a filter-normalized random direction (seen and unseen) and the attractors among 50 seen and
         50 unseen samples, for the selected and the widest autoencoder (``landscape.csv``, ``attractors.csv``).
+    double_descent : bool
+        A width sweep past the interpolation threshold (parameters about n x d) on 100 training samples trained to
+        near zero error, with the epoch-wise view (``double_descent.csv``): about a minute more.
     latent : str
         ``pca``, ``umap`` or ``none``: 2-D map of the selected autoencoder's codes and PCA's scores. UMAP shows
         more structure but compiles its numba code on first use in a process (about 15 s of CPU here).
@@ -270,6 +273,7 @@ class StudyConfig(JSONConfig):
     n_references: int = 24
     audit: tuple = ("widest", "selected")
     landscape: bool = True
+    double_descent: bool = False
     latent: str = "pca"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=64, lr=2e-3))
 
@@ -299,7 +303,7 @@ class StudyConfig(JSONConfig):
         check_positive_float(self.tolerance, "tolerance", allow_zero=True)
         if self.data_noise_std is not None:
             check_positive_float(self.data_noise_std, "data_noise_std")
-        for name in ("memorization", "landscape", "data_seeds"):
+        for name in ("memorization", "landscape", "data_seeds", "double_descent"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_int(self.n_folds, "n_folds", minimum=2)

@@ -42,6 +42,8 @@ def finish(store, data, config, results, selection):
     _write_reconstructions(store, data, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
     if config.landscape:
         _write_landscape(store, data, config, dict.fromkeys([chosen_run, largest_run]))
+    if config.double_descent and not _readable_csv(store.path / "double_descent.csv", ["width", "mse_clean"]):
+        _write_double_descent(store, data, config)
     if config.latent != "none" and not _readable_csv(store.path / "embeddings.csv", ["run", "x", "y"]):
         _write_embeddings(store, data, config, chosen_run, pca_run)
 
@@ -64,6 +66,28 @@ def _write_landscape(store, data, config, runs, n_samples=50):
             points.append(found.assign(run=run, split=split_name))
     write_csv(store.path / "landscape.csv", pd.concat(slices, ignore_index=True))
     write_csv(store.path / "attractors.csv", pd.concat(points, ignore_index=True))
+
+
+# The width sweep past the interpolation threshold: few training samples, trained to (near) zero error.
+DOUBLE_DESCENT = {"n_train": 100, "widths": (4, 8, 16, 32, 64, 128, 256, 512), "epochs": 2000, "lr": 1e-3}
+
+
+def _write_double_descent(store, data, config):
+    """``double_descent.csv``: train and test error over widths on a small training subset, epoch-wise too."""
+    from autoenc import TrainConfig
+
+    from .dynamics import double_descent, log_epochs
+
+    settings = DOUBLE_DESCENT
+    rng = np.random.default_rng(config.seed)
+    rows = np.sort(rng.choice(data.train, min(settings["n_train"], len(data.train)), replace=False))
+    train = TrainConfig(epochs=settings["epochs"], batch_size=len(rows), lr=settings["lr"])
+    k = min(8, min(config.bottlenecks + (data.n_features,)))
+    frame = double_descent(data.X[rows], data.X[data.test], settings["widths"], bottleneck=k,
+                           activation=config.activation, seeds=config.seeds[:2], train_config=train,
+                           clean_train=data.clean[rows], clean_test=data.clean[data.test],
+                           eval_epochs=log_epochs(settings["epochs"]))
+    write_csv(store.path / "double_descent.csv", frame)
 
 
 def _readable_csv(path, columns):

@@ -49,6 +49,9 @@ _CAPTIONS = {
                  "weight space around the trained weights (Li et al. 2018), for the selected and the widest model.",
     "attractors": "Spectral radius of the reconstruction map's Jacobian at seen and unseen samples; an attractor "
                   "(radius < 1, and iterating the map from a perturbed sample returns to it) is a stored sample.",
+    "double_descent": "Test error against the clean signal over hidden width on 100 training samples trained to "
+                      "near zero error; the dashed line is the interpolation threshold (parameters = n x d), dotted "
+                      "PCA. A peak near the threshold is double descent.",
     "memorized_samples": "The most (top) and least (bottom) memorized samples of the widest autoencoder.",
     "audit": "Membership audit on log-log axes: true-positive rate of each attack against its false-positive rate "
              "(the diagonal is chance); LiRA and RMIA calibrate each sample with reference models trained with "
@@ -137,6 +140,9 @@ def _figure_plan(folder):
     landscape = _read_csv(folder / "landscape.csv", dtype={"run": str})
     if landscape is not None and len(landscape):
         plan.append(("landscape", lambda: _per_run(landscape, "plot_loss_slice", "Loss along a random direction")))
+    sweep = _read_csv(folder / "double_descent.csv")
+    if sweep is not None and len(sweep):
+        plan.append(("double_descent", _single(lambda ax: _double_descent(sweep, ax))))
     found = _read_csv(folder / "attractors.csv", dtype={"run": str})
     if found is not None and len(found):
         plan.append(("attractors", lambda: _per_run(found, "plot_attractors", "Attractors")))
@@ -174,6 +180,14 @@ def _curves(history, k, ax):
 
     plot_memorization_curves(history, ax=ax)
     ax.set_title(f"Noise memorization over training, autoencoders with k={int(k)}", fontsize="small")
+    return ax
+
+
+def _double_descent(sweep, ax):
+    from .plots_dynamics import plot_double_descent
+
+    plot_double_descent(sweep, metric="mse_clean", ax=ax)
+    ax.set_title("Width sweep past the interpolation threshold (100 training samples)", fontsize="small")
     return ax
 
 

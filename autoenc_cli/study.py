@@ -116,6 +116,9 @@ def parse_args(argv=None):
                         f"'none' (default {','.join(d.audit)})")
     p.add_argument("--no-landscape", dest="landscape", action="store_false", default=None,
                    help="skip the loss slices and attractors of the selected and widest models")
+    p.add_argument("--double-descent", action="store_true", default=None,
+                   help="add a width sweep past the interpolation threshold on 100 training samples (about a "
+                        "minute more)")
     p.add_argument("--latent", choices=LATENT_METHODS,
                    help=f"2-D map of the selected model's codes (default {d.latent}; umap compiles numba code: "
                         "about 15 s more)")

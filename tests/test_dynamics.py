@@ -269,3 +269,20 @@ def test_plot_double_descent_marks_the_threshold():
     assert any("interpolation threshold" in t.get_text() for t in ax.get_legend().get_texts())
     with pytest.raises(ValueError, match="epoch=7 was not recorded"):
         plot_double_descent(pd.DataFrame(rows), epoch=7)
+
+
+def test_the_study_draws_double_descent_on_request(tmp_path, monkeypatch):
+    import analysis.finish
+    from analysis import StudyConfig, run_study
+    from autoenc import TrainConfig
+
+    monkeypatch.setitem(analysis.finish.DOUBLE_DESCENT, "epochs", 20)
+    monkeypatch.setitem(analysis.finish.DOUBLE_DESCENT, "widths", (4, 128))
+    config = StudyConfig(bottlenecks=(4,), widths=(8,), seeds=(0,), memorization=False, audit=(), landscape=False,
+                         latent="none", double_descent=True, train=TrainConfig(epochs=2, batch_size=128))
+    run_study(config, tmp_path, n_jobs=1, progress=False, report=True)
+    sweep = pd.read_csv(tmp_path / "double_descent.csv")
+    assert set(sweep["width"].dropna()) == {4, 128} and (sweep["interpolation_threshold"] == 100 * 64).all()
+    ratios = sweep.dropna(subset=["width"]).groupby("width")["params_ratio"].first()
+    assert ratios[4] < 1 < ratios[128]  # the sweep crosses the threshold
+    assert (tmp_path / "figures" / "double_descent.png").exists()
