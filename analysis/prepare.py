@@ -50,11 +50,15 @@ class StudyData:
         return y if y is not None and np.issubdtype(np.asarray(y).dtype, np.integer) else None
 
     def nm_reference(self, k):
-        """What the rank-k PCA projection of the training inputs keeps of the training noise (NaN without noise)."""
+        """What the rank-k PCA projection of the training inputs keeps of the noise (NaN without noise).
+
+        The noise covariance is estimated from the held-out samples' noise, which the projection never saw: the
+        training noise would be biased toward the directions PCA fitted (its share comes out above k/d)."""
         if self.noise is None:
             return np.nan
         components = PCA(n_components=k, random_state=0).fit(self.X[self.train]).components_
-        return nm_reference(components, self.noise[self.train])
+        held_out = np.concatenate([self.val, self.test])
+        return nm_reference(components, self.noise[held_out if len(held_out) else self.train])
 
     def split_arrays(self, split_name):
         """``(X, clean, noise)`` of one split."""

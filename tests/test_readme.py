@@ -31,7 +31,8 @@ from analysis import StudyConfig
 ROOT = Path(__file__).resolve().parents[1]
 PREFIXES = ("python scripts/", "python3 scripts/", ".venv/bin/python scripts/", "autoenc-")
 SMALL = {
-    "study": ["--epochs", "2", "--seeds", "0", "--widths", "8", "--no-memorization", "--latent", "none",
+    "study": ["--epochs", "2", "--seeds", "0", "--widths", "8", "--no-memorization", "--audit", "none",
+              "--no-landscape", "--latent", "none",
               "--no-report", "--jobs", "1", "--quiet"],
     "train": ["--epochs", "2", "--quiet"],
     "plot": [],
