@@ -92,3 +92,11 @@ def test_no_module_is_a_god_module():
     sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
              for package in ("autoenc", "analysis") for p in (ROOT / package).rglob("*.py")}
     assert {p: n for p, n in sizes.items() if n > 450} == {}
+
+
+def test_the_readme_lists_every_file_a_study_writes(study):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## The study folder", 1)[1].split("```")[1]
+    written = {p.name for p in Path(study.path).iterdir() if not p.name.startswith(".")}
+    assert {"results.csv", "memorization.csv", "audit.csv", "landscape.csv", "references"} <= written
+    assert {name for name in written if name not in block} == set()
