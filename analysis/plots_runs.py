@@ -184,6 +184,8 @@ def plot_reconstructions(clean, noisy, reconstructions, image_shape, *, n=8, tit
              for name, arr in reconstructions.items()]
     n = min(n, clean.shape[0])
     vmin, vmax = float(clean.min()), float(clean.max())
+    if image_shape[0] == 1:  # tabular data: one heatmap per row kind, samples as rows, features as columns
+        return _reconstruction_heatmaps(rows, n, vmin, vmax, titles)
     fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.2, 1.15 * len(rows) + 0.4), squeeze=False)
     for r, (label, arr) in enumerate(rows):
         for c in range(n):
@@ -195,6 +197,18 @@ def plot_reconstructions(clean, noisy, reconstructions, image_shape, *, n=8, tit
                 ax.set_title(str(titles[c]), fontsize="small")
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
     fig.suptitle("Unseen (test) samples and their reconstructions")
+    return fig
+
+
+def _reconstruction_heatmaps(rows, n, vmin, vmax, titles):
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8.0, 0.35 * n * len(rows) + 1.2), sharex=True, squeeze=False)
+    for ax, (label, arr) in zip(axes[:, 0], rows):
+        image = ax.imshow(arr[:n], cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
+        ax.set_yticks(range(n), [str(t) for t in titles[:n]] if titles is not None else range(n), fontsize="x-small")
+    axes[-1, 0].set_xlabel("feature")
+    fig.colorbar(image, ax=axes[:, 0].tolist(), shrink=0.8, label="value")
+    fig.suptitle("Unseen (test) samples (rows) and their reconstructions, feature by feature")
     return fig
 
 

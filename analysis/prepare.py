@@ -5,13 +5,14 @@ the injected noise, the split, and what selection needs to know (the noise level
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.decomposition import PCA
 
 from autoenc import add_noise, load_dataset, split
-from autoenc.data import Scaler
+from autoenc.data import Scaler, scale_warning
 
 from .config import StudyConfig
 from .integrity import array_fingerprint
@@ -19,6 +20,7 @@ from .risk import nm_reference
 
 __all__ = ["StudyData", "prepare_data"]
 
+MIN_SAMPLES = 10  # below this no split leaves two samples a side to compare
 DENOISE_LEVEL = 0.2  # fresh validation noise, relative to the inputs' RMS feature std, when no noise is known
 
 
@@ -66,6 +68,20 @@ class StudyData:
         return self.X[idx], self.clean[idx], None if self.noise is None else self.noise[idx]
 
 
+def _check_sizes(config, parts, name):
+    """Refuse, before any work, splits too small for what the study computes on them."""
+    need = {"training": (len(parts.train), 2), "test": (len(parts.test), 2)}
+    if config.latent != "none":
+        need["training"] = (len(parts.train), max(need["training"][1], 6))  # the kNN probe's 5 neighbours
+    if config.memorization and config.memorization_method == "kfold":
+        need["training"] = (len(parts.train), max(need["training"][1], config.n_folds))
+    short = [f"{have} {split_name} samples (at least {want} needed)" for split_name, (have, want) in need.items()
+             if have < want]
+    if short:
+        raise ValueError(f"{name} is too small for this study: {', '.join(short)}; use more data, other "
+                         "split fractions, or fewer folds")
+
+
 def prepare_data(config: StudyConfig, data_seed=None) -> StudyData:
     """Load ``config.dataset``, split it, scale on the training inputs, inject static noise; check the grid fits.
 
@@ -75,8 +91,14 @@ def prepare_data(config: StudyConfig, data_seed=None) -> StudyData:
     data = load_dataset(config.dataset, seed=config.seed, **({"label_column": config.label_column}
                                                               if config.label_column else {}))
     n, d = data.X.shape
+    if n < MIN_SAMPLES:
+        raise ValueError(f"{data.name} has {n} samples; a study needs at least {MIN_SAMPLES} (train, validation and "
+                         "test splits of a few samples each, two per side for the membership measures)")
     labels = data.y if data.y is not None and np.issubdtype(np.asarray(data.y).dtype, np.integer) else None
     parts = split(n, config.fractions, seed=seed, stratify=labels)
+    _check_sizes(config, parts, data.name)
+    if config.scale == "none" and data_seed is None and (message := scale_warning(data.X)):
+        warnings.warn(message, UserWarning, stacklevel=3)
     too_big = [k for k in config.bottlenecks if k > d]
     if too_big:
         raise ValueError(f"bottlenecks {too_big} are larger than the number of features ({d}) of {data.name}")

@@ -102,8 +102,19 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _strict(value):
+    """NaN and infinities become null: the files are strict JSON that any reader accepts."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path, obj):
-    text = json.dumps(obj, indent=1, default=_json_default)
+    text = json.dumps(_strict(json.loads(json.dumps(obj, default=_json_default))), indent=1, allow_nan=False)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 

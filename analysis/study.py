@@ -43,6 +43,7 @@ from .store import RunResult, StudyStore, write_csv, write_json, write_npz
 
 __all__ = ["StudyData", "StudyResult", "prepare_data", "run_study"]
 
+GROW_DEPTH = 3  # layers a side the grow search may reach once widening stops helping (unless depths say more)
 CURVE_COLUMNS = ["noise_memorization_train", "noise_memorization_val", "mse_clean_val", "membership_auc_val"]
 
 
@@ -230,7 +231,8 @@ class _Study:
         config = self.config
         state = grow_start(config.bottlenecks, min(config.widths))
         while True:
-            proposals = grow_proposals(state, max(config.widths), max(max(config.depths), 1))
+            depth = max(config.depths) if max(config.depths) > 1 else GROW_DEPTH
+            proposals = grow_proposals(state, max(config.widths), depth)
             if not proposals:
                 return
             specs = {(k, h): [RunSpec(k, h, seed, kind=config.architecture) for seed in config.seeds]

@@ -200,3 +200,34 @@ def test_a_one_thread_cluster_runs_every_task_on_its_worker(tmp_path):
     import threading
 
     assert not any(t.name == "autoenc-parent-watch" for t in threading.enumerate())
+
+
+def test_data_too_small_for_the_study_is_refused_before_any_work(tmp_path):
+    np.save(tmp_path / "three.npy", np.arange(9.0).reshape(3, 3))
+    with pytest.raises(ValueError, match="3 samples; a study needs at least 10"):
+        study(tmp_path / "o", tiny(dataset=str(tmp_path / "three.npy"), bottlenecks=(1,)))
+    np.save(tmp_path / "twelve.npy", np.random.default_rng(0).random((12, 4)))
+    with pytest.raises(ValueError, match="too small for this study.*training samples"):
+        study(tmp_path / "o", tiny(dataset=str(tmp_path / "twelve.npy"), bottlenecks=(1,), memorization=True,
+                                   memorization_method="kfold", n_folds=10))
+    assert not (tmp_path / "o").exists()
+
+
+def test_json_files_are_strict(tmp_path):
+    result = study(tmp_path, tiny(noise_std=0.0))
+    for file in [tmp_path / "selection.json", *sorted((tmp_path / "models").glob("*/result.json"))]:
+        text = file.read_text()
+        assert "NaN" not in text and "Infinity" not in text
+        json.loads(text, parse_constant=lambda name: pytest.fail(f"{file} holds {name}"))
+    assert result.selection["metric"] == "mse_denoise"
+
+
+def test_grow_search_deepens_once_widening_stops_helping(tmp_path):
+    from analysis.select import grow_proposals, grow_start, grow_update
+
+    state = grow_start([8], 16)
+    state = grow_update(state, grow_proposals(state, 32, 3), {(8, (16,)): 1.0}, 0.05)
+    proposals = grow_proposals(state, 32, 3)
+    assert proposals == {8: [(32,), (16, 16)]}  # wider first, deeper second
+    state = grow_update(state, proposals, {(8, (32,)): 0.99, (8, (16, 16)): 0.5}, 0.05)  # widening barely helps
+    assert state[8].hidden == (16, 16) and not state[8].done
