@@ -170,19 +170,21 @@ def pca_baseline(X_train, bottleneck, *, random_state=0):
     return pca
 
 
-def pca_as_autoencoder(pca: PCA) -> Autoencoder:
+def pca_as_autoencoder(pca: PCA, dtype=torch.float32) -> Autoencoder:
     """A fitted PCA as the linear autoencoder it is: code = W (x - mean), reconstruction = W^T code + mean.
 
     Parameters
     ----------
     pca : fitted sklearn.decomposition.PCA
         Without whitening.
+    dtype : torch.dtype, default torch.float32
+        float64 keeps PCA's components exactly (the float32 copy is a projection only to about 1e-7).
 
     Returns
     -------
     Autoencoder
-        ``ModelConfig(d, k, hidden=(), linear=True)`` in float32, whose reconstructions equal PCA's up to float32
-        rounding.
+        ``ModelConfig(d, k, hidden=(), linear=True)`` in ``dtype``, whose reconstructions equal PCA's up to that
+        dtype's rounding.
 
     Examples
     --------
@@ -196,8 +198,8 @@ def pca_as_autoencoder(pca: PCA) -> Autoencoder:
     if pca.whiten:
         raise ValueError("pca must not whiten: a whitened PCA is not an orthogonal projection")
     k, d = pca.components_.shape
-    model = Autoencoder(ModelConfig(d, k, hidden=(), linear=True))
-    W, mean = torch.as_tensor(pca.components_, dtype=torch.float32), torch.as_tensor(pca.mean_, dtype=torch.float32)
+    model = Autoencoder(ModelConfig(d, k, hidden=(), linear=True), dtype=dtype)
+    W, mean = torch.as_tensor(pca.components_, dtype=dtype), torch.as_tensor(pca.mean_, dtype=dtype)
     enc, dec = model.linear_layers()
     with torch.no_grad():
         enc.weight.copy_(W)

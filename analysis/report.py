@@ -365,7 +365,9 @@ def write_report(study_dir, *, dpi=110):
         facts.append(f"created {meta['created']}")
 
     audit = _read_csv(folder / "audit_summary.csv", dtype={"run": str})
-    lines = (verdict(table, selection, audit) if len(table) else []) + ([] if selection else [sentence])
+    agreement = _read_json(folder / "memorization.json")
+    lines = ((verdict(table, selection, audit, agreement if isinstance(agreement, list) else None) if len(table)
+              else []) + ([] if selection else [sentence]))
     parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(', '.join(facts))}</p>" if facts else "",
              "<h2>Verdict</h2>", '<ul class="verdict">' + "".join(f"<li>{esc(line)}</li>" for line in lines)
              + "</ul>"]

@@ -26,7 +26,7 @@ def _family(hidden):
     return f"width {hidden}" if "-" not in str(hidden) else f"hidden widths ({str(hidden).replace('-', ', ')})"
 
 
-def verdict(summary, selection=None, audit=None):
+def verdict(summary, selection=None, audit=None, agreement=None):
     """Plain-language findings, most important first.
 
     Parameters
@@ -38,6 +38,8 @@ def verdict(summary, selection=None, audit=None):
         autoencoders, as the study writes it).
     audit : DataFrame, optional
         ``audit_summary.csv``: a line per audited architecture on its strongest attack at 1% false positives.
+    agreement : list of dict, optional
+        ``memorization.json``: how well the per-sample memorization scores reproduce.
 
     Returns
     -------
@@ -55,6 +57,13 @@ def verdict(summary, selection=None, audit=None):
         lines += _families(summary)
     if audit is not None and len(audit):
         lines += _audit_lines(audit)
+    for entry in agreement or []:
+        if entry.get("run", "").startswith("ae-") and np.isfinite(entry.get("predicted_spearman") or np.nan):
+            lines.append(f"Per-sample memorization scores of {entry['run'].rsplit('-s', 1)[0]} "
+                         f"({entry['n_references']} reference models) reproduce: two independent sets would rank "
+                         f"the samples alike at Spearman {entry['predicted_spearman']:.2f} (the two halves of this "
+                         f"set agree at {entry['split_half_spearman']:.2f}).")
+            break
     if selection:
         lines.append(selection["sentence"])
         among = selection.get("autoencoder")

@@ -211,8 +211,10 @@ def _verdict_text(result):
     table = summary_table(result.results)
     audit_file = Path(result.path) / "audit_summary.csv"
     audit = pd.read_csv(audit_file, dtype={"run": str}) if audit_file.exists() else None
+    agreement_file = Path(result.path) / "memorization.json"
+    agreement = json.loads(agreement_file.read_text()) if agreement_file.exists() else None
     lines = ["Verdict:"] + [textwrap.fill(line, 110, initial_indent="- ", subsequent_indent="  ")
-                            for line in verdict(table, result.selection, audit)]
+                            for line in verdict(table, result.selection, audit, agreement)]
     if len(table):
         heads, rows = key_numbers(table)
         lines += ["", "Key numbers (means over seeds, 95% intervals; unseen = test split):",

@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 
 from analysis import (
+    pca_as_autoencoder,
     compare_to_pca,
     membership_auc,
     pca_baseline,
@@ -53,16 +54,7 @@ class FixedProjection:
 
 def linear_autoencoder_from(pca):
     """A float64 linear Autoencoder whose weights are exactly PCA's: encode (x - mean) @ C.T, decode z @ C + mean."""
-    k, d = pca.components_.shape
-    model = Autoencoder(ModelConfig(d, k, hidden=(), linear=True), dtype=torch.float64)
-    C, mean = torch.as_tensor(pca.components_), torch.as_tensor(pca.mean_)
-    encoder, decoder = model.linear_layers()
-    with torch.no_grad():
-        encoder.weight.copy_(C)
-        encoder.bias.copy_(-C @ mean)
-        decoder.weight.copy_(C.T)
-        decoder.bias.copy_(mean)
-    return model
+    return pca_as_autoencoder(pca, dtype=torch.float64)
 
 
 def noisy_split(rng, n_train=120, n_test=80, d=10, std=0.3):

@@ -94,13 +94,7 @@ def test_loss_slice_rejects(kwargs, error, match):
 
 def _pca_float64(X, k):
     """PCA as an autoencoder with its exact float64 components (the float32 copy is a projection only to 1e-7)."""
-    pca = PCA(k).fit(X)
-    model = pca_as_autoencoder(pca).double()
-    W, mean = torch.from_numpy(pca.components_), torch.from_numpy(pca.mean_)
-    enc, dec = model.linear_layers()
-    with torch.no_grad():
-        enc.weight.copy_(W), enc.bias.copy_(-W @ mean), dec.weight.copy_(W.T), dec.bias.copy_(mean)
-    return model
+    return pca_as_autoencoder(PCA(k).fit(X), dtype=torch.float64)
 
 
 def test_pca_jacobian_is_a_projection_with_spectral_radius_one(rng):

@@ -231,3 +231,14 @@ def test_grow_search_deepens_once_widening_stops_helping(tmp_path):
     assert proposals == {8: [(32,), (16, 16)]}  # wider first, deeper second
     state = grow_update(state, proposals, {(8, (32,)): 0.99, (8, (16, 16)): 0.5}, 0.05)  # widening barely helps
     assert state[8].hidden == (16, 16) and not state[8].done
+
+
+def test_a_cluster_without_workers_is_one_clear_error(tmp_path):
+    import distributed
+
+    from analysis._parallel import ClusterError
+
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        with pytest.raises(ClusterError, match="has no workers after 1 s"):
+            run_study(tiny(), tmp_path / "o", scheduler=cluster.scheduler_address, timeout=1, progress=False)
+    assert not (tmp_path / "o" / "study.json").exists()

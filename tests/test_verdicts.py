@@ -123,3 +123,23 @@ def test_a_convolutional_study_runs_end_to_end_with_its_own_run_ids(tmp_path):
     assert config["kind"] == "conv" and config["input_shape"] == [1, 8, 8]  # digits keep their 8 x 8 shape
     assert (ae["df"] > 0).all() and (ae["df"] < 64).all()
     assert set(pd.read_csv(tmp_path / "audit_summary.csv")["run"]) <= set(ae["run"])
+
+
+def test_the_verdict_says_which_widths_store_and_which_learn_no_more_than_pca():
+    from analysis.verdict import verdict
+
+    rows = [dict(model="pca", bottleneck=8, hidden="", n_params=576, n_seeds=1, nm_reference=0.125, nm_seen=0.13,
+                 nm_unseen=0.125, membership_auc=0.51, test_mse_clean=0.030),
+            dict(model="autoencoder", bottleneck=8, hidden="16", n_params=2408, n_seeds=3, nm_reference=0.125,
+                 nm_seen=0.131, nm_unseen=0.125, membership_auc=0.515, test_mse_clean=0.031,
+                 test_mse_clean_ci_high=0.032),
+            dict(model="autoencoder", bottleneck=8, hidden="1024", n_params=149576, n_seeds=3, nm_reference=0.125,
+                 nm_seen=0.61, nm_unseen=0.13, membership_auc=0.99, membership_auc_ci_low=0.98,
+                 membership_auc_ci_high=1.0, test_mse_clean=0.029, test_mse_clean_ci_high=0.0295)]
+    lines = verdict(pd.DataFrame(rows), {"sentence": "The simplest adequate model is PCA."},
+                    agreement=[{"run": "ae-k8-h1024-s0", "n_references": 24, "split_half_spearman": 0.85,
+                                "predicted_spearman": 0.92}])
+    assert lines[0].startswith("Width 1024 stores its training samples: at k=8 it reproduces 61%")
+    assert "membership AUC 0.99 [0.98, 1.00]" in lines[0] and "beats PCA" in lines[0] and "k = 8" in lines[0]
+    assert lines[1].startswith("Width 16 learns no more than PCA") and "never beats PCA" in lines[1]
+    assert "Spearman 0.92" in lines[2] and lines[3] == "The simplest adequate model is PCA."
