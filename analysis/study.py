@@ -323,7 +323,8 @@ def _run(config, store, data, n_jobs, client, progress, on_progress, report, sta
         pca = [Task(_fit_pca, (spec, study.data_for(spec), config), study.commit) for spec in config.pca_runs()
                if spec.run not in study.finished]
         # The widest model's reference models are known before anything trains: long tasks go first.
-        plans = [plan_references(s, data, config, store.path) for s in early_references(config)]
+        plans = [plan_references(s, data, config, store.path, audited="widest" in config.audit)
+                 for s in early_references(config)]
         before = [t for plan in plans for t in reference_tasks(plan, data, config)]
         if config.memorization and config.memorization_method == "kfold":
             memo_file = store.path / "memorization.csv"
@@ -335,7 +336,8 @@ def _run(config, store, data, n_jobs, client, progress, on_progress, report, sta
         results, samples, history = store.write_tables()
     timings["training"] = time.perf_counter() - start
     selection = select(store, data, config, results)
-    plans += [plan_references(s, data, config, store.path) for s in late_references(config, results, selection)
+    plans += [plan_references(s, data, config, store.path, audited=True)
+              for s in late_references(config, results, selection)
               if s.architecture not in {p.spec.architecture for p in plans}]
     tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
     if tasks:

@@ -44,6 +44,7 @@ class ReferencePlan:
     masks: np.ndarray      # (n_references, n_pool) bool
     tasks: list            # lists of reference indices, one batched group each
     folder: Path
+    audited: bool = False  # the study's runs of this architecture get a membership audit
 
     def group_file(self, task):
         return self.folder / f"group-{task[0]:03d}-{task[-1]:03d}.npz"
@@ -111,7 +112,7 @@ def write_memorization_and_audit(folder, plans, data, samples, config):
             continue
         scores.append(memo)
         agreements.append(agreement)
-        if summary is not None and plan.spec.architecture in {s.architecture for s in audit_targets(plans, config)}:
+        if summary is not None and plan.audited:
             summaries.append(summary)
             rocs.append(roc)
     if scores and config.memorization_method == "references":
@@ -134,11 +135,6 @@ def _write_extremes(path, scores, data, n=8):
               run=np.asarray(str(scores["run"].iloc[0])))
 
 
-def audit_targets(plans, config):
-    """The plans whose runs are audited (every autoencoder plan when any audit is asked for)."""
-    return [p.spec for p in plans if p.spec.model == "autoencoder" and config.audit]
-
-
 def audit_runs(config, results, selected=None):
     """The architectures to audit (first seed each): the widest autoencoder and/or the selected one."""
     ok = results[(results["status"] == "ok") & (results["model"] == "autoencoder")]
@@ -158,13 +154,14 @@ def audit_runs(config, results, selected=None):
     return list(out.values())
 
 
-def plan_references(spec, data, config, store_path):
+def plan_references(spec, data, config, store_path, audited=False):
     """The reference models of ``spec``'s architecture (its ``ModelConfig``, the study's ``TrainConfig``)."""
     pool = np.sort(np.concatenate([data.train, data.test]))
     masks = reference_masks(len(pool), config.n_references, seed=config.seed)
     model = _model(spec, data, config)
     tasks = plan_reference_tasks(masks, model, spec.train_config(config.train) if spec.model != "pca" else None)
-    return ReferencePlan(spec, pool, masks, tasks, Path(store_path) / FOLDER / spec.architecture)
+    return ReferencePlan(spec, pool, masks, tasks, Path(store_path) / FOLDER / spec.architecture,
+                         audited and spec.model == "autoencoder")
 
 
 def _model(spec, data, config):

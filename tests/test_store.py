@@ -125,6 +125,7 @@ def test_damaged_derived_files_are_rebuilt(tmp_path):
     for name in ("embeddings.csv", "memorization.csv"):
         assert {"run", "sample"} <= set(pd.read_csv(tmp_path / name).columns)
     assert len(pd.read_csv(tmp_path / "memorization.csv")) > 0 and first.selection is not None
+    assert not (tmp_path / "audit_summary.csv").exists()  # scores asked for, no audit
 
 
 def test_os_errors_are_one_line_on_the_command_line(tmp_path, monkeypatch):
