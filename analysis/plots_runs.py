@@ -257,12 +257,12 @@ def plot_latent(embedding, *, run=None, ax=None):
 
 
 def plot_memorization_scores(memorization, *, ax=None):
-    """Distributions of per-sample memorization scores (error when unseen − error when seen), one per model.
+    """Distributions of per-sample memorization scores (error when unseen − error when seen), one per run.
 
     Parameters
     ----------
     memorization : DataFrame
-        ``memorization.csv``: columns model, score.
+        ``memorization.csv``: columns model, score, and run (each run named in the legend; else one per model).
     ax : matplotlib Axes, optional
 
     Returns
@@ -274,10 +274,11 @@ def plot_memorization_scores(memorization, *, ax=None):
     if data.empty:
         raise ValueError("memorization has no score values")
     ax = axes(ax)
-    sns.histplot(data=data, x="score", hue="model", element="step", stat="density", common_norm=False,
+    hue = "run" if "run" in data.columns else "model"
+    sns.histplot(data=data, x="score", hue=hue, element="step", stat="density", common_norm=False,
                  bins=40, ax=ax)
     ax.axvline(0.0, color="black", lw=0.8)
     ax.set_xlabel("memorization score: error unseen − error seen (MSE per feature)")
     ax.set_ylabel("density")
-    ax.set_title("Per-sample memorization (cross-fitted)")
+    ax.set_title("Per-sample memorization of each run's architecture")
     return ax
