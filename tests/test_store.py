@@ -243,3 +243,27 @@ def test_a_cluster_without_workers_is_one_clear_error(tmp_path):
         with pytest.raises(ClusterError, match="has no workers after 1 s"):
             run_study(tiny(), tmp_path / "o", scheduler=cluster.scheduler_address, timeout=1, progress=False)
     assert not (tmp_path / "o" / "study.json").exists()
+
+
+def test_the_cluster_drops_a_killed_studys_tasks(tmp_path):
+    import signal
+    import time
+
+    import distributed
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        study_process = subprocess.Popen(
+            [sys.executable, "scripts/study.py", "--out", str(tmp_path / "o"), "--quiet", "--scheduler",
+             cluster.scheduler_address, "--widths", "64,256", "--bottlenecks", "2,4,8", "--epochs", "30",
+             "--audit", "none", "--no-memorization"], cwd=ROOT)
+        start = time.monotonic()
+        while time.monotonic() - start < 60 and len(cluster.scheduler.tasks) < 3:
+            time.sleep(0.2)
+        assert len(cluster.scheduler.tasks) >= 3  # queued on the cluster
+        study_process.send_signal(signal.SIGKILL)
+        study_process.wait()
+        start = time.monotonic()
+        while time.monotonic() - start < 30 and cluster.scheduler.tasks:
+            time.sleep(0.2)
+        assert not cluster.scheduler.tasks  # released with their client, the running one cancelled
