@@ -214,3 +214,11 @@ def test_missing_columns_are_named(frames, func, frame, column):
 def test_gap_heatmap_needs_width(frames):
     with pytest.raises(ValueError, match="'width'"):
         plot_gap(frames["results"].drop(columns="width"), kind="heatmap")
+
+
+def test_tabular_reconstructions_are_heatmap_rows(rng):
+    clean = rng.random((8, 31))
+    fig = plot_reconstructions(clean, clean + 0.1, {"ae": clean, "pca": clean * 0.9}, (1, 31))
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 4  # clean, noisy, two models: one heatmap each, samples as rows
+    assert all(ax.images[0].get_array().shape == (8, 31) for ax in panels)

@@ -1,5 +1,6 @@
 """Verdicts a reviewer can trust: selection that copying cannot win, the right reference line, intervals."""
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -143,3 +144,14 @@ def test_the_verdict_says_which_widths_store_and_which_learn_no_more_than_pca():
     assert "membership AUC 0.99 [0.98, 1.00]" in lines[0] and "beats PCA" in lines[0] and "k = 8" in lines[0]
     assert lines[1].startswith("Width 16 learns no more than PCA") and "never beats PCA" in lines[1]
     assert "Spearman 0.92" in lines[2] and lines[3] == "The simplest adequate model is PCA."
+
+
+def test_unscaled_features_of_very_different_sizes_are_warned_about(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 6)) * np.array([0.01, 0.1, 1, 10, 100, 1000])
+    np.save(tmp_path / "raw.npy", X)
+    with pytest.warns(UserWarning, match="--scale standard"):
+        prepare_data(StudyConfig(dataset=str(tmp_path / "raw.npy"), bottlenecks=(2,)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        prepare_data(StudyConfig(dataset=str(tmp_path / "raw.npy"), bottlenecks=(2,), scale="standard"))
