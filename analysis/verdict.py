@@ -59,10 +59,14 @@ def verdict(summary, selection=None, audit=None, agreement=None):
         lines += _audit_lines(audit)
     for entry in agreement or []:
         if entry.get("run", "").startswith("ae-") and np.isfinite(entry.get("predicted_spearman") or np.nan):
+            good = entry["predicted_spearman"] >= 0.9
             lines.append(f"Per-sample memorization scores of {entry['run'].rsplit('-s', 1)[0]} "
-                         f"({entry['n_references']} reference models) reproduce: two independent sets would rank "
-                         f"the samples alike at Spearman {entry['predicted_spearman']:.2f} (the two halves of this "
-                         f"set agree at {entry['split_half_spearman']:.2f}).")
+                         f"({entry['n_references']} reference models) {'reproduce' if good else 'do not reproduce'}"
+                         f": two independent sets would rank the samples alike at Spearman "
+                         f"{entry['predicted_spearman']:.2f} (the two halves of this set agree at "
+                         f"{entry['split_half_spearman']:.2f})" + ("." if good else "; where the model stores "
+                         "little, the scores are mostly noise; more reference models (--n-references) sharpen "
+                         "them."))
             break
     if selection:
         lines.append(selection["sentence"])
@@ -88,14 +92,18 @@ def _families(summary):
         worst = rows.loc[rows["mem_gap"].idxmax()]
         k = int(worst["bottleneck"])
         beats = _beats_pca(rows, pca)
-        if worst["mem_gap"] > STORES:
+        badly = _fits_badly(rows, pca)
+        if badly:
+            lines.append(f"{_family(hidden)[0].upper()}{_family(hidden)[1:]} fits the data badly: {badly}")
+        elif worst["mem_gap"] > STORES:
             auc = _fmt_interval(worst, "membership_auc")
             line = (f"{_family(hidden)} stores its training samples: at k={k} it reproduces "
                     f"{worst['nm_seen']:.0%} of their noise against {worst['nm_unseen']:.0%} of unseen samples' "
                     f"(the rank-{k} PCA projection keeps {worst['nm_reference']:.0%}), and its error tells "
                     f"training samples apart (membership AUC {auc}; 0.5 = no leakage).")
             lines.append(line[0].upper() + line[1:] + beats)
-        elif rows["gap_excess"].max() <= LIKE_PCA and rows["auc_excess"].max() <= 2 * LIKE_PCA:
+        elif (rows["gap_excess"].max() <= LIKE_PCA or rows["mem_gap"].max() <= 0) and \
+                rows["auc_excess"].max() <= 2 * LIKE_PCA:
             plain.append((hidden, beats))
         else:
             most = rows.loc[rows["auc_excess"].idxmax()]
@@ -136,6 +144,25 @@ def _audit_lines(audit, fpr=0.01):
             line += f" (too few unseen samples to resolve {fpr:.0%}: read it as an upper bound)"
         lines.append(line + ".")
     return lines
+
+
+BADLY = 2.0  # unseen clean error this many times PCA's at every bottleneck: the model did not fit
+
+
+def _fits_badly(rows, pca):
+    """A sentence when a family's unseen clean error is far above PCA's everywhere (its memorization numbers then
+    describe a failed fit, not storage), else ""."""
+    if "test_mse_clean" not in rows.columns or pca.empty:
+        return ""
+    ratios = [row["test_mse_clean"] / pca.loc[int(row["bottleneck"]), "test_mse_clean"] for _, row in rows.iterrows()
+              if int(row["bottleneck"]) in pca.index and pca.loc[int(row["bottleneck"]), "test_mse_clean"] > 0]
+    if not ratios or min(ratios) < BADLY:
+        return ""
+    negative = (rows[["nm_seen", "nm_unseen"]] < 0).any(axis=None)
+    return (f"its unseen error against the clean signal is {min(ratios):.1f} to {max(ratios):.1f} times PCA's, so "
+            "its memorization numbers describe a failed fit, not stored samples"
+            + (" (a negative noise memorization means the reconstruction moves against the noise)" if negative else "")
+            + "; features of very different scales are the usual cause: --scale standard.")
 
 
 def _beats_pca(rows, pca):

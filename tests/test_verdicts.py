@@ -155,3 +155,15 @@ def test_unscaled_features_of_very_different_sizes_are_warned_about(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         prepare_data(StudyConfig(dataset=str(tmp_path / "raw.npy"), bottlenecks=(2,), scale="standard"))
+
+
+def test_a_failed_fit_is_called_one_not_memorization():
+    from analysis.verdict import verdict
+
+    rows = [dict(model="pca", bottleneck=2, hidden="", n_params=93, n_seeds=1, nm_reference=0.07, nm_seen=0.2,
+                 nm_unseen=0.3, membership_auc=0.5, test_mse_clean=1.8),
+            dict(model="autoencoder", bottleneck=2, hidden="16", n_params=1121, n_seeds=2, nm_reference=0.07,
+                 nm_seen=-0.4, nm_unseen=0.8, membership_auc=0.53, test_mse_clean=400.0)]
+    (line,) = verdict(pd.DataFrame(rows))
+    assert line.startswith("Width 16 fits the data badly") and "222.2 to 222.2 times PCA's" in line
+    assert "negative noise memorization" in line and "--scale standard" in line
