@@ -104,7 +104,7 @@ def _families(summary):
             lines.append(line[0].upper() + line[1:] + beats)
         elif (rows["gap_excess"].max() <= LIKE_PCA or rows["mem_gap"].max() <= 0) and \
                 rows["auc_excess"].max() <= 2 * LIKE_PCA:
-            plain.append((hidden, beats))
+            plain.append((hidden, _better_than_pca(rows, pca)))
         else:
             most = rows.loc[rows["auc_excess"].idxmax()]
             line = (f"{_family(hidden)} stores a little of its training samples' noise: at k={int(most['bottleneck'])} "
@@ -117,7 +117,16 @@ def _families(summary):
         noun, verb = ("Width", "learns") if len(plain) == 1 else ("Widths", "learn")
         line = (f"{noun} {names} {verb} no more than PCA: at every bottleneck, seen and unseen noise memorization "
                 f"stay as close as PCA's and membership AUC stays at PCA's level.")
-        lines.append(line + "".join(b.replace(" It ", f" Width {h} ", 1) for h, b in plain))
+        winners = [(h, ks) for h, ks in plain if ks]
+        if "test_mse_clean" not in summary.columns or pca.empty:
+            pass
+        elif not winners:
+            line += (" It never beats PCA on unseen samples' clean signal." if len(plain) == 1 else
+                     " None of them beats PCA on unseen samples' clean signal.")
+        else:
+            line += " " + "; ".join(f"{h} beats PCA on unseen samples' clean signal at k = {', '.join(map(str, ks))}"
+                                    for h, ks in winners) + "."
+        lines.append(line)
     return lines
 
 
@@ -169,6 +178,16 @@ def _beats_pca(rows, pca):
     """Where the family beats PCA on the unseen error against the clean signal (intervals apart), in words."""
     if "test_mse_clean" not in rows.columns or pca.empty:
         return ""
+    better = _better_than_pca(rows, pca)
+    if not better:
+        return " It never beats PCA on unseen samples' clean signal."
+    return f" It beats PCA on unseen samples' clean signal at k = {', '.join(map(str, better))}."
+
+
+def _better_than_pca(rows, pca):
+    """The bottlenecks at which the family's unseen clean error (its interval's top) is below PCA's."""
+    if "test_mse_clean" not in rows.columns or pca.empty:
+        return []
     better = []
     for _, row in rows.iterrows():
         k = int(row["bottleneck"])
@@ -178,9 +197,7 @@ def _beats_pca(rows, pca):
         bound = high if np.isfinite(high) else row["test_mse_clean"]
         if bound < pca.loc[k, "test_mse_clean"]:
             better.append(k)
-    if not better:
-        return " It never beats PCA on unseen samples' clean signal."
-    return f" It beats PCA on unseen samples' clean signal at k = {', '.join(map(str, better))}."
+    return better
 
 
 def _num(value, fmt):
