@@ -281,7 +281,8 @@ def kfold_memorization(data, config):
     makers = {
         ae: lambda: AutoencoderTransformer(
             n_components=ae.bottleneck, hidden=ae.hidden, activation=config.activation, epochs=t.epochs,
-            batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, random_state=ae.seed, kind=ae.kind,
+            batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, patience=t.patience, threads=t.threads,
+            device=t.device, random_state=ae.seed, kind=ae.kind,
             input_shape=_model(ae, data, config).input_shape if ae.kind == "conv" else None,
             kernel_size=config.kernel_size),
         pca: lambda: PCA(n_components=pca.bottleneck, random_state=0),
