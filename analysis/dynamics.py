@@ -64,6 +64,9 @@ def log_epochs(n_epochs, n_points=12):
     return out
 
 
+CHUNK_ROWS = 4096  # rows measured at once: bounds the float64 copies to a few tens of MB per member
+
+
 class CurveRecorder:
     """The curve measures at evaluated epochs; built by :func:`measure_curves`.
 
@@ -71,32 +74,46 @@ class CurveRecorder:
     ``fit_callback(model, epochs)`` to :func:`autoenc.fit`; :meth:`frame` returns what was recorded.
     """
 
-    def __init__(self, X_train, X_val, clean_train, clean_val, noise_train, noise_val):
-        self.n_train = len(X_train)
-        self._X = np.concatenate([X_train, X_val])  # one forward pass for both splits
-        self._X64 = self._X.astype(np.float64)
-        self._clean = np.concatenate([clean_train, clean_val]).astype(np.float64)
-        self._noise = None if noise_train is None else np.concatenate([noise_train, noise_val]).astype(np.float64)
-        energy = None if self._noise is None else np.square(self._noise).sum(1)
+    def __init__(self, X_train, X_val, clean_train, clean_val, noise_train, noise_val, chunk=CHUNK_ROWS):
+        self.n_train, self.chunk = len(X_train), chunk
+        # Kept in the callers' dtype; each chunk of rows is measured in float64, so memory stays bounded.
+        self._X = np.concatenate([X_train, X_val])
+        self._clean = np.concatenate([clean_train, clean_val])
+        self._noise = None if noise_train is None else np.concatenate([noise_train, noise_val])
+        energy = None if self._noise is None else np.square(self._noise, dtype=np.float64).sum(1)
         self._energy = None if energy is None else (energy[: self.n_train].sum(), energy[self.n_train :].sum())
         self.rows = []
 
+    def _measure(self, reconstruct):
+        """Per member and sample: error against the input, squared residual to the clean signal and its product
+        with the noise, chunk by chunk."""
+        n = len(self._X)
+        errors = products = clean_sq = None
+        for start in range(0, n, self.chunk):
+            rows = slice(start, min(start + self.chunk, n))
+            R = np.asarray(reconstruct(self._X[rows]), dtype=np.float64)
+            if R.ndim == 2:
+                R = R[None]
+            if R.shape[1:] != self._X[rows].shape:
+                raise ValueError(f"reconstruct returned shape {R.shape}, expected (n_members, *{self._X[rows].shape})")
+            if errors is None:
+                errors, products, clean_sq = (np.empty((len(R), n)) for _ in range(3))
+            errors[:, rows] = np.mean(np.square(R - self._X[rows]), axis=2)
+            residual = R - self._clean[rows]
+            clean_sq[:, rows] = np.mean(np.square(residual), axis=2)
+            products[:, rows] = (np.einsum("mnd,nd->mn", residual, self._noise[rows]) if self._noise is not None
+                                 else np.nan)
+        return errors, products, clean_sq
+
     def __call__(self, epoch, reconstruct):
-        R = np.asarray(reconstruct(self._X), dtype=np.float64)
-        if R.ndim == 2:
-            R = R[None]
-        if R.shape[1:] != self._X.shape:
-            raise ValueError(f"reconstruct returned shape {R.shape}, expected (n_members, *{self._X.shape})")
-        t = self.n_train
-        errors = np.mean(np.square(R - self._X64), axis=2)  # (M, n): per-sample error against the input
-        residual = R - self._clean
-        mse_clean_val = np.mean(np.square(residual[:, t:]), axis=(1, 2))
-        nm = [np.full(len(R), math.nan)] * 2
+        errors, products, clean_sq = self._measure(reconstruct)
+        t, M = self.n_train, len(errors)
+        mse_clean_val = clean_sq[:, t:].mean(axis=1)
+        nm = [np.full(M, math.nan)] * 2
         if self._noise is not None:
-            products = np.einsum("mnd,nd->mn", residual, self._noise)
-            nm = [products[:, sl].sum(1) / e if e > 0 else np.full(len(R), math.nan)
+            nm = [products[:, sl].sum(1) / e if e > 0 else np.full(M, math.nan)
                   for sl, e in ((slice(None, t), self._energy[0]), (slice(t, None), self._energy[1]))]
-        for m in range(len(R)):
+        for m in range(M):
             finite = bool(np.all(np.isfinite(errors[m])))  # a diverged member's reconstructions are NaN
             self.rows.append({
                 "member": m, "epoch": int(epoch),

@@ -126,12 +126,19 @@ def _write_reconstructions(store, data, models):
     write_npz(store.path / "reconstructions.npz", **arrays)
 
 
+TRUST_SAMPLES = 2000  # unseen samples the trustworthiness of a latent map is measured on, at most
+
+
 def _write_embeddings(store, data, config, ae_run, pca_run):
     from autoenc import encode
 
     from .latent import embed_latents, knn_probe, trustworthiness
 
     frames, scores = [], {}
+    # Trustworthiness compares all pairwise distances: on a bounded subsample, so memory stays bounded too.
+    rng = np.random.default_rng(config.seed)
+    picked = np.sort(rng.choice(len(data.test), TRUST_SAMPLES, replace=False)) if len(data.test) > TRUST_SAMPLES \
+        else np.arange(len(data.test))
     for kind, run in (("autoencoder", ae_run), ("pca", pca_run)):
         model = load(store.path / "models" / run)
         Z_train, Z_test = encode(model, data.X[data.train]), encode(model, data.X[data.test])
@@ -140,8 +147,8 @@ def _write_embeddings(store, data, config, ae_run, pca_run):
             frames.append(pd.DataFrame({"run": run, "model": kind, "split": split_name, "sample": idx,
                                         "label": data.y[idx] if data.y is not None else np.nan,
                                         "x": E[:, 0], "y": E[:, 1]}))
-        entry = {"run": run, "bottleneck": int(Z_train.shape[1]),
-                 "trustworthiness": float(trustworthiness(data.X[data.test], Z_test))}
+        entry = {"run": run, "bottleneck": int(Z_train.shape[1]), "trustworthiness_samples": len(picked),
+                 "trustworthiness": float(trustworthiness(data.X[data.test][picked], Z_test[picked]))}
         if data.y is not None and np.issubdtype(np.asarray(data.y).dtype, np.integer):
             entry["knn_accuracy"] = float(knn_probe(Z_train, data.y[data.train], Z_test, data.y[data.test]))
         scores[kind] = entry
