@@ -30,7 +30,7 @@ class StudyData:
 
     X: np.ndarray          # (n_samples, n_features) float32, noisy and scaled
     clean: np.ndarray      # the same samples without noise (scaled the same way)
-    noise: np.ndarray | None  # X - clean, None when no noise was injected
+    noisy: bool            # noise was injected: X - clean (derived on demand, not stored: data can be large)
     y: np.ndarray | None
     train: np.ndarray
     val: np.ndarray
@@ -46,6 +46,15 @@ class StudyData:
         return self.X.shape[1]
 
     @property
+    def noise(self):
+        """The injected noise ``X - clean`` of every sample, or None when no noise was injected."""
+        return self.X - self.clean if self.noisy else None
+
+    def noise_of(self, idx):
+        """The injected noise of the rows ``idx`` (None when no noise was injected)."""
+        return self.X[idx] - self.clean[idx] if self.noisy else None
+
+    @property
     def labels(self):
         """Integer class labels, or None (continuous targets are not classes)."""
         y = self.y
@@ -56,16 +65,16 @@ class StudyData:
 
         The noise covariance is estimated from the held-out samples' noise, which the projection never saw: the
         training noise would be biased toward the directions PCA fitted (its share comes out above k/d)."""
-        if self.noise is None:
+        if not self.noisy:
             return np.nan
         components = PCA(n_components=k, random_state=0).fit(self.X[self.train]).components_
         held_out = np.concatenate([self.val, self.test])
-        return nm_reference(components, self.noise[held_out if len(held_out) else self.train])
+        return nm_reference(components, self.noise_of(held_out if len(held_out) else self.train))
 
     def split_arrays(self, split_name):
         """``(X, clean, noise)`` of one split."""
         idx = getattr(self, split_name)
-        return self.X[idx], self.clean[idx], None if self.noise is None else self.noise[idx]
+        return self.X[idx], self.clean[idx], self.noise_of(idx)
 
 
 def _check_sizes(config, parts, name):
@@ -109,10 +118,7 @@ def prepare_data(config: StudyConfig, data_seed=None) -> StudyData:
     # and the noise is isotropic where the model works.
     raw = data.X.astype(np.float32)
     clean = Scaler(config.scale).fit(raw[parts.train]).transform(raw)
-    X, noise = clean, None
-    if config.noise_std > 0:
-        X = add_noise(clean, config.noise_std, seed=seed)[0]
-        noise = X - clean  # exactly what the model's input carries beyond the clean signal
+    X = add_noise(clean, config.noise_std, seed=seed)[0] if config.noise_std > 0 else clean
     variances = [v ** 2 for v in (config.noise_std, config.data_noise_std) if v]
     sigma = float(np.sqrt(sum(variances))) if variances else None
     denoise = None
@@ -120,5 +126,6 @@ def prepare_data(config: StudyConfig, data_seed=None) -> StudyData:
         level = DENOISE_LEVEL * float(np.sqrt(np.mean(np.var(X[parts.train], axis=0, dtype=np.float64))))
         denoise = add_noise(X[parts.val], level, seed=seed + 1)[1]
     fingerprint = array_fingerprint(data.X, *([] if data.y is None else [np.asarray(data.y)]))
-    return StudyData(X, clean, noise, data.y, parts.train, parts.val, parts.test, data.name, data.image_shape,
+    # The noise is X - clean, exactly what the model's input carries beyond the clean signal.
+    return StudyData(X, clean, config.noise_std > 0, data.y, parts.train, parts.val, parts.test, data.name, data.image_shape,
                      sigma, denoise, fingerprint)
