@@ -19,6 +19,7 @@ import math
 import torch
 
 from ._conv import _Geometry, _Workspace
+from ._stacked import flat_views
 from .model import Autoencoder
 
 __all__ = ["_ConvStack", "conv_macs", "conv_padded_macs", "conv_state_bytes"]
@@ -139,12 +140,7 @@ class _ConvStack:
     # -- buffers ----------------------------------------------------------------------------------------------
     def views(self, flat):
         """Split a flat buffer like ``self.param`` into the per-layer weight and bias views."""
-        out, start = [], 0
-        for shape in self.shapes:
-            size = math.prod(shape)
-            out.append(flat[start : start + size].view(shape))
-            start += size
-        return out
+        return flat_views(flat, self.shapes)
 
     def _slots(self, m):
         """Per view, the index of member ``m``'s own (unpadded) block."""

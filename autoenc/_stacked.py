@@ -33,6 +33,16 @@ def _padded_widths(configs):
     return [max(ws) for ws in zip(*(_widths(c) for c in configs))]
 
 
+
+def flat_views(flat, shapes):
+    """Consecutive views of the 1-D buffer ``flat`` with the given shapes (no copies)."""
+    out, start = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        out.append(flat[start : start + size].view(shape))
+        start += size
+    return out
+
 class _Stack:
     """Zero-padded weights of M members as (M, in, out) views of one flat buffer, with a hand-written backward.
 
@@ -93,12 +103,7 @@ class _Stack:
 
     def views(self, flat):
         """Split a flat buffer like ``self.param`` into the per-layer weight and bias views."""
-        out, start = [], 0
-        for shape in self.shapes:
-            size = math.prod(shape)
-            out.append(flat[start : start + size].view(shape))
-            start += size
-        return out
+        return flat_views(flat, self.shapes)
 
     def set_member(self, m, model):
         """Copy ``model``'s weights into member ``m``'s (unpadded) slots."""
