@@ -82,3 +82,15 @@ def finish(ax, extra_handles=(), *, title=None, xlabel=PARAMS_LABEL, ylabel=None
                   fontsize="small", title_fontsize="small", frameon=False)
     ax.grid(True, which="major", alpha=0.3)
     return ax
+
+
+def images_and_shape(X, name, image_shape):
+    """``X`` as a float (n_samples, n_features) array and ``image_shape`` as (height, width) holding its features."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}")
+    image_shape = tuple(int(s) for s in np.ravel(image_shape))
+    if len(image_shape) != 2 or int(np.prod(image_shape)) != X.shape[1]:
+        raise ValueError(f"{name} has {X.shape[1]} features but image_shape {image_shape} holds "
+                         f"{int(np.prod(image_shape))} pixels")
+    return X, image_shape

@@ -11,6 +11,8 @@ import seaborn as sns
 
 from autoenc.validation import check_columns, check_int
 
+from ._plotstyle import images_and_shape
+
 __all__ = ["plot_audit_roc", "plot_memorization_distribution", "plot_most_memorized"]
 
 _ATTACK_LABELS = {
@@ -137,13 +139,7 @@ def plot_most_memorized(X, scores, image_shape, *, n=8, sample_ids=None):
     --------
     >>> fig = plot_most_memorized(X_train, scores, (8, 8))  # doctest: +SKIP
     """
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}")
-    image_shape = tuple(int(s) for s in np.ravel(image_shape))
-    if len(image_shape) != 2 or int(np.prod(image_shape)) != X.shape[1]:
-        raise ValueError(f"X has {X.shape[1]} features but image_shape {image_shape} holds "
-                         f"{int(np.prod(image_shape))} pixels")
+    X, image_shape = images_and_shape(X, "X", image_shape)
     n = check_int(n, "n", minimum=1)
     data = _scores_frame(scores).dropna(subset=["score"]).sort_values("score", ascending=False, kind="stable")
     if data.empty:

@@ -12,7 +12,7 @@ import seaborn as sns
 
 from autoenc.validation import check_columns
 
-from ._plotstyle import SEEN, UNSEEN, SPLIT, SPLIT_LABELS, axes, finish, plain_log_ticks
+from ._plotstyle import SEEN, UNSEEN, SPLIT, SPLIT_LABELS, axes, finish, images_and_shape, plain_log_ticks
 
 __all__ = ["plot_error_distributions", "plot_latent", "plot_learning_curves", "plot_memorization_scores",
            "plot_reconstructions"]
@@ -168,13 +168,7 @@ def plot_reconstructions(clean, noisy, reconstructions, image_shape, *, n=8, tit
     --------
     >>> fig = plot_reconstructions(X[:8], X_noisy[:8], {"pca": pca_hat[:8]}, (8, 8))  # doctest: +SKIP
     """
-    clean = np.asarray(clean, dtype=float)
-    if clean.ndim != 2:
-        raise ValueError(f"clean must be a 2-D array of shape (n_samples, n_features), got shape {clean.shape}")
-    image_shape = tuple(int(s) for s in np.ravel(image_shape))
-    if len(image_shape) != 2 or int(np.prod(image_shape)) != clean.shape[1]:
-        raise ValueError(f"clean has {clean.shape[1]} features but image_shape {image_shape} holds "
-                         f"{int(np.prod(image_shape))} pixels")
+    clean, image_shape = images_and_shape(clean, "clean", image_shape)
     if not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     rows = [("clean", clean)]
