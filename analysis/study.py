@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from autoenc import Autoencoder
 from autoenc.batched import fit_group, plan_groups
 from autoenc.io import versions
-from autoenc.validation import check_int
+from autoenc.validation import check_int, check_positive_float
 
 from ._parallel import Task, dask_client, default_jobs, release_workers, run_tasks
 from .prepare import StudyData, prepare_data
@@ -292,6 +292,9 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
 
         scheduler = get_client()  # raises ValueError when there is none
     n_jobs = check_int(default_jobs() if n_jobs is None else n_jobs, "n_jobs", minimum=1)
+    timeout = check_positive_float(timeout, "timeout")
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be a callable or None, got {type(on_progress).__name__}")
     start = time.perf_counter()
     data = prepare_data(config)
     for spec in config.runs():  # an architecture the data cannot hold is refused before any work

@@ -309,3 +309,13 @@ def test_simplest_adequate_rejects_bad_input():
         simplest_adequate(results, tolerance=-1, split="test")
     with pytest.raises(ValueError, match="missing column"):
         simplest_adequate(results.drop(columns="n_params"), split="test")
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"timeout": 0}, ValueError, "timeout must be a finite number > 0"),
+    ({"on_progress": "yes"}, TypeError, "on_progress must be a callable"),
+])
+def test_run_study_rejects_bad_options_before_work(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        run_study(small_config(), tmp_path / "o", n_jobs=1, progress=False, **kwargs)
+    assert not (tmp_path / "o").exists()
