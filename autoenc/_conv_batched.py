@@ -72,6 +72,7 @@ def conv_state_bytes(configs, itemsize=4):
     return 4 * itemsize * n
 
 
+_CHUNK_BYTES = 4 * 2**20  # patches per step slice (see _ConvStack.member_chunks; measured on 28 x 28 images)
 _aten = torch.ops.aten
 
 
@@ -115,6 +116,8 @@ class _ConvStack:
         self.positions = [math.prod(s) for s in sizes]
         self.depth, self.flat = c0.depth, self.widths[-1] * self.positions[-1]
         self.widest = max(*(c * p for c, p in zip(self.widths, self.positions)), self.flat)  # values per sample
+        self.widest_cols = max((g.kk * c * math.prod(g.size_out) for g, c in zip(self.geometry, self.widths)),
+                               default=self.widest)  # values per sample of the largest patch matrix
         self.act = None if c0.linear else _ACTIVATIONS[c0.activation]
         kk = self.geometry[0].kk if self.geometry else 1
         M, w, P, K, D = self.M, self.widths, self.positions[-1], self.k, self.depth
@@ -249,13 +252,26 @@ class _ConvStack:
     def _act_backward(self, g, z, a, on):
         return self.act[1](g, z, a) if on and self.act is not None else g
 
-    def forward(self, x, cache=None):
+    def member_chunks(self, batch_size):
+        """Slices of members that a step trains one after another, each small enough to stay in cache.
+
+        A convolution's patches are several times its input: at batch 128 on 28 x 28 images one member's exceed
+        a core's L2 cache. Members are independent, so a step runs forward and backward one slice at a time and
+        the slice's buffers (reused, same shapes) stay warm; measured here 1.3x faster than all members at once.
+        """
+        per_member = batch_size * self.widest_cols * self.param.element_size()
+        size = max(1, min(self.M, _CHUNK_BYTES // per_member))
+        return [slice(m, m + size) for m in range(0, self.M, size)]
+
+    def forward(self, x, cache=None, members=None):
         """Outputs (M, B, d) for inputs ``x`` (M, B, d) (may be expanded); fills ``cache`` for :meth:`backward`.
 
         ``cache`` receives, layer by layer, (layer input or patches, pre-activation or None, output). With a cache
         the step's buffers are reused: the output and the cached tensors stay valid until the next forward.
+        ``members`` (a slice) runs only those members; ``x`` then holds theirs.
         """
-        T, D, M, B = self.matrices, self.depth, x.shape[0], x.shape[1]
+        T = self.matrices if members is None else [t[members] for t in self.matrices]
+        D, M, B = self.depth, x.shape[0], x.shape[1]
         work = self._work if cache is not None else _Workspace(self.param.dtype, self.param.device, reuse=False)
         cache = [] if cache is None else cache
         a = self._channels_last(x, work, "in")
@@ -283,12 +299,15 @@ class _ConvStack:
             cache.append(a)
         return self._rows(a, work)
 
-    def backward(self, g, cache):
+    def backward(self, g, cache, members=None):
         """Write the gradients of the loss into ``self.grad``, given ``g`` = dloss/doutput of shape (M, B, d).
 
-        ``g`` and the cached tensors are overwritten.
+        ``g`` and the cached tensors are overwritten. ``members``: as in :meth:`forward` (only their gradients).
         """
-        G, T, D, work = self.grad_matrices, self.matrices, self.depth, self._work
+        G, T = self.grad_matrices, self.matrices
+        if members is not None:
+            G, T = [t[members] for t in G], [t[members] for t in T]
+        D, work = self.depth, self._work
         g = self._channels_last(g, work, "grad")
         for j in range(D - 1, -1, -1):  # transposed convolutions, the last first
             i, geometry = 2 * D + 4 + 2 * j, self.geometry[D - 1 - j]

@@ -295,11 +295,14 @@ def _step(stack, adam, xb, sumsq, mask):
     Each member's gradient is that of its own mean loss, as ``F.mse_loss`` in solo ``fit``. ``mask`` (or None)
     zeroes the gradients of padded weights and of frozen members.
     """
-    cache = []
-    diff = stack.forward(xb, cache).sub_(xb)
-    flat = diff.view(len(diff), -1)
-    sumsq += flat.square().sum(1)  # torch's pairwise sum, as F.mse_loss (a BLAS dot drifts by ~1e-5)
-    stack.backward(diff.mul_(2.0 / flat.shape[1]), cache)
+    chunks = stack.member_chunks(xb.shape[1]) if hasattr(stack, "member_chunks") else [None]
+    for members in chunks:
+        x, kw = (xb, {}) if members is None else (xb[members], {"members": members})
+        cache = []
+        diff = stack.forward(x, cache, **kw).sub_(x)
+        flat = diff.view(len(diff), -1)
+        sumsq[members or slice(None)] += flat.square().sum(1)  # torch's pairwise sum, as F.mse_loss (a BLAS dot
+        stack.backward(diff.mul_(2.0 / flat.shape[1]), cache, **kw)  # drifts by ~1e-5)
     if mask is None:
         adam.step()
     else:
