@@ -76,33 +76,39 @@ class CurveRecorder:
 
     def __init__(self, X_train, X_val, clean_train, clean_val, noise_train, noise_val, chunk=CHUNK_ROWS):
         self.n_train, self.chunk = len(X_train), chunk
-        # Kept in the callers' dtype; each chunk of rows is measured in float64, so memory stays bounded.
-        self._X = np.concatenate([X_train, X_val])
-        self._clean = np.concatenate([clean_train, clean_val])
-        self._noise = None if noise_train is None else np.concatenate([noise_train, noise_val])
-        energy = None if self._noise is None else np.square(self._noise, dtype=np.float64).sum(1)
-        self._energy = None if energy is None else (energy[: self.n_train].sum(), energy[self.n_train :].sum())
+        # The callers' arrays, by reference and in their dtype (no copies: data can be large); each chunk of rows
+        # is measured in float64.
+        self._splits = [(X_train, clean_train, noise_train), (X_val, clean_val, noise_val)]
+        self._noisy = noise_train is not None
+        self._energy = None if not self._noisy else tuple(
+            np.concatenate([np.square(e[rows], dtype=np.float64).sum(1) for rows in self._chunks(len(e))]).sum()
+            for e in (noise_train, noise_val))
         self.rows = []
 
+    def _chunks(self, n):
+        return [slice(s, min(s + self.chunk, n)) for s in range(0, n, self.chunk)] or [slice(0, 0)]
+
     def _measure(self, reconstruct):
-        """Per member and sample: error against the input, squared residual to the clean signal and its product
-        with the noise, chunk by chunk."""
-        n = len(self._X)
+        """Per member and sample (training samples, then validation): error against the input, squared residual
+        to the clean signal and its product with the noise, chunk by chunk."""
+        n = sum(len(X) for X, _, _ in self._splits)
         errors = products = clean_sq = None
-        for start in range(0, n, self.chunk):
-            rows = slice(start, min(start + self.chunk, n))
-            R = np.asarray(reconstruct(self._X[rows]), dtype=np.float64)
-            if R.ndim == 2:
-                R = R[None]
-            if R.shape[1:] != self._X[rows].shape:
-                raise ValueError(f"reconstruct returned shape {R.shape}, expected (n_members, *{self._X[rows].shape})")
-            if errors is None:
-                errors, products, clean_sq = (np.empty((len(R), n)) for _ in range(3))
-            errors[:, rows] = np.mean(np.square(R - self._X[rows]), axis=2)
-            residual = R - self._clean[rows]
-            clean_sq[:, rows] = np.mean(np.square(residual), axis=2)
-            products[:, rows] = (np.einsum("mnd,nd->mn", residual, self._noise[rows]) if self._noise is not None
-                                 else np.nan)
+        offset = 0
+        for X, clean, noise in self._splits:
+            for rows in self._chunks(len(X)):
+                R = np.asarray(reconstruct(X[rows]), dtype=np.float64)
+                if R.ndim == 2:
+                    R = R[None]
+                if R.shape[1:] != X[rows].shape:
+                    raise ValueError(f"reconstruct returned shape {R.shape}, expected (n_members, *{X[rows].shape})")
+                if errors is None:
+                    errors, products, clean_sq = (np.empty((len(R), n)) for _ in range(3))
+                out = slice(offset + rows.start, offset + rows.stop)
+                errors[:, out] = np.mean(np.square(R - X[rows]), axis=2)
+                residual = R - clean[rows]
+                clean_sq[:, out] = np.mean(np.square(residual), axis=2)
+                products[:, out] = np.einsum("mnd,nd->mn", residual, noise[rows]) if self._noisy else np.nan
+            offset += len(X)
         return errors, products, clean_sq
 
     def __call__(self, epoch, reconstruct):
@@ -110,7 +116,7 @@ class CurveRecorder:
         t, M = self.n_train, len(errors)
         mse_clean_val = clean_sq[:, t:].mean(axis=1)
         nm = [np.full(M, math.nan)] * 2
-        if self._noise is not None:
+        if self._noisy:
             nm = [products[:, sl].sum(1) / e if e > 0 else np.full(M, math.nan)
                   for sl, e in ((slice(None, t), self._energy[0]), (slice(t, None), self._energy[1]))]
         for m in range(M):

@@ -51,14 +51,16 @@ def _samples_frame(X_hat, X, clean):
 
 
 def _clean_and_noise(X, clean, noise, split):
-    """Both of (clean, noise) from whichever was given (``X = clean + noise``), or (None, None)."""
+    """(clean, noise) checked, clean derived as ``X - noise`` when only the noise was given.
+
+    Given only the clean signal, the noise stays None: :func:`_noise_fraction` takes it as ``X - clean`` chunk by
+    chunk instead of copying it whole.
+    """
     x_name = f"X_{split}"
     clean = None if clean is None else check_same_shape(clean, f"clean_{split}", X, x_name)
     noise = None if noise is None else check_same_shape(noise, f"noise_{split}", X, x_name)
     if clean is None and noise is not None:
         clean = X - noise
-    elif noise is None and clean is not None:
-        noise = X - clean
     return clean, noise
 
 
@@ -99,7 +101,7 @@ def measure_split(model, X, *, clean=None, noise=None, split="test"):
         "n_samples": len(X),
         "mse": float(samples["error"].mean()),
         "mse_clean": float(samples["error_clean"].mean()),
-        "noise_memorization": math.nan if noise is None else _noise_fraction(X_hat, clean, noise),
+        "noise_memorization": math.nan if clean is None else _noise_fraction(X_hat, clean, noise, X),
     }
     return row, samples.assign(split=split)[["split", "sample", "error", "error_clean"]]
 

@@ -10,18 +10,23 @@ from tqdm.auto import tqdm
 
 from autoenc.validation import check_array, check_int, check_positive_float
 
-from .reconstruction import reconstruction_errors
+from .reconstruction import reconstruction_errors, row_chunks
 
 __all__ = ["membership_auc", "memorization_scores", "noise_memorization", "tpr_at_fpr"]
 
 
-def _noise_fraction(reconstruction, clean, noise):
-    """NM as a float, or NaN when the noise carries no energy (the ratio is undefined)."""
-    energy = float(np.sum(np.square(noise, dtype=np.float64)))
-    if energy == 0.0:
-        return math.nan
-    residual = reconstruction.astype(np.float64, copy=False) - clean
-    return float(np.sum(residual * noise)) / energy
+def _noise_fraction(reconstruction, clean, noise=None, X=None):
+    """NM as a float, or NaN when the noise carries no energy (the ratio is undefined).
+
+    Without ``noise`` it is ``X - clean``, taken chunk by chunk of rows like the float64 products, so that large
+    data need no full-size copies.
+    """
+    energy = product = 0.0
+    for rows in row_chunks(*clean.shape):
+        e = noise[rows] if noise is not None else X[rows] - clean[rows]
+        energy += float(np.sum(np.square(e, dtype=np.float64)))
+        product += float(np.sum((reconstruction[rows].astype(np.float64, copy=False) - clean[rows]) * e))
+    return math.nan if energy == 0.0 else product / energy
 
 
 def noise_memorization(reconstruction, clean, noise):

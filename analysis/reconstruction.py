@@ -14,7 +14,8 @@ from autoenc import Autoencoder, ModelConfig, reconstruct
 from autoenc.train import LARGE_INPUT
 from autoenc.validation import check_array, check_int, check_same_shape
 
-__all__ = ["pca_as_autoencoder", "pca_baseline", "reconstruct_with", "reconstruction_errors", "row_errors"]
+__all__ = ["pca_as_autoencoder", "pca_baseline", "reconstruct_with", "reconstruction_errors", "row_chunks",
+           "row_errors"]
 
 
 def reconstruct_with(model, X):
@@ -83,9 +84,22 @@ def _is_fitted(model):
     return any(v.endswith("_") and not v.startswith("__") for v in getattr(model, "__dict__", {}))
 
 
+CHUNK_VALUES = 2**22  # values of a float64 temporary taken at once (32 MB): bounds memory on MNIST-size data
+
+
+def row_chunks(n, d):
+    """Slices of rows covering ``range(n)``, each at most ``CHUNK_VALUES`` values of ``d`` features (one slice, and
+    so the same arithmetic as without chunks, whenever everything fits)."""
+    step = max(1, CHUNK_VALUES // max(d, 1))
+    return [slice(s, min(s + step, n)) for s in range(0, n, step)] or [slice(0, 0)]
+
+
 def row_errors(X_hat, target):
-    """Mean over features of the squared difference, per row, in float64."""
-    return np.mean(np.square(X_hat.astype(np.float64, copy=False) - target), axis=1)
+    """Mean over features of the squared difference, per row, in float64 (chunk by chunk of rows)."""
+    out = np.empty(len(X_hat))
+    for rows in row_chunks(*X_hat.shape):
+        out[rows] = np.mean(np.square(X_hat[rows].astype(np.float64, copy=False) - target[rows]), axis=1)
+    return out
 
 
 def reconstruction_errors(model, X, target=None):

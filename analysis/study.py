@@ -61,19 +61,25 @@ class StudyResult:
 
 
 # -- the tasks a worker runs ---------------------------------------------------------------------------------
-def _measure(model, data: StudyData, bottleneck):
-    """Result rows (train, val, test) and per-sample errors (rows of the dataset) of one fitted model."""
+def _split_inputs(data: StudyData):
+    """Each non-empty split's (inputs, clean signal), gathered once per task for training and measuring alike."""
+    return {name: data.split_arrays(name)[:2] for name in ("train", "val", "test") if len(getattr(data, name))}
+
+
+def _measure(model, data: StudyData, bottleneck, splits=None):
+    """Result rows (train, val, test) and per-sample errors (rows of the dataset) of one fitted model.
+
+    The noise is not passed: the measures take it as inputs minus clean signal, chunk by chunk (data can be large).
+    """
     arrays = {}
-    for name in ("train", "val", "test"):
-        if len(getattr(data, name)):
-            X, clean, noise = data.split_arrays(name)
-            arrays.update({f"X_{name}": X, f"clean_{name}": clean, f"noise_{name}": noise})
+    for name, (X, clean) in (splits or _split_inputs(data)).items():
+        arrays.update({f"X_{name}": X, f"clean_{name}": clean})
     with warnings.catch_warnings():  # a small unseen split cannot resolve 1% FPR: said once, by the study
         warnings.simplefilter("ignore", FPRResolutionWarning)
         summary, samples = seen_unseen(model, **arrays, sigma=data.sigma, return_samples=True)
     summary["nm_reference"] = data.nm_reference(bottleneck)
     if data.denoise_noise is not None:  # error against the clean validation input of its noisy version
-        X_val = data.X[data.val]
+        X_val = arrays["X_val"]
         denoised = row_errors(reconstruct_with(model, X_val + data.denoise_noise), X_val).mean()
         summary["mse_denoise"] = np.where(summary["split"] == "val", denoised, np.nan)
     rows = [{k: v for k, v in row.items() if k != "memorization"} for row in summary.to_dict("records")]
@@ -102,15 +108,17 @@ def _train_group(specs, data: StudyData, config: StudyConfig):
     """Train ``specs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run."""
     configs = [model_config(s, data, config) for s in specs]
     train_configs = [s.train_config(config.train) for s in specs]
-    X_val = data.X[data.val] if len(data.val) else None
+    splits = _split_inputs(data)
+    X_val = splits["val"][0] if "val" in splits else None
     recorder = None
     if X_val is not None:  # the measures over training, at log-spaced epochs (a batched forward each)
-        (X_t, clean_t, noise_t), (X_v, clean_v, noise_v) = data.split_arrays("train"), data.split_arrays("val")
-        recorder = measure_curves(X_t, X_v, clean_train=clean_t, clean_val=clean_v, noise_train=noise_t,
-                                  noise_val=noise_v)
+        (X_t, clean_t), (X_v, clean_v) = splits["train"], splits["val"]
+        noise = {} if not data.noisy else {"noise_train": X_t - clean_t, "noise_val": X_v - clean_v}
+        recorder = measure_curves(X_t, X_v, clean_train=clean_t, clean_val=clean_v, **noise)
+        del noise
     start = time.perf_counter()
     # fit_group is exact to solo fit, and faster even for a group of one (no autograd, one fused Adam buffer).
-    members = fit_group(configs, data.X[data.train], X_val, train_configs, progress=False, on_eval=recorder,
+    members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=False, on_eval=recorder,
                         eval_epochs=log_epochs(config.train.epochs) if recorder else None)
     seconds = (time.perf_counter() - start) / len(specs)
     curves = recorder.frame() if recorder else None
@@ -122,7 +130,7 @@ def _train_group(specs, data: StudyData, config: StudyConfig):
             result.status, result.reason = "diverged", member.error
             result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
         else:
-            result.rows, result.samples = _measure(member.model, data, spec.bottleneck)
+            result.rows, result.samples = _measure(member.model, data, spec.bottleneck, splits)
             result.history = _with_curves(member.history.to_dict(), None if curves is None else
                                           curves[curves["member"] == i])
             if curves is not None:
