@@ -68,7 +68,8 @@ class _Workspace:
 
     Fresh large tensors cost page faults on every step (the allocator hands big blocks back to the system), which
     measured here as slow as the arithmetic; reusing them keeps a step's memory warm. A buffer asked for with
-    ``zero=True`` is zeroed when first made, and callers only ever write its interior (padding borders stay 0).
+    ``zero=True`` is zeroed when first made, and callers never write its padding (a patch matrix's entries that
+    read the zero border), which so stays 0.
     """
 
     def __init__(self, dtype, device, reuse=True):
@@ -85,10 +86,36 @@ class _Workspace:
         return buffer
 
 
+def _phases(k, s, p, n_small, n_big):
+    """One axis of a stride-``s`` convolution split by output phase (sub-pixel decomposition).
+
+    Big-grid position ``h = s * t + r`` (phase ``r``) meets small-grid position ``o`` through kernel offset
+    ``i = h + p - s * o``, so each offset lands on a single phase at a fixed shift. Per phase: (the phase's slice
+    of the big axis, its length, and its terms (offset, slice of the phase, slice of the small axis)), widest term
+    first, so that a term covering the whole phase can be written with a copy.
+    """
+    phases = []
+    for r in range(s):
+        n_r, terms = len(range(r, n_big, s)), []
+        for i in (i for i in range(k) if (i - p) % s == r):
+            d = (i - p - r) // s
+            lo, hi = max(0, d), min(n_r, d + n_small)
+            if lo < hi:
+                terms.append((i, slice(lo, hi), slice(lo - d, hi - d)))
+        terms.sort(key=lambda term: term[1].start - term[1].stop)
+        phases.append((slice(r, None, s), n_r, terms))
+    return phases
+
+
 class _Geometry:
     """Kernel, stride and padding of one stage on a (height, width) grid (a 1-D input: height 1).
 
     Activations are channels-last matrices (M, B * H * W, C): a patch is kh * kw runs of C contiguous values.
+    Patches and their adjoint are moved one output phase and kernel offset at a time, each a rectangle copied
+    straight between the unpadded grid and the patch matrix: PyTorch's strided copies cost per run of contiguous
+    values, so this beats a padded copy, one 7-D window copy, a zeroed sum and a crop (measured 1.8x on col2im).
+    With one channel the patch matrix is kept as planes, (M, kh * kw, B * Ho * Wo) seen transposed, so that every
+    copy writes contiguous rows instead of single values (2.4x on im2col); ``torch.bmm`` reads either layout.
     """
 
     def __init__(self, config, size_in, size_out, name):
@@ -100,43 +127,93 @@ class _Geometry:
         self.size_in, self.size_out, self.name = size_in, size_out, name
         self.kk = self.k[0] * self.k[1]
         self.identity = self.kk == 1 and self.s == (1, 1)
+        self.phases = [_phases(*a) for a in zip(self.k, self.s, self.p, size_out, size_in)]
+        self._plans = {}
 
-    def _windows(self, x):
-        """(M, B, Ho, Wo, kh, kw, C) view of the padded (M, B, Hp, Wp, C) tensor ``x``."""
-        M, B, _, _, C = x.shape
-        st = x.stride()
-        (sh, sw), (ho, wo) = self.s, self.size_out
-        return x.as_strided((M, B, ho, wo, *self.k, C), (st[0], st[1], sh * st[2], sw * st[3], st[2], st[3], st[4]))
+    def planar(self, channels):
+        """Whether patch matrices of ``channels`` channels are kept as planes (see the class docstring)."""
+        return channels == 1 and not self.identity
+
+    def patches(self, work, name, M, B, C):
+        """A patch matrix (M, B * Ho * Wo, kh * kw * C) from ``work``, laid out as :meth:`planar` says."""
+        n = B * math.prod(self.size_out)
+        if self.planar(C):
+            return work((self.name, name), (M, self.kk, n), zero=True).transpose(1, 2)
+        return work((self.name, name), (M, n, self.kk * C), zero=True)
+
+    def _parts(self, cols, B, C):
+        """(M, B, Ho, Wo, kh, kw, C) view of a patch matrix in either layout."""
+        (ho, wo), (kh, kw) = self.size_out, self.k
+        sm, sn, sk = cols.stride()
+        shape = (cols.shape[0], B, ho, wo, kh, kw, C)
+        return cols.as_strided(shape, (sm, sn * ho * wo, sn * wo, sn, sk * kw * C, sk * C, sk))
+
+    def _plan(self, grid, cols):
+        """How ``grid`` (M, B, H, W, C) and the patch matrix ``cols`` meet, one output phase at a time.
+
+        Per phase: its region of ``grid``, whether its first term covers all of it, and its terms as pairs of
+        regions (of ``grid``, of ``cols``). A region is ``as_strided``'s arguments, the offset relative to the
+        tensor's own: slicing the views anew costs about 130 us a call, as much as moving a small batch.
+        """
+        key = (grid.shape, grid.stride(), cols.shape, cols.stride())
+        plan = self._plans.get(key)
+        if plan is None:
+            parts = self._parts(cols, grid.shape[1], grid.shape[-1])
+            plan = []
+            for rows, n_r, row_terms in self.phases[0]:
+                for columns, n_c, col_terms in self.phases[1]:
+                    phase = grid[:, :, rows, columns]
+                    terms = [((dt, du), _region_of(phase[:, :, dt, du], grid),
+                              _region_of(parts[:, :, do, dv, i, j], cols))
+                             for i, dt, do in row_terms for j, du, dv in col_terms]
+                    full = bool(terms) and terms[0][0] == (slice(0, n_r), slice(0, n_c))
+                    plan.append((_region_of(phase, grid), full, [term[1:] for term in terms]))
+            self._plans[key] = plan
+        return plan
 
     def im2col(self, x, work, tag):
-        """(M, B * H * W, C) -> (M, B * Ho * Wo, kh * kw * C): the patch each output position reads."""
+        """(M, B * H * W, C) -> (M, B * Ho * Wo, kh * kw * C): the patch each output position reads.
+
+        Patches that fall on the zero padding are never written: the buffer is zeroed once, when made.
+        """
         if self.identity:
             return x
         M, _, C = x.shape
-        (h, w), (ph, pw) = self.size_in, self.p
-        x = x.reshape(M, -1, h, w, C)
-        B = x.shape[1]
-        if ph or pw:
-            padded = work((self.name, tag, "pad"), (M, B, h + 2 * ph, w + 2 * pw, C), zero=True)
-            padded[:, :, ph : ph + h, pw : pw + w].copy_(x)
-            x = padded
-        cols = work((self.name, tag, "cols"), (M, B, *self.size_out, *self.k, C))
-        cols.copy_(self._windows(x))
-        return cols.view(M, -1, self.kk * C)
+        x = x.reshape(M, -1, *self.size_in, C)
+        cols = self.patches(work, (tag, "cols"), M, x.shape[1], C)
+        for _, _, terms in self._plan(x, cols):
+            for to, frm in terms:
+                _region(cols, frm).copy_(_region(x, to))
+        return cols
 
     def col2im(self, cols, work, tag):
-        """(M, B * Ho * Wo, kh * kw * C) -> (M, B * H * W, C): the adjoint of :meth:`im2col` (overlaps summed)."""
+        """(M, B * Ho * Wo, kh * kw * C) -> (M, B * H * W, C): the adjoint of :meth:`im2col` (overlaps summed).
+
+        ``cols`` may be in either layout of :meth:`patches`.
+        """
         if self.identity:
             return cols
         M, n, KC = cols.shape
         C, B = KC // self.kk, n // math.prod(self.size_out)
-        (ph, pw), (h, w) = self.p, self.size_in
-        out = work((self.name, tag, "sum"), (M, B, h + 2 * ph, w + 2 * pw, C)).zero_()
-        windows = self._windows(out)
-        parts = cols.view(M, B, *self.size_out, *self.k, C)
-        for i in range(self.k[0]):
-            for j in range(self.k[1]):
-                windows[:, :, :, :, i, j] += parts[:, :, :, :, i, j]
-        if ph or pw:
-            out = work((self.name, tag, "crop"), (M, B, h, w, C)).copy_(out[:, :, ph : ph + h, pw : pw + w])
+        out = work((self.name, tag, "sum"), (M, B, *self.size_in, C))
+        for phase, full, terms in self._plan(out, cols):
+            if not full:  # some of the phase gets no patch value (a stride above the kernel, or an edge)
+                _region(out, phase).zero_()
+            for n_term, (to, frm) in enumerate(terms):
+                dst, src = _region(out, to), _region(cols, frm)
+                if full and n_term == 0:
+                    dst.copy_(src)
+                else:
+                    dst.add_(src)
         return out.view(M, -1, C)
+
+
+def _region_of(view, base):
+    """The region (shape, strides, offset from ``base``'s) that ``view`` of ``base`` covers."""
+    return view.shape, view.stride(), view.storage_offset() - base.storage_offset()
+
+
+def _region(tensor, region):
+    """The view of ``tensor`` that a plan's region names (see ``_Geometry._plan``)."""
+    shape, stride, offset = region
+    return tensor.as_strided(shape, stride, tensor.storage_offset() + offset)

@@ -8,7 +8,8 @@ Every convolution is an im2col gather followed by one ``torch.baddbmm`` over the
 ``(members, channels, batch * positions)``, so each member's convolution is a single matrix product whose inner
 size is the whole batch, not M small grouped convolutions (PyTorch's grouped convolutions on a CPU run no faster
 than M separate ones). A transposed convolution is the adjoint: a product, then a col2im scatter-add. The
-scatter-add runs one strided slice per kernel offset, so no two writes of one call overlap.
+scatter-add runs one strided slice per output phase and kernel offset (``_conv._Geometry``), so no two writes of one
+call overlap.
 
 Members differ in seed, bottleneck and channel widths: weights are zero-padded to the group's widest, as for MLPs.
 """
@@ -74,6 +75,14 @@ def conv_state_bytes(configs, itemsize=4):
 
 _CHUNK_BYTES = 4 * 2**20  # patches per step slice (see _ConvStack.member_chunks; measured on 28 x 28 images)
 _aten = torch.ops.aten
+
+
+def _bmm(a, b, out):
+    """``torch.bmm(a, b, out=out)`` where ``out`` may be a transposed view (planar patches, see ``_Geometry``)."""
+    if out.is_contiguous():
+        return torch.bmm(a, b, out=out)
+    torch.bmm(b.transpose(1, 2), a.transpose(1, 2), out=out.transpose(1, 2))
+    return out
 
 
 def _into(kernel, *args):
@@ -293,7 +302,7 @@ class _ConvStack:
         for j, geometry in enumerate(reversed(self.geometry)):
             i = 2 * D + 4 + 2 * j
             cache.append(a)
-            cols = torch.bmm(a, T[i], out=work(("conv_t", j), (M, a.shape[1], T[i].shape[2])))
+            cols = _bmm(a, T[i], geometry.patches(work, ("conv_t", j), M, B, T[i].shape[2] // geometry.kk))
             a = geometry.col2im(cols, work, "fwd").add_(T[i + 1])
             a = self._activate(a, cache, j < D - 1, work, ("conv_t", j))
             cache.append(a)
@@ -330,8 +339,10 @@ class _ConvStack:
             torch.sum(g, 1, keepdim=True, out=G[2 * i + 1])
             torch.bmm(cols.transpose(1, 2), g, out=G[2 * i])
             if i > 0:
-                g_cols = torch.bmm(g, T[2 * i].transpose(1, 2), out=work(("g_conv", i), cols.shape))
-                g = self.geometry[i].col2im(g_cols, work, "bwd")
+                geometry, B = self.geometry[i], g.shape[1] // self.positions[i + 1]
+                buffer = geometry.patches(work, "g_conv", g.shape[0], B, T[2 * i].shape[1] // geometry.kk)
+                g_cols = _bmm(g, T[2 * i].transpose(1, 2), buffer)
+                g = geometry.col2im(g_cols, work, "bwd")
 
     @torch.no_grad()
     def mean_loss(self, X):
