@@ -305,8 +305,41 @@ def _jacobian_trace(model, X, batch_size):
     return torch.cat(out).numpy()
 
 
-def _rademacher(shape, seed):
-    return np.random.default_rng(seed).integers(0, 2, size=shape).astype(np.float64) * 2 - 1
+_PROBE_BLOCK = 256  # rows whose probes one generator draws
+
+
+def _rademacher(seed, rows, n_probes, d, n):
+    """Rademacher probes (rows, n_probes, d) in float64 for the rows ``rows`` (a slice) of ``n``.
+
+    Drawn per batch (the probes of every row at once would be n x n_probes x d doubles: gigabytes on MNIST-size
+    data), and the same whatever the batching: rows ``[256 b, 256 (b + 1))`` take theirs from generator
+    ``(seed, b)``.
+    """
+    start, stop = rows.start, min(rows.stop, n)
+    parts = []
+    for b in range(start // _PROBE_BLOCK, (stop - 1) // _PROBE_BLOCK + 1):
+        first = b * _PROBE_BLOCK
+        block = np.random.default_rng([seed, b]).integers(0, 2, size=(_PROBE_BLOCK, n_probes, d), dtype=np.int8)
+        parts.append(block[max(start, first) - first : min(stop, first + _PROBE_BLOCK) - first])
+    return np.concatenate(parts).astype(np.float64) * 2 - 1
+
+
+def _widest_row(model, d, dtype, device):
+    """Values per row of the model's widest intermediate output (a convolution's feature maps included)."""
+    sizes = [d]
+
+    def record(module, args, out):
+        if isinstance(out, torch.Tensor) and out.dim():
+            sizes.append(out[0].numel())
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if not any(True for _ in m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, d, dtype=dtype, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max(sizes)
 
 
 def _summarize_probes(estimates):
@@ -320,12 +353,12 @@ def _summarize_probes(estimates):
 def _hutchinson_torch(model, X, *, n_probes, seed, batch_size):
     Xt = _as_tensor(model, X)
     n, d = X.shape
-    V = torch.as_tensor(_rademacher((n, n_probes, d), seed), dtype=Xt.dtype, device=Xt.device)
-    width = max([d] + [m.out_features for m in model.modules() if isinstance(m, nn.Linear)])
+    width = _widest_row(model, d, Xt.dtype, Xt.device)
     out = []
     with torch.no_grad():
         for rows in _batches(n, batch_size, 4 * n_probes * width):
-            v = V[rows].reshape(-1, d)
+            v = torch.as_tensor(_rademacher(seed, rows, n_probes, d, n).reshape(-1, d), dtype=Xt.dtype,
+                                device=Xt.device)
             x = Xt[rows].repeat_interleave(n_probes, 0)
             _, Jv = jvp(model, (x,), (v,))
             out.append((v * Jv).sum(1).double().cpu().reshape(-1, n_probes))
@@ -337,10 +370,10 @@ def _finite_differences(model, X, *, exact, n_probes, seed, batch_size):
     n, d = X.shape
     step = np.finfo(X.dtype).eps ** (1 / 3) * max(float(np.sqrt(np.mean(np.square(X, dtype=np.float64)))), 1.0)
     directions = d if exact else n_probes
-    V = np.broadcast_to(np.eye(d), (n, d, d)) if exact else _rademacher((n, n_probes, d), seed)
     out = []
     for rows in _batches(n, batch_size, 2 * directions * d):
-        v = V[rows].reshape(-1, d)
+        v = (np.tile(np.eye(d), (len(range(n)[rows]), 1)) if exact
+             else _rademacher(seed, rows, n_probes, d, n).reshape(-1, d))
         x = np.repeat(X[rows], directions, axis=0)
         plus, minus = ((x + sign * step * v).astype(X.dtype) for sign in (1, -1))
         diff = reconstruct_with(model, plus).astype(np.float64) - reconstruct_with(model, minus)

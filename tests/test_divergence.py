@@ -277,3 +277,28 @@ def test_nm_reference_reads_kinds_and_rejects_bad_input(rng):
         nm_reference(components, rng.standard_normal((5, 3)), kind="covariance")
     with pytest.raises(ValueError, match="noise has 4 features, expected 3"):
         nm_reference(components, rng.standard_normal((5, 4)))
+
+
+def test_probes_are_drawn_batch_by_batch_the_same_whatever_the_batching(rng):
+    """The probes of every row at once were n x n_probes x d doubles (77 MB here, gigabytes on MNIST-size data)."""
+    import tracemalloc
+
+    model = Autoencoder(ModelConfig(300, 4, (8,)), dtype=torch.float64)
+    X = rng.random((4000, 300))
+    whole = degrees_of_freedom(model, X, method="hutchinson", seed=1, batch_size=4000, return_samples=True)[1]
+    tracemalloc.start()
+    try:
+        small = degrees_of_freedom(model, X, method="hutchinson", seed=1, batch_size=100, return_samples=True)[1]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes  # a batch's probes (100 rows), not all rows' (77 MB, 8x X)
+    np.testing.assert_allclose(small["divergence"], whole["divergence"], rtol=1e-10, atol=1e-12)
+
+
+def test_the_batch_budget_counts_a_convolution_s_feature_maps():
+    from analysis.divergence import _widest_row
+
+    conv = Autoencoder(ModelConfig(784, 8, (16, 32), kind="conv", input_shape=(1, 28, 28)))
+    assert _widest_row(conv, 784, torch.float32, "cpu") == 16 * 14 * 14  # the first feature map, not 784
+    assert _widest_row(Autoencoder(ModelConfig(20, 2, (50,))), 20, torch.float32, "cpu") == 50
