@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from autoenc import Autoencoder
 from autoenc.batched import fit_group, plan_groups
 from autoenc.io import versions
+from autoenc.train import resolve_device
 from autoenc.validation import check_int, check_positive_float
 
 from ._parallel import Task, dask_client, default_jobs, release_workers, run_tasks
@@ -303,6 +304,8 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
     timeout = check_positive_float(timeout, "timeout")
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be a callable or None, got {type(on_progress).__name__}")
+    if scheduler is None:  # a cluster's workers may have a GPU that this machine lacks: they check for themselves
+        resolve_device(config.train.device)
     start = time.perf_counter()
     data = prepare_data(config)
     for spec in config.runs():  # an architecture the data cannot hold is refused before any work

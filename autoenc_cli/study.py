@@ -127,6 +127,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, metavar="N", help=f"minibatch size (default {t.batch_size})")
     p.add_argument("--lr", type=float, metavar="RATE", help=f"Adam learning rate (default {t.lr:g})")
     p.add_argument("--weight-decay", type=float, metavar="W", help=f"Adam weight decay (default {t.weight_decay:g})")
+    p.add_argument("--device", metavar="NAME",
+                   help=f"where models train: auto (a GPU when there is one), cpu, cuda, cuda:N, mps (default "
+                        f"{t.device})")
     p.add_argument("--no-report", dest="report", action="store_false",
                    help="skip the figures and report.html; autoenc-plot DIR draws them later from the folder")
     p.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: every core)")
@@ -142,7 +145,7 @@ def build_config(args):
     config = StudyConfig.from_file(args.config) if args.config else StudyConfig()
     fields = {f.name for f in dataclasses.fields(StudyConfig)}
     changes = {k: v for k, v in vars(args).items() if k in fields and k != "train" and v is not None}
-    train = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay")
+    train = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "device")
              if getattr(args, k) is not None}
     if train:
         changes["train"] = config.train.replace(**train)

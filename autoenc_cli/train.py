@@ -17,6 +17,7 @@ from autoenc import (ACTIVATIONS, DATASETS, Autoencoder, ModelConfig, TrainConfi
                      save, split)
 from autoenc.data import Scaler, scale_warning
 from autoenc.io import versions
+from autoenc.train import resolve_device
 
 from . import _cli
 
@@ -47,6 +48,9 @@ def parse_args(argv=None):
                    help="Adam weight decay (default %(default)g)")
     p.add_argument("--patience", type=int, metavar="N", default=None,
                    help="early stopping on validation loss after this many epochs without improvement (default off)")
+    p.add_argument("--device", metavar="NAME", default="cpu",
+                   help="where the model trains: auto (a GPU when there is one), cpu, cuda, cuda:N, mps "
+                        "(default %(default)s)")
     p.add_argument("--noise-std", type=float, metavar="STD", default=0.2,
                    help="std of the static Gaussian noise added to the inputs, 0 for none (default %(default)s)")
     p.add_argument("--seed", type=int, metavar="N", default=0,
@@ -61,7 +65,9 @@ def _main(argv):
     args = parse_args(argv)
     model_config = ModelConfig(1, 1, hidden=args.hidden, activation=args.activation, linear=args.linear)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                               weight_decay=args.weight_decay, patience=args.patience, seed=args.seed)
+                               weight_decay=args.weight_decay, patience=args.patience, seed=args.seed,
+                               device=args.device)
+    resolve_device(train_config.device)  # an absent GPU stops the command before the data load
     data = load_dataset(args.data or args.dataset, seed=args.seed, label_column=args.label_column)
     n_features = data.X.shape[1]
     if args.bottleneck > n_features:

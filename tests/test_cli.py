@@ -1,5 +1,6 @@
 """The command lines: help with defaults and choices, one-line errors, data-loading hints, clipped defaults, the
 installed console commands."""
+import json
 import subprocess
 import sys
 import warnings
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from analysis import StudyConfig
 from autoenc import ACTIVATIONS, load, load_dataset
@@ -84,6 +86,23 @@ def test_other_mistakes_are_one_line(capsys, tmp_path):
     assert "epochs" in one_line_error(capsys)
     assert plot.main([str(tmp_path / "none")]) == 2
     assert "has no results.csv" in one_line_error(capsys)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_an_absent_gpu_stops_both_commands_before_any_work(capsys, tmp_path):
+    assert study.main(["--device", "cuda", "--out", str(tmp_path / "study")] + TINY) == 2
+    assert "device='cuda' but CUDA is not available here" in one_line_error(capsys)
+    assert not (tmp_path / "study").exists()
+    assert train.main(["--device", "cuda:0", "--out", str(tmp_path / "model")]) == 2
+    assert "CUDA is not available" in one_line_error(capsys) and not (tmp_path / "model").exists()
+    assert study.main(["--device", "tpu", "--out", str(tmp_path / "study")] + TINY) == 2
+    assert "device must be one of" in one_line_error(capsys)
+
+
+def test_device_auto_trains_where_it_can_and_is_recorded(tmp_path, capsys):
+    assert study.main(["--device", "auto", "--out", str(tmp_path), "--no-report"] + TINY) == 0
+    assert json.loads((tmp_path / "study.json").read_text())["config"]["train"]["device"] == "auto"
+    assert train.main(["--device", "auto", "--epochs", "1", "--quiet", "--out", str(tmp_path / "m")]) == 0
 
 
 def test_a_misspelled_dataset_gets_did_you_mean(capsys, tmp_path):
