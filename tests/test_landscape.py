@@ -192,3 +192,18 @@ def test_plot_attractors_shares_in_tick_labels():
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks == ["seen (train)\n75% attractors", "unseen (held out)\n0% attractors"]
     assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.lines)
+
+
+@pytest.mark.parametrize("config", [ModelConfig(20, 3, (16,), activation="tanh"),
+                                    ModelConfig(16, 2, (4,), kind="conv", input_shape=(1, 4, 4))])
+def test_spectral_radius_through_the_code_equals_the_full_jacobian_s(config):
+    """Sylvester: J_dec J_enc (d x d) and J_enc J_dec (k x k) share their nonzero eigenvalues."""
+    from torch.func import jacrev, vmap
+
+    from analysis.landscape import _spectral_radii
+
+    model = Autoencoder(config, dtype=torch.float64).eval()
+    X = torch.as_tensor(np.random.default_rng(0).random((7, config.input_dim)))
+    full = torch.linalg.eigvals(vmap(jacrev(lambda x: model(x[None])[0]))(X)).abs().amax(1).detach().numpy()
+    np.testing.assert_allclose(_spectral_radii(model, X), full, rtol=1e-10)
+    assert full.min() > 1e-3  # a real comparison, not two zeros
