@@ -22,7 +22,7 @@ from autoenc import Autoencoder, AutoencoderTransformer
 from autoenc.train import torch_threads
 from autoenc.validation import check_array, check_int
 
-from .reconstruction import pca_as_autoencoder, reconstruct_with
+from .reconstruction import pca_as_autoencoder, reconstruct_with, widest_row
 
 __all__ = ["EXACT_MAX_FEATURES", "degrees_of_freedom"]
 
@@ -299,8 +299,8 @@ def _jacobian_trace(model, X, batch_size):
     def row_jacobian(x):
         return jacrev(lambda v: model(v.unsqueeze(0)).squeeze(0))(x)
 
-    out = []
-    for rows in _batches(len(X), batch_size, 4 * d * d):
+    out = []  # each row carries d cotangents through every layer: the widest layer's d copies bound the batch
+    for rows in _batches(len(X), batch_size, 4 * d * widest_row(model, d, Xt.dtype, Xt.device)):
         out.append(torch.diagonal(vmap(row_jacobian)(Xt[rows]), dim1=-2, dim2=-1).sum(-1).double().cpu())
     return torch.cat(out).numpy()
 
@@ -324,24 +324,6 @@ def _rademacher(seed, rows, n_probes, d, n):
     return np.concatenate(parts).astype(np.float64) * 2 - 1
 
 
-def _widest_row(model, d, dtype, device):
-    """Values per row of the model's widest intermediate output (a convolution's feature maps included)."""
-    sizes = [d]
-
-    def record(module, args, out):
-        if isinstance(out, torch.Tensor) and out.dim():
-            sizes.append(out[0].numel())
-
-    hooks = [m.register_forward_hook(record) for m in model.modules() if not any(True for _ in m.children())]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, d, dtype=dtype, device=device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return max(sizes)
-
-
 def _summarize_probes(estimates):
     """Per-row mean over the probes and its standard error (NaN with one probe)."""
     n_probes = estimates.shape[1]
@@ -353,7 +335,7 @@ def _summarize_probes(estimates):
 def _hutchinson_torch(model, X, *, n_probes, seed, batch_size):
     Xt = _as_tensor(model, X)
     n, d = X.shape
-    width = _widest_row(model, d, Xt.dtype, Xt.device)
+    width = widest_row(model, d, Xt.dtype, Xt.device)
     out = []
     with torch.no_grad():
         for rows in _batches(n, batch_size, 4 * n_probes * width):

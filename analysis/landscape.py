@@ -16,6 +16,8 @@ from torch.func import functional_call, jacrev, vmap
 
 from autoenc.validation import check_array, check_columns, check_int, check_positive_float
 
+from .reconstruction import widest_row
+
 __all__ = ["attractor_fraction", "attractors", "filter_normalized_direction", "loss_slice"]
 
 
@@ -188,7 +190,8 @@ def _spectral_radii(model, X, budget=2**22):
         dec = vmap(jacrev(lambda z: model.decode(z[None])[0]))
     else:
         jacobian = vmap(jacrev(lambda x: model(x[None])[0]))
-    chunk = max(1, budget // (2 * k * d if factored else d * d))
+    widest = widest_row(model, d, X.dtype, X.device)  # each row carries k (or d) cotangents through every layer
+    chunk = max(1, budget // (4 * k * widest if factored else 2 * d * widest))
     out = []
     for s in range(0, n, chunk):
         x = X[s : s + chunk]

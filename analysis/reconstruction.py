@@ -221,3 +221,25 @@ def pca_as_autoencoder(pca: PCA, dtype=torch.float32) -> Autoencoder:
         dec.weight.copy_(W.T)
         dec.bias.copy_(mean)
     return model
+
+
+def widest_row(model, d, dtype=torch.float32, device="cpu"):
+    """Values per row of a torch module's widest layer output (a convolution's feature maps included): what batch
+    budgets of per-row work (Jacobians, probes) must count. An ``Autoencoder`` knows it; another module is run on
+    one row of zeros with hooks."""
+    if isinstance(getattr(model, "widest", None), int):
+        return max(d, model.widest)
+    sizes = [d]
+
+    def record(module, args, out):
+        if isinstance(out, torch.Tensor) and out.dim():
+            sizes.append(out[0].numel())
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if not any(True for _ in m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, d, dtype=dtype, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max(sizes)

@@ -297,8 +297,33 @@ def test_probes_are_drawn_batch_by_batch_the_same_whatever_the_batching(rng):
 
 
 def test_the_batch_budget_counts_a_convolution_s_feature_maps():
-    from analysis.divergence import _widest_row
+    from analysis.reconstruction import widest_row
 
     conv = Autoencoder(ModelConfig(784, 8, (16, 32), kind="conv", input_shape=(1, 28, 28)))
-    assert _widest_row(conv, 784, torch.float32, "cpu") == 16 * 14 * 14  # the first feature map, not 784
-    assert _widest_row(Autoencoder(ModelConfig(20, 2, (50,))), 20, torch.float32, "cpu") == 50
+    assert widest_row(conv, 784) == 16 * 14 * 14  # the first feature map, not 784
+    assert widest_row(Autoencoder(ModelConfig(20, 2, (50,))), 20) == 50
+    assert widest_row(torch.nn.Sequential(conv.encoder, conv.decoder), 784) == 16 * 14 * 14  # by hooks
+
+
+def test_exact_df_of_a_wide_convolution_stays_within_its_batch_budget():
+    """Each row carries d cotangents through the widest layer (here 256 channels of 4 x 4): batches counted on
+    d x d alone took 0.9 GB for 300 rows of 8 x 8 digits; counted on the widest layer, about 70 MB."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import resource
+        import numpy as np, torch
+        from autoenc import Autoencoder, ModelConfig
+        from analysis.divergence import degrees_of_freedom
+        torch.set_num_threads(1)
+        model = Autoencoder(ModelConfig(64, 4, (256,), kind="conv", input_shape=(1, 8, 8)))
+        X = np.random.default_rng(0).random((300, 64), dtype=np.float32)
+        degrees_of_freedom(model, X[:2], method="exact")  # first-call costs before the baseline
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        degrees_of_freedom(model, X, method="exact")
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+    """)
+    grown_mb = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert grown_mb < 300
