@@ -173,6 +173,9 @@ class RunSpec:
 _RUN_ID = re.compile(r"pca-k(?P<pca>\d+)(?:-s(?P<pseed>\d+))?|ae-k(?P<k>\d+)-(?P<letter>[hc])(?P<hidden>none|\d+(?:-\d+)*)"
                      r"-s(?P<seed>\d+)")
 
+MLP_WIDTHS = (16, 64, 256, 1024)  # hidden units
+CONV_WIDTHS = (4, 16, 64, 256)  # channels per stage
+
 
 @dataclass(frozen=True)
 class StudyConfig(JSONConfig):
@@ -203,7 +206,9 @@ class StudyConfig(JSONConfig):
     architecture : str
         ``mlp`` (fully connected) or ``conv``: strided convolutions down to a linear code of ``k`` and transposed
         convolutions back, on the data's image shape (a 1-D signal for tabular data); ``widths`` are then channel
-        counts and ``depths`` numbers of stages.
+        counts and ``depths`` numbers of stages. Default widths: ``MLP_WIDTHS`` (16, 64, 256, 1024) units, or
+        ``CONV_WIDTHS`` (4, 16, 64, 256) channels: a channel costs work at every position, and 256 channels already
+        give about the parameter counts of the MLP sweep's widest member.
     kernel_size : int
         Convolution kernel size (``conv`` only).
     search : str
@@ -256,7 +261,7 @@ class StudyConfig(JSONConfig):
     fractions: tuple = (0.6, 0.2, 0.2)
     scale: str = "none"
     bottlenecks: tuple = (2, 4, 8, 16, 32)
-    widths: tuple = (16, 64, 256, 1024)
+    widths: tuple | None = None  # None: MLP_WIDTHS, or CONV_WIDTHS for architecture="conv"
     depths: tuple = (1,)
     seeds: tuple = (0, 1, 2)
     activation: str = "relu"
@@ -298,6 +303,8 @@ class StudyConfig(JSONConfig):
                               ("selection_rule", SELECTION_RULES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid values are {list(choices)}")
+        if self.widths is None:
+            object.__setattr__(self, "widths", CONV_WIDTHS if self.architecture == "conv" else MLP_WIDTHS)
         for name, minimum in (("bottlenecks", 1), ("widths", 1), ("depths", 0), ("seeds", 0)):
             object.__setattr__(self, name, _int_tuple(getattr(self, name), name, minimum))
         check_positive_float(self.tolerance, "tolerance", allow_zero=True)

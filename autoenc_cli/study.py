@@ -27,7 +27,8 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 from analysis import StudyConfig, run_study
-from analysis.config import LATENT_METHODS, SCALINGS, SEARCHES, SELECTION_METRICS, SELECTION_RULES
+from analysis.config import (CONV_WIDTHS, LATENT_METHODS, MLP_WIDTHS, SCALINGS, SEARCHES, SELECTION_METRICS,
+                             SELECTION_RULES)
 from autoenc import ACTIVATIONS, DATASETS, load_dataset
 
 from . import _cli
@@ -78,7 +79,8 @@ def parse_args(argv=None):
                    help=f"code sizes k, e.g. '2,4,8' (default {_csv(d.bottlenecks)}, those below the number of "
                         "features)")
     p.add_argument("--widths", type=_cli.int_list, metavar="LIST",
-                   help=f"hidden layer widths (default {_csv(d.widths)})")
+                   help=f"hidden layer widths (default {_csv(MLP_WIDTHS)}; channels with --architecture conv, "
+                        f"default {_csv(CONV_WIDTHS)})")
     p.add_argument("--depths", type=_cli.int_list, metavar="LIST",
                    help=f"hidden layers per side, e.g. '1,2' (default {_csv(d.depths)})")
     p.add_argument("--seeds", type=_cli.int_list, metavar="LIST",
@@ -149,6 +151,8 @@ def build_config(args):
              if getattr(args, k) is not None}
     if train:
         changes["train"] = config.train.replace(**train)
+    if "widths" not in changes and config.widths == StudyConfig(architecture=config.architecture).widths:
+        changes["widths"] = None  # the default widths of the architecture the study ends up with
     return config.replace(**changes)
 
 

@@ -277,3 +277,19 @@ def test_scripts_are_shims_over_the_package():
     for name, module in (("study", study), ("train", train), ("plot", plot)):
         namespace = runpy.run_path(str(root / "scripts" / f"{name}.py"))
         assert namespace["main"] is module.main
+
+
+def test_convolutions_get_channel_widths_by_default(tmp_path):
+    """1024 channels on 8 x 8 digits (the MLP's widths read as channels) took 9 minutes and 9.5 GB."""
+    from analysis.config import CONV_WIDTHS, MLP_WIDTHS
+
+    assert build_config(parse_args([])).widths == MLP_WIDTHS
+    assert build_config(parse_args(["--architecture", "conv"])).widths == CONV_WIDTHS == (4, 16, 64, 256)
+    assert build_config(parse_args(["--architecture", "conv", "--widths", "8,32"])).widths == (8, 32)
+    assert StudyConfig(architecture="conv").widths == CONV_WIDTHS
+    assert StudyConfig(architecture="conv", widths=(512,)).widths == (512,)  # given widths are kept
+    (tmp_path / "c.toml").write_text('architecture = "conv"\nwidths = [16, 1024]\n')
+    assert build_config(parse_args(["--config", str(tmp_path / "c.toml")])).widths == (16, 1024)
+    (tmp_path / "m.toml").write_text('bottlenecks = [2]\n')
+    assert build_config(parse_args(["--config", str(tmp_path / "m.toml"), "--architecture", "conv"])).widths == \
+        CONV_WIDTHS
