@@ -266,8 +266,10 @@ class _ConvStack:
 
         A convolution's patches are several times its input: at batch 128 on 28 x 28 images one member's exceed
         a core's L2 cache. Members are independent, so a step runs forward and backward one slice at a time and
-        the slice's buffers (reused, same shapes) stay warm; measured here 1.3x faster than all members at once.
+        the slice's buffers (reused, same shapes) stay warm: measured here 1.2x faster than all members at once.
         """
+        if self.param.device.type != "cpu":  # an accelerator wants every member in one launch
+            return [slice(0, self.M)]
         per_member = batch_size * self.widest_cols * self.param.element_size()
         size = max(1, min(self.M, _CHUNK_BYTES // per_member))
         return [slice(m, m + size) for m in range(0, self.M, size)]
