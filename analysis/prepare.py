@@ -6,7 +6,7 @@ the injected noise, the split, and what selection needs to know (the noise level
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -40,6 +40,7 @@ class StudyData:
     sigma: float | None = None  # std of the (isotropic) noise in X when known: for SURE
     denoise_noise: np.ndarray | None = None  # fresh noise for the validation inputs when nothing else is known
     fingerprint: str | None = None  # content hash of the data as loaded (features and labels)
+    _nm_references: dict = field(default_factory=dict, repr=False, compare=False)  # k -> nm_reference(k)
 
     @property
     def n_features(self):
@@ -67,6 +68,11 @@ class StudyData:
         training noise would be biased toward the directions PCA fitted (its share comes out above k/d)."""
         if not self.noisy:
             return np.nan
+        if k not in self._nm_references:  # a PCA fit per bottleneck, not per run (seconds at 60,000 x 784)
+            self._nm_references[k] = self._nm_reference(k)
+        return self._nm_references[k]
+
+    def _nm_reference(self, k):
         components = PCA(n_components=k, random_state=0).fit(self.X[self.train]).components_
         held_out = np.concatenate([self.val, self.test])
         return nm_reference(components, self.noise_of(held_out if len(held_out) else self.train))

@@ -167,3 +167,15 @@ def test_a_failed_fit_is_called_one_not_memorization():
     (line,) = verdict(pd.DataFrame(rows))
     assert line.startswith("Width 16 fits the data badly") and "222.2 to 222.2 times PCA's" in line
     assert "negative noise memorization" in line and "--scale standard" in line
+
+
+def test_the_pca_reference_line_is_fitted_once_per_bottleneck(monkeypatch):
+    import analysis.prepare as prepare
+
+    fits = []
+    real = prepare.PCA
+    monkeypatch.setattr(prepare, "PCA", lambda *a, **kw: fits.append(kw.get("n_components")) or real(*a, **kw))
+    data = prepare_data(StudyConfig(bottlenecks=(2, 4)))
+    first = [data.nm_reference(k) for k in (2, 4, 2, 4, 2)]
+    assert fits == [2, 4] and first[0] == first[2] == first[4] and first[1] == first[3]
+    assert 0 < first[0] < first[1] < 1  # a rank-4 projection keeps more of the noise than a rank-2 one
