@@ -105,8 +105,11 @@ def _result(spec: RunSpec, data: StudyData, config: StudyConfig, **fields):
                      worker=f"{socket.gethostname()}:{os.getpid()}", **fields)
 
 
-def _train_group(specs, data: StudyData, config: StudyConfig):
-    """Train ``specs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run."""
+def _train_group(specs, data: StudyData, config: StudyConfig, progress=False):
+    """Train ``specs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run.
+
+    ``progress``: an epoch bar under the study's (only where the group trains in the study's own process).
+    """
     configs = [model_config(s, data, config) for s in specs]
     train_configs = [s.train_config(config.train) for s in specs]
     splits = _split_inputs(data)
@@ -119,7 +122,7 @@ def _train_group(specs, data: StudyData, config: StudyConfig):
         del noise
     start = time.perf_counter()
     # fit_group is exact to solo fit, and faster even for a group of one (no autograd, one fused Adam buffer).
-    members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=False, on_eval=recorder,
+    members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=progress, on_eval=recorder,
                         eval_epochs=log_epochs(config.train.epochs) if recorder else None)
     seconds = (time.perf_counter() - start) / len(specs)
     curves = recorder.frame() if recorder else None
@@ -220,7 +223,9 @@ class _Study:
             if self.on_progress is not None:  # the bar counts nothing when disabled: keep our own count
                 self.on_progress(count, total, [r.run for r in results])
 
-        tasks = [*before, *[Task(_train_group, (g, self.data_for(g[0]), self.config), done) for g in todo],
+        # Epochs show under the bar where the group trains here; a worker process has no terminal to draw on.
+        epochs = self.progress if self.n_jobs == 1 and self.client is None else False
+        tasks = [*before, *[Task(_train_group, (g, self.data_for(g[0]), self.config, epochs), done) for g in todo],
                  *after]
         try:
             run_tasks(tasks, self.n_jobs, self.client)

@@ -188,7 +188,8 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
     sumsq = torch.zeros(M, dtype=dtype, device=device)
 
     with torch_threads(tc.threads), torch.no_grad(), on_device:  # gradients are written by hand: no autograd
-        bar = tqdm(range(1, tc.epochs + 1), disable=None if progress is None else not progress, leave=False)
+        bar = tqdm(range(1, tc.epochs + 1), unit="epoch", disable=None if progress is None else not progress,
+                   leave=False)
         for epoch in bar:
             # drawn on the CPU, as solo fit draws them: the same order on every device
             perms = {s: torch.randperm(n, generator=g, device="cpu").to(device) for s, g in generators.items()}

@@ -319,3 +319,13 @@ def test_run_study_rejects_bad_options_before_work(tmp_path, kwargs, error, mess
     with pytest.raises(error, match=message):
         run_study(small_config(), tmp_path / "o", n_jobs=1, progress=False, **kwargs)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_group_trained_in_the_study_process_shows_its_epochs(tmp_path, capsys):
+    config = StudyConfig(bottlenecks=(2,), widths=(8,), seeds=(0,), memorization=False, latent="none", audit=(),
+                         landscape=False, train=TrainConfig(epochs=3, batch_size=64))
+    run_study(config, tmp_path, n_jobs=1, progress=True, report=False)
+    err = capsys.readouterr().err
+    assert "training: 100%" in err and "0/3 [" in err and "epoch" in err  # the group's epochs, under the models
+    run_study(config, tmp_path / "quiet", n_jobs=1, progress=False, report=False)
+    assert capsys.readouterr().err == ""
