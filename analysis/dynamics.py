@@ -298,13 +298,13 @@ def clean_minimum(curves, by=None):
 
 
 def _n_params(config):
-    widths = [config.input_dim, *config.hidden, config.bottleneck, *config.hidden[::-1], config.input_dim]
-    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    with torch.device("meta"):  # counted on shapes: no weights drawn
+        return Autoencoder(config).n_parameters
 
 
 def double_descent(X_train, X_test, widths, *, bottleneck=8, depth=1, activation="relu", linear=False, seeds=(0,),
                    train_config=None, clean_train=None, clean_test=None, eval_epochs=None, include_pca=True,
-                   dtype=torch.float32, progress=False):
+                   dtype=torch.float32, progress=False, kind="mlp", input_shape=None, kernel_size=3):
     """Train and test error over a width sweep, with the interpolation threshold (parameters = n_train x d).
 
     Autoencoders ``d -> w^depth -> bottleneck -> w^depth -> d`` for each width ``w`` and seed, trained by
@@ -330,8 +330,8 @@ def double_descent(X_train, X_test, widths, *, bottleneck=8, depth=1, activation
     X_test : array-like of shape (n_test, n_features)
     widths : sequence of int
         Hidden widths; choose them so that ``n_params / interpolation_threshold`` spans well below and above 1.
-    bottleneck, depth, activation, linear :
-        The architecture (``ModelConfig``) shared by the sweep.
+    bottleneck, depth, activation, linear, kind, input_shape, kernel_size :
+        The architecture (``ModelConfig``) shared by the sweep; with ``kind="conv"`` the widths are channels.
     seeds : sequence of int, default (0,)
     train_config : TrainConfig, optional
         Its ``seed`` is replaced by each of ``seeds``; default ``TrainConfig()``.
@@ -372,7 +372,9 @@ def double_descent(X_train, X_test, widths, *, bottleneck=8, depth=1, activation
         raise TypeError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
     check_int(depth, "depth", minimum=1)
     runs = [(w, s) for w in widths for s in seeds]
-    configs = [ModelConfig(d, bottleneck, (w,) * depth, activation=activation, linear=linear) for w, _ in runs]
+    shape = {} if kind == "mlp" else {"kind": kind, "input_shape": input_shape, "kernel_size": kernel_size}
+    configs = [ModelConfig(d, bottleneck, (w,) * depth, activation=activation, linear=linear, **shape)
+               for w, _ in runs]
     train_configs = [train_config.replace(seed=s) for _, s in runs]
     threshold = n * d
     splits = (("train", X_train, clean[0]), ("test", X_test, clean[1]))

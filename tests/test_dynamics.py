@@ -287,3 +287,12 @@ def test_the_study_draws_double_descent_on_request(tmp_path, monkeypatch):
     ratios = sweep.dropna(subset=["width"]).groupby("width")["params_ratio"].first()
     assert ratios[4] < 1 < ratios[128]  # the sweep crosses the threshold
     assert (tmp_path / "figures" / "double_descent.png").exists()
+
+
+def test_double_descent_sweeps_channels_of_a_convolutional_autoencoder(rng):
+    X = rng.random((30, 16)).astype(np.float32)
+    frame = double_descent(X[:20], X[20:], [2, 6], bottleneck=2, kind="conv", input_shape=(1, 4, 4),
+                           train_config=TrainConfig(epochs=2), include_pca=False)
+    expected = [Autoencoder(ModelConfig(16, 2, (w,), kind="conv", input_shape=(1, 4, 4))).n_parameters for w in (2, 6)]
+    assert sorted(frame["n_params"].unique().tolist()) == expected  # the convolutional networks' own counts
+    assert (frame["interpolation_threshold"] == 20 * 16).all() and np.isfinite(frame["mse"]).all()
