@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import compare_to_pca
+from analysis import RunSpec, compare_to_pca
 from autoenc import (ACTIVATIONS, DATASETS, Autoencoder, ModelConfig, TrainConfig, add_noise, fit, load_dataset,
                      save, split)
 from autoenc.data import Scaler, scale_warning
@@ -41,6 +41,11 @@ def parse_args(argv=None):
                    help="encoder widths, e.g. '256' or '256,64'; the decoder mirrors them; '' for none (default 256)")
     p.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="nonlinearity (default %(default)s)")
     p.add_argument("--linear", action="store_true", help="no nonlinearity at all (the PCA-equivalent network)")
+    p.add_argument("--architecture", choices=("mlp", "conv"), default="mlp",
+                   help="fully connected, or strided convolutions on the data's image shape with --hidden as "
+                        "channels per stage (default %(default)s)")
+    p.add_argument("--kernel-size", type=int, metavar="N", default=3,
+                   help="convolution kernel size, with --architecture conv (default %(default)s)")
     p.add_argument("--epochs", type=int, metavar="N", default=100, help="training epochs (default %(default)s)")
     p.add_argument("--batch-size", type=int, metavar="N", default=64, help="minibatch size (default %(default)s)")
     p.add_argument("--lr", type=float, metavar="RATE", default=1e-3, help="Adam learning rate (default %(default)g)")
@@ -73,6 +78,10 @@ def _main(argv):
     if args.bottleneck > n_features:
         raise ValueError(f"--bottleneck {args.bottleneck} is larger than the {n_features} features of {data.name}")
     model_config = model_config.replace(input_dim=n_features, bottleneck=args.bottleneck)
+    if args.architecture == "conv":  # the data's image shape, one channel (a 1-D signal for tabular data)
+        shape = RunSpec(args.bottleneck, tuple(args.hidden), args.seed, kind="conv").model_config(
+            n_features, image_shape=data.image_shape, kernel_size=args.kernel_size).input_shape
+        model_config = model_config.replace(kind="conv", input_shape=shape, kernel_size=args.kernel_size)
     # class ids (integers or names) keep their proportions across the parts; a continuous target cannot
     labels = data.y if data.y is not None and np.asarray(data.y).dtype.kind in "iuUSO" else None
     parts = split(len(data.X), seed=args.seed, stratify=labels)
@@ -88,7 +97,8 @@ def _main(argv):
     model = Autoencoder(model_config)
     history = fit(model, X[parts.train], X[parts.val], train_config, progress=False if args.quiet else None)
     hidden = "-".join(map(str, args.hidden)) or "none"
-    out = Path(args.out or f"runs/models/{data.name}-k{args.bottleneck}-h{hidden}")
+    kind = "c" if args.architecture == "conv" else "h"  # as in the study's run ids: ae-k8-c16-32-s0
+    out = Path(args.out or f"runs/models/{data.name}-k{args.bottleneck}-{kind}{hidden}")
     save(model, out, metadata={"dataset": data.name, "label_column": args.label_column, "noise_std": args.noise_std,
                                "scaling": {"method": args.scale, "offset": scaler.offset_.tolist(),
                                          "scale": scaler.scale_.tolist()},

@@ -293,3 +293,12 @@ def test_convolutions_get_channel_widths_by_default(tmp_path):
     (tmp_path / "m.toml").write_text('bottlenecks = [2]\n')
     assert build_config(parse_args(["--config", str(tmp_path / "m.toml"), "--architecture", "conv"])).widths == \
         CONV_WIDTHS
+
+
+def test_train_a_convolutional_autoencoder_on_the_image_shape(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert train.main(["--architecture", "conv", "--hidden", "4,8", "--kernel-size", "5", "--epochs", "1",
+                       "--quiet"]) == 0
+    model = load(tmp_path / "runs" / "models" / "digits-k8-c4-8")  # named like the study's run ids
+    assert (model.config.kind, model.config.input_shape, model.config.kernel_size) == ("conv", (1, 8, 8), 5)
+    assert "autoencoder  test" in capsys.readouterr().out
