@@ -28,7 +28,7 @@ from autoenc.io import versions
 from autoenc.train import resolve_device
 from autoenc.validation import check_int, check_positive_float
 
-from ._parallel import Task, dask_client, default_jobs, release_workers, run_tasks
+from ._parallel import Task, dask_client, default_jobs, one_thread, release_workers, run_tasks
 from .prepare import StudyData, prepare_data
 from .lock import StudyLock
 from .config import RunSpec, StudyConfig
@@ -312,6 +312,12 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
     if scheduler is None:  # a cluster's workers may have a GPU that this machine lacks: they check for themselves
         resolve_device(config.train.device)
     start = time.perf_counter()
+    with one_thread():  # the numbers do not depend on this process's thread settings (see one_thread)
+        return _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progress, timeout, start)
+
+
+def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progress, timeout, start):
+    """:func:`run_study` after its arguments are checked: the data, the cluster, the locked folder, the study."""
     data = prepare_data(config)
     for spec in config.runs():  # an architecture the data cannot hold is refused before any work
         model_config(spec, data, config)
