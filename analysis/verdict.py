@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .evidence import assess, family_runs, fit_causes, pca_comparison, settle
+from .evidence import assess, audit_leaks, family_runs, fit_causes, pca_comparison, settle, verdict_inputs
 
-__all__ = ["answer", "key_numbers", "verdict"]
+__all__ = ["answer", "key_numbers", "verdict", "verdict_inputs"]
 
 
 def _fmt_interval(row, name, fmt="{:.2f}"):
@@ -248,6 +248,15 @@ def _audit_lines(audit, fpr=0.01):
             line += f", {ATTACK_NAMES['loss']} {row['tpr']:.1%} [{row['tpr_ci_low']:.1%}, {row['tpr_ci_high']:.1%}]"
         if not bool(best.get("fpr_resolved", True)):
             line += f" (too few unseen samples to resolve {fpr:.0%}: read it as an upper bound)"
+        leaks, low, chance = audit_leaks(rows, fpr)
+        n_attacks = rows["attack"].nunique()
+        if leaks:
+            line += (f": above the {chance:.1%} a guess flags (lower bound {low:.1%}, corrected for picking the "
+                     f"strongest of {n_attacks} attacks)")
+        else:
+            line += (f": inconclusive, its lower bound ({low:.1%}, corrected for picking the strongest of {n_attacks}"
+                     f" attacks) does not exceed the {chance:.1%} a guess flags; more reference models "
+                     "(--n-references) or more samples would settle it")
         lines.append(line + ".")
     return lines
 
@@ -301,14 +310,28 @@ _COLUMNS = [
 ]
 
 
-def key_numbers(table):
+# The console's table: the claims' own numbers, narrow enough for 100 columns.
+_COMPACT = [
+    ("model", lambda r: "PCA" if r["model"] == "pca" else "AE"),
+    *_COLUMNS[1:5],
+    ("unseen clean MSE [CI]", _with_interval("test_mse_clean", "{:.4f}")),
+    ("noise mem. gap [CI]", _with_interval("mem_gap", "{:.2f}")),
+    ("membership AUC [CI]", _with_interval("membership_auc", "{:.3f}")),
+]
+
+
+def key_numbers(table, compact=False):
     """The key-number table as text: headings and rows of strings, one row per row of ``table``.
 
     ``table`` is :func:`analysis.tables.summary_table`'s frame; errors get 4 decimals, shares 3, intervals in
-    brackets; columns with nothing to show are left out.
+    brackets; columns with nothing to show are left out. ``compact=True`` keeps the columns the verdict's claims
+    rest on (the unseen clean error, seen minus unseen noise memorization, the membership AUC), for a console.
     """
+    if not isinstance(compact, bool):
+        raise TypeError(f"compact must be True or False, got {compact!r}")
+    chosen = _COMPACT if compact else _COLUMNS
     if table.empty:
-        return [h for h, _ in _COLUMNS], []
+        return [h for h, _ in chosen], []
     records = table.to_dict("records")
-    columns = [(h, cell) for h, cell in _COLUMNS if any(cell(r) not in ("–", "") for r in records)]
+    columns = [(h, cell) for h, cell in chosen if any(cell(r) not in ("–", "") for r in records)]
     return [h for h, _ in columns], [[cell(r) for _, cell in columns] for r in records]
