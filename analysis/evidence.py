@@ -44,10 +44,11 @@ def stores(row):
 def like_pca(row, pca_row=None):
     """True when the intervals show no more storage than PCA's: the memorization gap's upper bound within
     ``LIKE_PCA`` of PCA's gap and the AUC's within ``2 * LIKE_PCA`` of PCA's AUC (0 and 0.5 without PCA)."""
-    gap = 0.0 if pca_row is None else float(pca_row.get("mem_gap", 0.0))
-    auc = 0.5 if pca_row is None else float(pca_row.get("membership_auc", 0.5))
-    return bool(_bounds(row, "mem_gap")[1] <= max(gap, 0.0) + LIKE_PCA
-                and _bounds(row, "membership_auc")[1] <= max(auc, 0.5) + 2 * LIKE_PCA)
+    gap = 0.0 if pca_row is None else float(pca_row.get("mem_gap", np.nan))
+    auc = 0.5 if pca_row is None else float(pca_row.get("membership_auc", np.nan))
+    gap, auc = max(np.nan_to_num(gap), 0.0), max(np.nan_to_num(auc, nan=0.5), 0.5)
+    return bool(_bounds(row, "mem_gap")[1] <= gap + LIKE_PCA
+                and _bounds(row, "membership_auc")[1] <= auc + 2 * LIKE_PCA)
 
 
 def pca_comparison(row):

@@ -15,7 +15,7 @@ __all__ = [
     "one_standard_error", "seed_interval", "tpr_at_fpr_interval",
 ]
 
-SCALES = ("raw", "log", "logit", "share")
+SCALES = ("raw", "log", "logit", "share", "signed")
 
 
 class FPRResolutionWarning(UserWarning):
@@ -248,7 +248,9 @@ def seed_interval(values, scale="raw", confidence=0.95, *, n_trials=None):
       the noise): per set of values, the logit while all lie inside (0, 1), ``log(v)`` while all are above 0 but
       one is 1 or more, ``-log(1 - v)`` while all are below 1 but one is 0 or less, else the raw scale. So the
       interval crosses 0 only where a value lies at or below 0, and 1 only where one lies at or above 1;
-    - ``"raw"`` for differences, whose range is unbounded.
+    - ``"signed"`` for a difference of two shares (seen minus unseen noise memorization): Fisher's
+      ``arctanh`` while every value lies inside (-1, 1), where the interval then stays, else the raw scale;
+    - ``"raw"`` for differences whose range is unbounded.
 
     The mean is the arithmetic mean of ``values``.
 
@@ -256,7 +258,7 @@ def seed_interval(values, scale="raw", confidence=0.95, *, n_trials=None):
     ----------
     values : array-like of shape (n_seeds,) or (..., n_seeds)
         Finite values, one per seed on the last axis; positive for ``"log"``, in [0, 1] for ``"logit"``.
-    scale : {"raw", "log", "logit", "share"}, default "raw"
+    scale : {"raw", "log", "logit", "share", "signed"}, default "raw"
     confidence : float, default 0.95
     n_trials : float or array-like of shape ``values.shape[:-1]``, optional
         Trials behind the values on the logit scale (e.g. the smaller split of an AUC).
@@ -311,9 +313,18 @@ def _scale_maps(scale, values, n_trials):
     if scale == "logit":
         if n_trials is None:
             return (lambda v: logit(np.clip(v, 1e-6, 1 - 1e-6))), expit
-        n = n_trials
-        return (lambda v: np.log((v * n[..., None] + 0.5) / ((1 - v) * n[..., None] + 0.5))), \
-            (lambda y: np.clip(((n + 1) * expit(y) - 0.5) / n, 0.0, 1.0))
+        n = np.broadcast_to(n_trials, values.shape[:-1])
+        edge = np.any((values == 0) | (values == 1), axis=-1)  # the empirical logit only where a value needs it
+
+        def forward(v):
+            empirical = np.log((v * n[..., None] + 0.5) / ((1 - v) * n[..., None] + 0.5))
+            return np.where(edge[..., None], empirical, logit(np.clip(v, 1e-12, 1 - 1e-12)))
+
+        return forward, lambda y: np.where(edge, np.clip(((n + 1) * expit(y) - 0.5) / n, 0.0, 1.0), expit(y))
+    if scale == "signed":
+        inside = np.all(np.abs(values) < 1, axis=-1)[..., None]
+        return (lambda v: np.where(inside, np.arctanh(np.clip(v, -1 + 1e-12, 1 - 1e-12)), v)), \
+            (lambda y: np.where(inside[..., 0], np.tanh(y), y))
     above, below = np.all(values > 0, axis=-1), np.all(values < 1, axis=-1)  # "share": per set, the sides it keeps
     both, low_only, high_only = above & below, above & ~below, below & ~above
 

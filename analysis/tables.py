@@ -11,9 +11,9 @@ from .intervals import seed_interval
 __all__ = ["INTERVAL_METHOD", "ok_rows", "per_run", "run_gaps", "summarize_runs", "summary_table"]
 
 INTERVAL_METHOD = ("95% intervals over seeds: Student t on the log scale for errors, on the logit scale for "
-                   "membership AUC and noise memorization (which leaves [0, 1] only on a side where a seed's value "
-                   "does), on the raw scale for differences (paired by seed); a single run shows its own DeLong "
-                   "interval of the AUC")
+                   "membership AUC and noise memorization (leaving [0, 1] only on a side where a seed's value does), "
+                   "on Fisher's arctanh scale for seen minus unseen noise memorization and on the raw scale for "
+                   "other differences, both paired by seed; a single run shows its own DeLong interval of the AUC")
 
 CONFIG_COLUMNS = ["model", "bottleneck", "hidden", "depth", "width", "n_params"]
 
@@ -136,7 +136,8 @@ def hidden_text(value):
 
 
 SCALE = {"test_mse": "log", "test_mse_clean": "log", "membership_auc": "logit", "nm_seen": "share",
-         "nm_unseen": "share", "gap": "raw", "mem_gap": "raw", "clean_vs_pca": "raw"}
+         "nm_unseen": "share", "gap": "raw", "mem_gap": "signed",
+         "clean_vs_pca": "raw"}
 
 
 def _interval(values, scale, confidence, n_trials=None):
@@ -155,7 +156,8 @@ def summary_table(results, confidence=0.95):
     (:data:`INTERVAL_METHOD` says it in words): the log scale for errors, the logit scale for the membership AUC
     (the empirical logit of the smaller split's size where a seed reaches 0 or 1) and for noise memorization (the
     ``"share"`` scale of :func:`analysis.intervals.seed_interval`: it leaves [0, 1] only on a side where a seed's
-    value does), the raw scale for differences, paired by seed. A configuration whose
+    value does); differences are paired by seed, on the raw scale, or for seen minus unseen noise memorization on
+    the ``"signed"`` (arctanh) scale while every seed's difference lies inside (-1, 1). A configuration whose
     seeds agree exactly on the AUC, or that has a single run, shows the widest of its runs' own DeLong intervals.
 
     Parameters

@@ -99,7 +99,8 @@ def _pca_words(entry, subject="it"):
         if entry["pca"].get(int(row["bottleneck"])) is not None:
             found[pca_comparison(row)].append(int(row["bottleneck"]))
     if found["worse"] and not found["better"] and not found["unclear"]:
-        return f" {_cap(subject)} never beats PCA on unseen samples' clean signal: PCA's error is lower at every bottleneck."
+        return (f" {_cap(subject)} never beats PCA on unseen samples' clean signal: PCA's error is lower at every "
+                "bottleneck.")
     parts = []
     if found["better"]:
         parts.append(f"{subject} beats PCA on unseen samples' clean signal at k = {_ks(found['better'])}")
@@ -113,14 +114,14 @@ def _pca_words(entry, subject="it"):
     return " " + _cap("; ".join(parts)) + "."
 
 
-def _memorized(row, fmt="{:.2f}"):
+def _memorized(row, fmt="{:.3f}"):
     return f"{_fmt_interval(row, 'mem_gap', fmt)}" if "mem_gap" in row else f"{row['nm_seen'] - row['nm_unseen']:.2f}"
 
 
 def _families(summary, history=None, scale_ratio=None):
     lines, plain = [], []
     for entry in assess(summary):
-        hidden, row, family = entry["hidden"], entry["row"], _family(entry["hidden"])
+        row, family = entry["row"], _family(entry["hidden"])
         k, status, beats = int(entry["row"]["bottleneck"]), entry["status"], _pca_words(entry)
         if status == "fails":
             lines.append(f"{_cap(family)} fits the data badly: {_fits_badly(entry, history, scale_ratio)}")
@@ -134,8 +135,8 @@ def _families(summary, history=None, scale_ratio=None):
             pca = entry["pca"].get(k)
             than = f" where PCA's is {pca['membership_auc']:.2f}" if pca is not None else ""
             lines.append(_cap(
-                f"{family} stores a little of its training samples' noise: at k={k} it reproduces "
-                f"{_memorized(row)} more of it on seen than on unseen samples, and its membership AUC is "
+                f"{family} stores a little of its training samples' noise: at k={k} its seen minus unseen noise "
+                f"memorization is {_memorized(row)}, and its membership AUC is "
                 f"{_fmt_interval(row, 'membership_auc')}{than}.") + beats)
         elif status == "like_pca":
             plain.append(entry)

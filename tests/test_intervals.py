@@ -202,7 +202,8 @@ TRUTHS = {
     "error spread widely": ("log", 0.12, lambda rng, s: _gamma(rng, 0.12, 0.6, s), (0, np.inf)),
     "noise memorization": ("share", 0.76, lambda rng, s: _beta(rng, 0.76, 30, s), (0, 1)),
     "memorization near 0": ("share", 0.03, lambda rng, s: _beta(rng, 0.03, 80, s), (0, 1)),
-    "seen minus unseen": ("raw", 0.2, lambda rng, s: rng.normal(0.2, 0.1, s), (-np.inf, np.inf)),
+    "seen minus unseen": ("signed", 0.2, lambda rng, s: rng.normal(0.2, 0.1, s), (-1, 1)),
+    "clean error minus pca's": ("raw", -0.003, lambda rng, s: rng.normal(-0.003, 0.002, s), (-np.inf, np.inf)),
 }
 
 
@@ -241,9 +242,16 @@ def test_noise_memorization_leaves_its_range_only_where_a_seed_does():
     assert 0 < amplified[2] < 1.1 and amplified[3] > 1.3
 
 
+def test_a_difference_of_shares_stays_inside_minus_one_to_one():
+    low, high = seed_interval([-0.02, 0.34], "signed")[2:]  # raw t over two seeds: [-2.13, 2.45]
+    assert -1 < low < -0.02 and 0.34 < high < 1
+    assert seed_interval([0.5, 1.4], "signed")[3] > 1.4  # a seed's difference beyond 1: the raw scale
+
+
 def test_seed_interval_at_the_ends_and_with_one_seed():
     low, high = seed_interval([1.0, 1.0, 0.99], "logit", n_trials=200)[2:]
     assert 0.9 < low < 0.99 and high == 1.0
+    assert seed_interval([0.95, 0.99], "logit", n_trials=36)[3] < 1  # no seed at the end: the plain logit
     assert seed_interval([1.0, 1.0], "logit", n_trials=50)[2:] == (1.0, 1.0)  # no spread between seeds
     mean, sd, low, high = seed_interval([0.3], "logit")
     assert mean == 0.3 and all(math.isnan(v) for v in (sd, low, high))
@@ -251,6 +259,7 @@ def test_seed_interval_at_the_ends_and_with_one_seed():
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(values=[0.1, 0.2], scale="probit"), ValueError, "scale must be one of"),
+    (dict(values=[0.1, 0.2], scale="logit", n_trials=[10, 20]), ValueError, "one per set of values"),
     (dict(values=[0.1, -0.2], scale="log"), ValueError, "> 0 on the log scale"),
     (dict(values=[0.5, 1.2], scale="logit"), ValueError, r"in \[0, 1\] on the logit scale"),
     (dict(values=[0.5, 0.6], scale="logit", n_trials=0), ValueError, "n_trials must be >= 1"),

@@ -144,7 +144,7 @@ def test_the_verdict_says_which_widths_store_and_which_learn_no_more_than_pca():
                                 "predicted_spearman": 0.92}])
     assert lines[0].startswith("Width 1024 stores its training samples: at k=8 it reproduces 61%")
     assert "membership AUC 0.99 [0.98, 1.00]" in lines[0] and "beats PCA" in lines[0] and "k = 8" in lines[0]
-    assert "seen minus unseen 0.48 [0.45, 0.51]" in lines[0]
+    assert "seen minus unseen 0.480 [0.450, 0.510]" in lines[0]
     assert lines[1].startswith("Width 16 learns no more than PCA") and "never beats PCA" in lines[1]
     assert "Spearman 0.92" in lines[2] and lines[3] == "The simplest adequate model is PCA."
 
