@@ -35,18 +35,26 @@ def _bounds(row, name):
     return (low, high) if np.isfinite(low) and np.isfinite(high) else (np.nan, np.nan)
 
 
-def stores(row):
-    """True when both intervals exclude their null: membership AUC above 0.5, seen minus unseen noise
-    memorization (``mem_gap``, paired by seed) above 0."""
-    return bool(_bounds(row, "membership_auc")[0] > 0.5 and _bounds(row, "mem_gap")[0] > 0)
+def stores(row, pca_row=None):
+    """True when both intervals exclude storage: the membership AUC's lies above 0.5 and the seen minus unseen
+    noise memorization's (``mem_gap``, paired by seed) above 0, and each above PCA's at the same bottleneck
+    (a rank-k projection fitted on the training samples shows a little of both; on the same split PCA is one
+    number, so this is the paired difference's interval excluding 0)."""
+    gap, auc = _pca_numbers(pca_row)
+    return bool(_bounds(row, "membership_auc")[0] > auc and _bounds(row, "mem_gap")[0] > gap)
+
+
+def _pca_numbers(pca_row):
+    """PCA's memorization gap and AUC, at least the nulls 0 and 0.5 (those without PCA, or where it lacks them)."""
+    gap = np.nan if pca_row is None else float(pca_row.get("mem_gap", np.nan))
+    auc = np.nan if pca_row is None else float(pca_row.get("membership_auc", np.nan))
+    return max(np.nan_to_num(gap), 0.0), max(np.nan_to_num(auc, nan=0.5), 0.5)
 
 
 def like_pca(row, pca_row=None):
     """True when the intervals show no more storage than PCA's: the memorization gap's upper bound within
     ``LIKE_PCA`` of PCA's gap and the AUC's within ``2 * LIKE_PCA`` of PCA's AUC (0 and 0.5 without PCA)."""
-    gap = 0.0 if pca_row is None else float(pca_row.get("mem_gap", np.nan))
-    auc = 0.5 if pca_row is None else float(pca_row.get("membership_auc", np.nan))
-    gap, auc = max(np.nan_to_num(gap), 0.0), max(np.nan_to_num(auc, nan=0.5), 0.5)
+    gap, auc = _pca_numbers(pca_row)
     return bool(_bounds(row, "mem_gap")[1] <= gap + LIKE_PCA
                 and _bounds(row, "membership_auc")[1] <= auc + 2 * LIKE_PCA)
 
@@ -88,7 +96,7 @@ def assess(summary):
         pca_of = {int(r["bottleneck"]): (pca.loc[int(r["bottleneck"])] if int(r["bottleneck"]) in pca.index else None)
                   for _, r in rows.iterrows()}
         entry = dict(hidden=hidden, rows=rows, pca=pca_of, ratios=_failed_fit(rows, pca))
-        storing = rows[[stores(r) for _, r in rows.iterrows()]]
+        storing = rows[[stores(r, pca_of[int(r["bottleneck"])]) for _, r in rows.iterrows()]]
         if entry["ratios"]:
             entry.update(status="fails", row=rows.iloc[0])
         elif len(storing):

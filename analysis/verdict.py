@@ -201,8 +201,10 @@ def answer(summary, selection=None):
             parts.append(f"the autoencoders {strength} from {_widths([memorize[0]])} on (they reproduce their "
                          "training samples' noise, and their error reveals which samples they saw)")
         else:
-            parts.append(f"{_widths(memorize)} memorize{'s' * (len(memorize) == 1)} (they reproduce their training "
-                         "samples' noise, and their error reveals which samples they saw)")
+            parts.append(f"{_widths(memorize)} memorizes (it reproduces its training samples' noise, and its error "
+                         "reveals which samples it saw)" if len(memorize) == 1 else
+                         f"{_widths(memorize)} memorize (they reproduce their training samples' noise, and their "
+                         "error reveals which samples they saw)")
     if learn:
         parts.append(f"{_widths(learn)} learn{'s' * (len(learn) == 1)} no more than PCA"
                      if memorize or unclear or failed else "the autoencoders learn without memorizing at every width "

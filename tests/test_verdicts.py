@@ -323,3 +323,44 @@ def test_two_seed_intervals_stay_in_range_where_t_over_seeds_left_it():
                                     "test_mse_clean": (0, np.inf)}.items():
         assert lowest < row[f"{name}_ci_low"] < row[name] < row[f"{name}_ci_high"] < highest, name
     assert row["mem_gap"] == pytest.approx(0.4) and row["mem_gap_ci_low"] == row["mem_gap_ci_high"] == 0.4
+
+
+def test_differences_are_paired_by_seed_where_pca_has_one_run_per_data_seed():
+    """With --data-seeds each seed has its own split and its own PCA: the clean error is compared seed by seed."""
+    from analysis.tables import summary_table
+
+    rows = []
+    for s, pca_error in enumerate((0.020, 0.030, 0.045)):  # PCA's error moves with the data draw
+        for model, error in (("pca", pca_error), ("autoencoder", pca_error + 0.004)):
+            run = f"pca-k4-s{s}" if model == "pca" else f"ae-k4-h16-s{s}"
+            for split, nm in (("train", 0.30 + 0.01 * s), ("test", 0.10)):
+                rows.append(dict(run=run, model=model, bottleneck=4, hidden="" if model == "pca" else "16",
+                                 n_params=100, seed=s, split=split, n_samples=300, mse=error, mse_clean=error,
+                                 noise_memorization=nm, membership_auc=0.6))
+    ae = summary_table(pd.DataFrame(rows)).query("model == 'autoencoder'").iloc[0]
+    assert ae["clean_vs_pca"] == pytest.approx(0.004)
+    assert ae["clean_vs_pca_ci_low"] == pytest.approx(0.004) == ae["clean_vs_pca_ci_high"]  # no spread once paired
+    assert ae["mem_gap"] == pytest.approx(0.21) and 0.1 < ae["mem_gap_ci_low"] < 0.21 < ae["mem_gap_ci_high"] < 0.4
+
+
+def test_what_pca_shows_too_is_not_called_storing():
+    """The default study's width 16 at k=8: both intervals exclude the nulls, but not PCA's own numbers."""
+    from analysis.verdict import answer, verdict
+
+    pca = _row("", seeds=1, auc=(0.512, 0.479, 0.546), gap=(0.011, np.nan, np.nan), clean=(0.0, np.nan, np.nan))
+    ae = _row("16", auc=(0.511, 0.509, 0.513), gap=(0.010, 0.005, 0.016))
+    assert ae["membership_auc_ci_low"] > 0.5 and ae["mem_gap_ci_low"] > 0
+    (line,) = verdict(pd.DataFrame([pca, ae]))
+    assert line.startswith("Width 16 learns no more than PCA")
+    assert "memorize" not in answer(pd.DataFrame([pca, ae]))
+
+
+def test_the_answer_names_widths_that_memorize_between_inconclusive_ones():
+    from analysis.verdict import answer
+
+    summary = pd.DataFrame([PCA8, _row("16", seeds=2, auc=(0.5, 0.2, 0.8), gap=(0.0, -0.5, 0.5)),
+                            _row("256", seeds=2, auc=(0.9, 0.85, 0.94), gap=(0.3, 0.25, 0.35)),
+                            _row("1024", seeds=2, auc=(0.9, 0.4, 0.99), gap=(0.3, -0.2, 0.8))])
+    text = answer(summary)
+    assert text.startswith("Width 256 memorizes (it reproduces its training samples' noise")
+    assert "for widths 16 and 1024 the evidence is inconclusive with 2 seeds" in text
