@@ -20,6 +20,7 @@ import pandas as pd
 from autoenc.io import atomic_write
 
 from . import plots
+from .evidence import fit_evidence
 from .tables import INTERVAL_METHOD, summary_table
 from .verdict import key_numbers, verdict
 
@@ -367,8 +368,8 @@ def write_report(study_dir, *, dpi=110):
 
     audit = _read_csv(folder / "audit_summary.csv", dtype={"run": str})
     agreement = _read_json(folder / "memorization.json")
-    lines = ((verdict(table, selection, audit, agreement if isinstance(agreement, list) else None) if len(table)
-              else []) + ([] if selection else [sentence]))
+    lines = ((verdict(table, selection, audit, agreement if isinstance(agreement, list) else None,
+                      **fit_evidence(folder)) if len(table) else []) + ([] if selection else [sentence]))
     parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(', '.join(facts))}</p>" if facts else "",
              "<h2>Verdict</h2>", '<ul class="verdict">' + "".join(f"<li>{esc(line)}</li>" for line in lines)
              + "</ul>"]

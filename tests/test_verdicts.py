@@ -364,3 +364,26 @@ def test_the_answer_names_widths_that_memorize_between_inconclusive_ones():
     text = answer(summary)
     assert text.startswith("Width 256 memorizes (it reproduces its training samples' noise")
     assert "for widths 16 and 1024 the evidence is inconclusive with 2 seeds" in text
+
+
+def test_a_study_folder_hands_the_verdict_its_history_and_feature_scales(tmp_path, rng, frames):
+    from synthetic_study import write_study
+
+    from analysis.evidence import fit_evidence, verdict_inputs
+
+    folder = write_study(tmp_path / "s", frames)
+    raw = rng.standard_normal((60, 3)) * np.array([0.1, 1.0, 50.0])
+    np.save(tmp_path / "raw.npy", raw)
+    study_json = dict(frames["study"], config=dict(frames["study"]["config"], dataset=str(tmp_path / "raw.npy"),
+                                                     scale="none"))
+    (folder / "study.json").write_text(json.dumps(study_json))
+    evidence = fit_evidence(folder)
+    assert 200 < evidence["scale_ratio"] < 1000 and len(evidence["history"]) == len(frames["history"])
+    (folder / "study.json").write_text(json.dumps(dict(study_json, config=dict(study_json["config"],
+                                                                                scale="standard"))))
+    inputs = verdict_inputs(folder)
+    assert inputs["scale_ratio"] is None and set(inputs) == {"summary", "selection", "audit", "agreement",
+                                                             "history", "scale_ratio"}
+    assert inputs["history"]["run"].map(type).eq(str).all()
+    with pytest.raises(ValueError, match="study_dir"):
+        verdict_inputs(tmp_path)
