@@ -55,6 +55,11 @@ def verdict(summary, selection=None, audit=None, agreement=None, *, history=None
     --------
     >>> lines = verdict(summary_table(results), selection)  # doctest: +SKIP
     """
+    if history is not None and not isinstance(history, pd.DataFrame):
+        raise TypeError(f"history must be a DataFrame like history.csv or None, got {type(history).__name__}")
+    if scale_ratio is not None and (isinstance(scale_ratio, bool) or not isinstance(scale_ratio, (int, float))
+                                    or not scale_ratio >= 1):
+        raise ValueError(f"scale_ratio must be a number >= 1 or None, got {scale_ratio!r}")
     lines = []
     if summary is None or summary.empty or "nm_seen" not in summary.columns:
         lines.append("No noise was injected, so how much noise each network stores cannot be measured here.")

@@ -387,3 +387,26 @@ def test_a_study_folder_hands_the_verdict_its_history_and_feature_scales(tmp_pat
     assert inputs["history"]["run"].map(type).eq(str).all()
     with pytest.raises(ValueError, match="study_dir"):
         verdict_inputs(tmp_path)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda v: v.verdict(pd.DataFrame(), history=[1, 2]), TypeError, "history must be a DataFrame"),
+    (lambda v: v.verdict(pd.DataFrame(), scale_ratio=0.5), ValueError, "scale_ratio must be a number >= 1"),
+    (lambda v: v.key_numbers(pd.DataFrame(), compact="yes"), TypeError, "compact must be True or False"),
+    (lambda v: v.answer([1, 2]), TypeError, "summary must be a DataFrame"),
+])
+def test_new_arguments_are_checked(call, error, match):
+    import importlib
+
+    module = importlib.import_module("analysis.verdict")  # analysis.verdict the attribute is the function
+    with pytest.raises(error, match=match):
+        call(module)
+
+
+def test_the_compact_table_keeps_the_claims_numbers():
+    from analysis.verdict import key_numbers
+
+    heads, rows = key_numbers(pd.DataFrame([PCA8, _row("256", auc=(0.9, 0.85, 0.94), gap=(0.3, 0.25, 0.35))]),
+                              compact=True)
+    assert heads[-2:] == ["noise mem. gap [CI]", "membership AUC [CI]"] and rows[1][0] == "AE"
+    assert rows[1][-2:] == ["0.30 [0.25, 0.35]", "0.900 [0.850, 0.940]"]
