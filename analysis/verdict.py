@@ -187,8 +187,9 @@ def answer(summary, selection=None):
     if selection is not None and not isinstance(selection, dict):
         raise TypeError(f"selection must be a dict from simplest_adequate, got {type(selection).__name__}")
     use = f"; use {_model_words(selection)}, the simplest adequate model" if selection and "model" in selection else ""
-    if summary is None or summary.empty or "nm_seen" not in summary.columns or \
-            not (summary["model"] == "autoencoder").any():
+    if summary is None or summary.empty or not (summary["model"] == "autoencoder").any():
+        return f"No autoencoder finished, so whether autoencoders memorize cannot be told here{use}."
+    if "nm_seen" not in summary.columns or not summary["nm_seen"].notna().any():
         return f"No noise was injected, so whether the autoencoders memorize cannot be measured here{use}."
     entries = assess(summary)
     status = {str(e["hidden"]): e["status"] for e in entries}
@@ -223,9 +224,13 @@ def answer(summary, selection=None):
 
 
 def _widths(hiddens):
-    names = [str(h).replace("-", "/") for h in hiddens]
-    return ("width " if len(names) == 1 else "widths ") + (", ".join(names[:-1]) + " and " + names[-1]
-                                                         if len(names) > 1 else names[0])
+    """'width 16', 'widths 16 and 64', or each family in full where one has several layers."""
+    names = [str(h) for h in hiddens]
+    if any("-" in n for n in names):
+        names, prefix = [_family(n) for n in names], ""
+    else:
+        prefix = "width " if len(names) == 1 else "widths "
+    return prefix + (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0])
 
 
 def _model_words(selection):

@@ -187,8 +187,9 @@ def test_the_pca_reference_line_is_fitted_once_per_bottleneck(monkeypatch):
 
 def _row(hidden, k=8, seeds=3, auc=(0.5, 0.48, 0.52), gap=(0.0, -0.01, 0.01), clean=(0.0, -0.001, 0.001), **extra):
     """A summary_table row with its intervals: (mean, low, high) of membership AUC, memorization gap, clean vs PCA."""
-    row = dict(model="autoencoder" if hidden else "pca", bottleneck=k, hidden=hidden, n_params=100 * (int(hidden or 0)
-               + 1), n_seeds=seeds, nm_reference=k / 64, nm_seen=0.2 + gap[0], nm_unseen=0.2, test_mse_clean=0.03)
+    size = sum(int(w) for w in hidden.split("-")) if hidden else 0
+    row = dict(model="autoencoder" if hidden else "pca", bottleneck=k, hidden=hidden, n_params=100 * (size + 1),
+               n_seeds=seeds, nm_reference=k / 64, nm_seen=0.2 + gap[0], nm_unseen=0.2, test_mse_clean=0.03)
     for name, (mean, low, high) in (("membership_auc", auc), ("mem_gap", gap), ("clean_vs_pca", clean)):
         row.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
     return {**row, **extra}
@@ -410,3 +411,13 @@ def test_the_compact_table_keeps_the_claims_numbers():
                               compact=True)
     assert heads[-2:] == ["noise mem. gap [CI]", "membership AUC [CI]"] and rows[1][0] == "AE"
     assert rows[1][-2:] == ["0.30 [0.25, 0.35]", "0.900 [0.850, 0.940]"]
+
+
+def test_the_answer_without_autoencoders_or_noise_says_what_it_cannot_tell():
+    from analysis.verdict import answer
+
+    assert answer(pd.DataFrame([PCA8]), {"model": "pca", "bottleneck": 8}).startswith("No autoencoder finished")
+    quiet = pd.DataFrame([PCA8, _row("16")]).assign(nm_seen=np.nan, nm_unseen=np.nan)
+    assert answer(quiet).startswith("No noise was injected")
+    deep = pd.DataFrame([PCA8, _row("16-16", auc=(0.9, 0.85, 0.94), gap=(0.3, 0.25, 0.35))])
+    assert answer(deep).startswith("The autoencoders memorize from hidden widths (16, 16) on")
