@@ -20,7 +20,8 @@ import pandas as pd
 from autoenc.io import atomic_write
 
 from . import plots
-from .tables import summary_table
+from .evidence import fit_evidence
+from .tables import INTERVAL_METHOD, summary_table
 from .verdict import key_numbers, verdict
 
 __all__ = ["draw_figures", "write_report", "summary_table"]
@@ -78,8 +79,9 @@ _HOW_TO_READ = (
     "<p><b>Membership AUC</b> is the chance that a random training sample has a lower error than a random unseen "
     "one: 0.5 means the error leaks nothing about who was in the training set; 1 means it gives them all away.</p>"
 )
-def _read_csv(path, **kw):
-    return pd.read_csv(path, **kw) if path.exists() else None
+def _read_csv(path, dtype=None):
+    # hidden widths are text ("16", "16-16"): a guess per chunk mixes types and warns (DtypeWarning)
+    return pd.read_csv(path, dtype={"hidden": str, **(dtype or {})}) if path.exists() else None
 
 
 def _read_results(folder):
@@ -366,14 +368,14 @@ def write_report(study_dir, *, dpi=110):
 
     audit = _read_csv(folder / "audit_summary.csv", dtype={"run": str})
     agreement = _read_json(folder / "memorization.json")
-    lines = ((verdict(table, selection, audit, agreement if isinstance(agreement, list) else None) if len(table)
-              else []) + ([] if selection else [sentence]))
+    lines = ((verdict(table, selection, audit, agreement if isinstance(agreement, list) else None,
+                      **fit_evidence(folder)) if len(table) else []) + ([] if selection else [sentence]))
     parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(', '.join(facts))}</p>" if facts else "",
              "<h2>Verdict</h2>", '<ul class="verdict">' + "".join(f"<li>{esc(line)}</li>" for line in lines)
              + "</ul>"]
-    parts += ["<h2>Key numbers</h2>", "<p>Means over the successful seeds with 95% intervals (Student t over seeds; "
-              "for a single run, its own DeLong interval of the AUC); unseen = test split. PCA rows are the "
-              "baseline for the autoencoders below them; the selected model is highlighted.</p>",
+    parts += ["<h2>Key numbers</h2>", f"<p>Means over the successful seeds with {esc(INTERVAL_METHOD)}; unseen = "
+              "test split. PCA rows are the baseline for the autoencoders below them; the selected model is "
+              "highlighted.</p>",
               '<div class="scroll">' + _html_table(heads, rows, _selected_rows(table, selection)) + "</div>",
               "<h2>How to read this</h2>", _HOW_TO_READ, "<h2>Figures</h2>"]
     for name, path in figures.items():
@@ -397,7 +399,8 @@ def write_report(study_dir, *, dpi=110):
 
     md = [f"# {title}", "", "## Verdict", ""] + [f"- {line}" for line in lines] + [""]
     md += ["## Key numbers", "",
-          "Means over successful seeds; unseen = test split.", "", _md_table(heads, rows), "", "## Failed runs", ""]
+          f"Means over successful seeds with {INTERVAL_METHOD}; unseen = test split.", "", _md_table(heads, rows),
+          "", "## Failed runs", ""]
     md += [f"- `{r.run}`: {getattr(r, 'reason', '') or getattr(r, 'status', '')}" for r in failed.itertuples()] \
         or ["none"]
     md += ["", "## Figures", ""] + [f"- [{name}]({FIGURES_DIR}/{path.name})" for name, path in figures.items()]
