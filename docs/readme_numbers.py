@@ -73,11 +73,12 @@ LIST_MARKER = re.compile(r"^\s*(\d+[.)]\s|[-+*>#]\s)")
 
 def _wrap(text, indent="", width=WRAP):
     """``text`` filled to the README's width; never a continuation line that Markdown would read as a list item."""
-    lines = textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=" " * len(indent),
+    kept = re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", "\0"), text)  # an interval stays on one line
+    lines = textwrap.wrap(kept, width, initial_indent=indent, subsequent_indent=" " * len(indent),
                           break_long_words=False, break_on_hyphens=False)
     if any(LIST_MARKER.match(line) for line in lines[1:]) and width > WRAP - 20:
         return _wrap(text, indent, width - 1)
-    return "\n".join(lines)
+    return "\n".join(lines).replace("\0", " ")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -195,9 +196,9 @@ def table_rows(table, selection):
     ae = table[table["model"] == "autoencoder"]
     widest = ae.loc[ae["n_params"].idxmax(), "hidden"]
     ks = sorted({int(chosen["bottleneck"]), int(table["bottleneck"].max())})
-    hidden = {str(chosen["hidden"]), str(widest)}
+    hidden = sorted({str(chosen["hidden"]), str(widest)}, key=lambda h: ae.loc[ae["hidden"] == h, "n_params"].min())
     keep = table["bottleneck"].isin(ks) & ((table["model"] == "pca") | table["hidden"].astype(str).isin(hidden))
-    return [i for i, flag in enumerate(keep.to_numpy()) if flag], ks, sorted(hidden, key=int)
+    return [i for i, flag in enumerate(keep.to_numpy()) if flag], ks, hidden
 
 
 def _listing(values):
