@@ -4,6 +4,9 @@
 Numbers are compared as numbers, not strings: float32 arithmetic on another CPU (other SIMD kernels, another BLAS)
 moved them by up to about 1e-5 relative when measured, so a printed number may differ from a fresh run's by
 ``RTOL`` (1e-4, a tenfold margin) plus what its printing rounded away. Wording, identifiers and counts stay exact.
+That holds among vectorized kernels (AVX2 and AVX-512 gave the same numbers here); torch's scalar kernels
+(``ATEN_CPU_CAPABILITY=default``) round differently inside every training step, and 60-100 epochs carry that into
+other models (up to 6% apart per run), so the README's numbers are not expected to hold there.
 
 The default study takes a minute or more, so its test is marked ``slow`` (left out of the default run):
 
@@ -17,6 +20,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from analysis import StudyConfig
 
@@ -25,6 +29,7 @@ _spec = importlib.util.spec_from_file_location("readme_numbers", ROOT / "docs" /
 readme_numbers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(readme_numbers)
 RTOL = readme_numbers.RTOL
+KERNELS = f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,7 @@ def test_the_python_example_prints_what_the_readme_shows(readme, example):
             half_unit = 0.5 * 10.0 ** -len(text.partition(".")[2])
             assert abs(float(text) - row[column]) <= RTOL * abs(row[column]) + half_unit, (
                 f"README shows {column} = {text} for {row['model']} {row['split']}; the example computes "
-                f"{row[column]!r}: run python docs/readme_numbers.py --only python")
+                f"{row[column]!r} ({KERNELS}): run python docs/readme_numbers.py --only python")
 
 
 def test_the_words_under_the_python_example_agree_with_it(readme, example):
@@ -150,5 +155,5 @@ def test_the_readme_shows_what_the_default_study_computes(tmp_path, readme):
     shown = readme_numbers.regions(readme)
     failures = {name: readme_numbers.differences(shown[name], computed[name]) for name in readme_numbers.STUDY_REGIONS}
     report = "\n".join(f"{name}:\n  " + "\n  ".join(lines) for name, lines in failures.items() if lines)
-    assert not report, f"the README disagrees with the default study ({folder}):\n{report}\n" \
+    assert not report, f"the README disagrees with the default study ({folder}, {KERNELS}):\n{report}\n" \
                        "run python docs/readme_numbers.py to regenerate it"
