@@ -208,11 +208,11 @@ def _listing(values):
 
 
 def _setup(config):
-    n_folds = "/".join(f"{round(100 * f)}" for f in config["fractions"])
+    shares = "/".join(f"{round(100 * f)}" for f in config["fractions"])
     audited = " and for the ".join(config["audit"])
     return _wrap(
         f"`autoenc-study` (what `make study` runs) takes scikit-learn's 8x8 digits scaled to [0, 1], adds static "
-        f"Gaussian noise of std {config['noise_std']}, splits {n_folds} (stratified, seed {config['seed']}), trains "
+        f"Gaussian noise of std {config['noise_std']}, splits {shares} (stratified, seed {config['seed']}), trains "
         f"autoencoders over bottleneck k in {_listing(config['bottlenecks'])} x hidden width "
         f"{_listing(config['widths'])} x seed {_listing(config['seeds'])} for the full budget of "
         f"{config['train']['epochs']} epochs (no early stopping, which would hide memorization), fits PCA at every "
