@@ -425,7 +425,8 @@ def write_report(study_dir, *, dpi=110):
 
     md = [f"# {title}", "", "## Verdict", ""] + [f"- {line}" for line in lines] + [""]
     md += ["## Key numbers", "",
-          "Means over successful seeds; unseen = test split.", "", markdown_table(heads, rows), "", "## Failed runs", ""]
+           "Means over successful seeds; unseen = test split.", "", markdown_table(heads, rows), "",
+           "## Failed runs", ""]
     md += [f"- `{r.run}`: {getattr(r, 'reason', '') or getattr(r, 'status', '')}" for r in failed.itertuples()] \
         or ["none"]
     md += ["", "## Figures", ""] + [f"- [{name}]({FIGURES_DIR}/{path.name})" for name, path in figures.items()]

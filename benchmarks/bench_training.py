@@ -174,7 +174,8 @@ def main(argv=None):
             data = "digits" if name == "digits" else f"{X.shape[0]} x {X.shape[1]}"
             readme.append(f"| {data} | {h} | {plain:,.0f} | {best['(b) autoenc.fit']:,.0f} | {group:,.0f} | "
                           f"{group / plain:.1f}x [{span(per_repeat, '{:.1f}', 'x')}] | "
-                          f"{group / mlp:.1f}x [{span(per_repeat_d, '{:.1f}', 'x')}] | {100 * group * flops / peak:.0f}% |")
+                          f"{group / mlp:.1f}x [{span(per_repeat_d, '{:.1f}', 'x')}] | "
+                          f"{100 * group * flops / peak:.0f}% |")
             print(f"  done: {name} width {h}", flush=True)
     print(f"float32 matmul peak of one core (2048 x 2048 torch.mm), best per case: "
           f"{', '.join(f'{p / 1e9:.1f}' for p in peaks)} GFLOP/s\n")
