@@ -20,11 +20,11 @@ import pandas as pd
 from autoenc.io import atomic_write
 
 from . import plots
-from .evidence import fit_evidence
+from .evidence import verdict_inputs
 from .tables import INTERVAL_METHOD, summary_table
 from .verdict import key_numbers, verdict
 
-__all__ = ["draw_figures", "write_report", "summary_table"]
+__all__ = ["draw_figures", "markdown_table", "study_summary", "write_report", "summary_table"]
 
 FIGURES_DIR = "figures"
 # reconstructions.npz: these keys are data about the samples; every other (n, d) array is one model's row.
@@ -278,7 +278,8 @@ def _html_table(heads, rows, highlight=()):
     return "\n".join(out)
 
 
-def _md_table(heads, rows):
+def markdown_table(heads, rows):
+    """A Markdown table of strings, as ``summary.md`` shows the key numbers (``|`` in a cell escaped)."""
     def clean(s):
         return str(s).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(map(clean, heads)) + " |", "|" + "---|" * len(heads)]
@@ -328,6 +329,38 @@ pre{background:#f6f6f6;padding:0.8em;overflow-x:auto;font-size:0.85em}.sentence{
 padding:0.6em 0.9em;border-left:4px solid #4a4}"""
 
 
+def study_summary(study_dir):
+    """What a study folder's ``summary.md`` and ``report.html`` open with: the verdict and the key numbers.
+
+    Parameters
+    ----------
+    study_dir : str or PathLike
+        A study folder with at least ``results.csv``.
+
+    Returns
+    -------
+    dict
+        ``results`` (``results.csv``), ``table`` (:func:`analysis.tables.summary_table` of it), ``heads`` and
+        ``rows`` (:func:`analysis.verdict.key_numbers`: the table as text), ``selection`` (``selection.json`` or
+        None) and ``lines`` (the verdict, one sentence per item).
+
+    Examples
+    --------
+    >>> markdown_table(*(study_summary("runs/digits")[k] for k in ("heads", "rows")))  # doctest: +SKIP
+    """
+    folder = Path(study_dir)
+    results = _read_results(folder)
+    table = summary_table(results)
+    heads, rows = key_numbers(table)
+    selection = _selection(folder)
+    sentence = (selection or {}).get("sentence") or "No model was selected (no selection.json, or no run succeeded)."
+    inputs = verdict_inputs(folder)  # the same inputs the command line's verdict reads
+    lines = ((verdict(table, selection, inputs["audit"], inputs["agreement"], history=inputs["history"],
+                      scale_ratio=inputs["scale_ratio"]) if len(table) else []) + ([] if selection else [sentence]))
+    return {"results": results, "table": table, "heads": heads, "rows": rows, "selection": selection,
+            "lines": lines}
+
+
 def write_report(study_dir, *, dpi=110):
     """Draw the figures, then write ``report.html`` (self-contained) and ``summary.md`` into the study folder.
 
@@ -349,13 +382,11 @@ def write_report(study_dir, *, dpi=110):
     PosixPath('runs/digits/report.html')
     """
     folder = Path(study_dir)
-    results = _read_results(folder)
+    summary = study_summary(folder)
+    results, table, heads, rows, selection, lines = (summary[k] for k in ("results", "table", "heads", "rows",
+                                                                        "selection", "lines"))
     meta = _read_json(folder / "study.json") or {}
     figures = draw_figures(folder, dpi=dpi)
-    table = summary_table(results)
-    heads, rows = key_numbers(table)
-    selection = _selection(folder)
-    sentence = (selection or {}).get("sentence") or "No model was selected (no selection.json, or no run succeeded)."
     failed = _failed(results)
     esc = html.escape
     config = meta.get("config", {})
@@ -366,10 +397,6 @@ def write_report(study_dir, *, dpi=110):
     if "created" in meta:
         facts.append(f"created {meta['created']}")
 
-    audit = _read_csv(folder / "audit_summary.csv", dtype={"run": str})
-    agreement = _read_json(folder / "memorization.json")
-    lines = ((verdict(table, selection, audit, agreement if isinstance(agreement, list) else None,
-                      **fit_evidence(folder)) if len(table) else []) + ([] if selection else [sentence]))
     parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(', '.join(facts))}</p>" if facts else "",
              "<h2>Verdict</h2>", '<ul class="verdict">' + "".join(f"<li>{esc(line)}</li>" for line in lines)
              + "</ul>"]
@@ -399,7 +426,7 @@ def write_report(study_dir, *, dpi=110):
 
     md = [f"# {title}", "", "## Verdict", ""] + [f"- {line}" for line in lines] + [""]
     md += ["## Key numbers", "",
-          f"Means over successful seeds with {INTERVAL_METHOD}; unseen = test split.", "", _md_table(heads, rows),
+          f"Means over successful seeds with {INTERVAL_METHOD}; unseen = test split.", "", markdown_table(heads, rows),
           "", "## Failed runs", ""]
     md += [f"- `{r.run}`: {getattr(r, 'reason', '') or getattr(r, 'status', '')}" for r in failed.itertuples()] \
         or ["none"]
