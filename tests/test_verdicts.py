@@ -130,18 +130,21 @@ def test_the_verdict_says_which_widths_store_and_which_learn_no_more_than_pca():
     from analysis.verdict import verdict
 
     rows = [dict(model="pca", bottleneck=8, hidden="", n_params=576, n_seeds=1, nm_reference=0.125, nm_seen=0.13,
-                 nm_unseen=0.125, membership_auc=0.51, test_mse_clean=0.030),
+                 nm_unseen=0.125, membership_auc=0.51, test_mse_clean=0.030, mem_gap=0.005),
             dict(model="autoencoder", bottleneck=8, hidden="16", n_params=2408, n_seeds=3, nm_reference=0.125,
-                 nm_seen=0.131, nm_unseen=0.125, membership_auc=0.515, test_mse_clean=0.031,
-                 test_mse_clean_ci_high=0.032),
+                 nm_seen=0.131, nm_unseen=0.125, membership_auc=0.515, membership_auc_ci_low=0.49,
+                 membership_auc_ci_high=0.54, mem_gap=0.006, mem_gap_ci_low=0.0, mem_gap_ci_high=0.012,
+                 test_mse_clean=0.031, clean_vs_pca=0.001, clean_vs_pca_ci_low=0.0005, clean_vs_pca_ci_high=0.002),
             dict(model="autoencoder", bottleneck=8, hidden="1024", n_params=149576, n_seeds=3, nm_reference=0.125,
                  nm_seen=0.61, nm_unseen=0.13, membership_auc=0.99, membership_auc_ci_low=0.98,
-                 membership_auc_ci_high=1.0, test_mse_clean=0.029, test_mse_clean_ci_high=0.0295)]
+                 membership_auc_ci_high=1.0, mem_gap=0.48, mem_gap_ci_low=0.45, mem_gap_ci_high=0.51,
+                 test_mse_clean=0.029, clean_vs_pca=-0.001, clean_vs_pca_ci_low=-0.0015, clean_vs_pca_ci_high=-0.0005)]
     lines = verdict(pd.DataFrame(rows), {"sentence": "The simplest adequate model is PCA."},
                     agreement=[{"run": "ae-k8-h1024-s0", "n_references": 24, "split_half_spearman": 0.85,
                                 "predicted_spearman": 0.92}])
     assert lines[0].startswith("Width 1024 stores its training samples: at k=8 it reproduces 61%")
     assert "membership AUC 0.99 [0.98, 1.00]" in lines[0] and "beats PCA" in lines[0] and "k = 8" in lines[0]
+    assert "seen minus unseen 0.48 [0.45, 0.51]" in lines[0]
     assert lines[1].startswith("Width 16 learns no more than PCA") and "never beats PCA" in lines[1]
     assert "Spearman 0.92" in lines[2] and lines[3] == "The simplest adequate model is PCA."
 
@@ -163,10 +166,11 @@ def test_a_failed_fit_is_called_one_not_memorization():
     rows = [dict(model="pca", bottleneck=2, hidden="", n_params=93, n_seeds=1, nm_reference=0.07, nm_seen=0.2,
                  nm_unseen=0.3, membership_auc=0.5, test_mse_clean=1.8),
             dict(model="autoencoder", bottleneck=2, hidden="16", n_params=1121, n_seeds=2, nm_reference=0.07,
-                 nm_seen=-0.4, nm_unseen=0.8, membership_auc=0.53, test_mse_clean=400.0)]
-    (line,) = verdict(pd.DataFrame(rows))
+                 nm_seen=-0.4, nm_unseen=0.8, membership_auc=0.53, test_mse_clean=400.0, clean_vs_pca=398.2,
+                 clean_vs_pca_ci_low=150.0, clean_vs_pca_ci_high=650.0)]
+    (line,) = verdict(pd.DataFrame(rows), scale_ratio=1e4)
     assert line.startswith("Width 16 fits the data badly") and "222.2 to 222.2 times PCA's" in line
-    assert "negative noise memorization" in line and "--scale standard" in line
+    assert "negative noise memorization" in line and "--scale standard" in line and "10,000" in line
 
 
 def test_the_pca_reference_line_is_fitted_once_per_bottleneck(monkeypatch):
@@ -179,3 +183,31 @@ def test_the_pca_reference_line_is_fitted_once_per_bottleneck(monkeypatch):
     first = [data.nm_reference(k) for k in (2, 4, 2, 4, 2)]
     assert fits == [2, 4] and first[0] == first[2] == first[4] and first[1] == first[3]
     assert 0 < first[0] < first[1] < 1  # a rank-4 projection keeps more of the noise than a rank-2 one
+
+
+def _row(hidden, k=8, seeds=3, auc=(0.5, 0.48, 0.52), gap=(0.0, -0.01, 0.01), clean=(0.0, -0.001, 0.001), **extra):
+    """A summary_table row with its intervals: (mean, low, high) of membership AUC, memorization gap, clean vs PCA."""
+    row = dict(model="autoencoder" if hidden else "pca", bottleneck=k, hidden=hidden, n_params=100 * (int(hidden or 0)
+               + 1), n_seeds=seeds, nm_reference=k / 64, nm_seen=0.2 + gap[0], nm_unseen=0.2, test_mse_clean=0.03)
+    for name, (mean, low, high) in (("membership_auc", auc), ("mem_gap", gap), ("clean_vs_pca", clean)):
+        row.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
+    return {**row, **extra}
+
+
+def test_the_answer_names_the_width_memorization_starts_and_the_model_to_use():
+    from analysis.verdict import answer
+
+    pca = _row("", seeds=1, auc=(0.51, 0.45, 0.57), gap=(0.005, np.nan, np.nan), clean=(0.0, np.nan, np.nan))
+    summary = pd.DataFrame([pca, _row("16"), _row("256", auc=(0.9, 0.85, 0.94), gap=(0.3, 0.25, 0.35)),
+                            _row("1024", auc=(0.99, 0.97, 1.0), gap=(0.5, 0.45, 0.55))])
+    text = answer(summary, {"model": "pca", "bottleneck": 8, "sentence": "..."})
+    assert text.startswith("The autoencoders memorize from width 256 on") and "width 16 learns no more than PCA" in text
+    assert text.endswith("use PCA with 8 components, the simplest adequate model.") and text.count(".") == 1
+    # the same widths with two seeds and intervals that cover no storage: nothing claimed
+    wide = pd.DataFrame([pca, _row("16", seeds=2, auc=(0.5, 0.2, 0.8), gap=(0.0, -0.5, 0.5)),
+                         _row("256", seeds=2, auc=(0.9, 0.4, 0.99), gap=(0.3, -0.2, 0.8))])
+    text = answer(wide)
+    assert "memorize" not in text.split("inconclusive")[0] and "widths 16 and 256 the evidence is inconclusive" in text
+    assert "more seeds" in text
+    with pytest.raises(TypeError, match="selection"):
+        answer(summary, "pca")
