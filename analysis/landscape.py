@@ -18,7 +18,9 @@ from autoenc.validation import check_array, check_columns, check_int, check_posi
 
 from .reconstruction import widest_row
 
-__all__ = ["attractor_fraction", "attractors", "filter_normalized_direction", "loss_slice"]
+__all__ = ["MARGIN", "attractor_fraction", "attractors", "filter_normalized_direction", "loss_slice"]
+
+MARGIN = 0.05  # how clearly an attractor must contract: radius <= 1 - MARGIN, distance shrinking by that share
 
 
 def _check_model(model):
@@ -205,7 +207,7 @@ def _spectral_radii(model, X, budget=2**22):
     return torch.cat(out).cpu().numpy().astype(np.float64)
 
 
-def attractors(model, X, *, n_iter=100, perturbation=0.1, tol=0.05, margin=0.05, seed=0, reference=None):
+def attractors(model, X, *, n_iter=100, perturbation=0.1, tol=0.05, margin=MARGIN, seed=0, reference=None):
     """Per sample: the spectral radius of the reconstruction map's Jacobian, and whether iterating contracts back.
 
     For the map ``f`` (the model) and each sample ``x``: ``spectral_radius`` = max |eigenvalue| of ``J_f(x)``

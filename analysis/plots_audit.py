@@ -41,7 +41,9 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
     Returns
     -------
     Axes
-        One line per attack (gid ``roc:<attack>``) and the diagonal TPR = FPR (gid ``chance``).
+        One line per attack (gid ``roc:<attack>``) and the diagonal TPR = FPR (gid ``chance``). Both axes span
+        the drawn points (a decade below the lowest TPR at most, so curves near TPR = 1 stay apart from the
+        border).
 
     Examples
     --------
@@ -65,7 +67,10 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(low, 1)
-    ax.set_ylim(min(low, float(data["tpr"].min())), 1.05)
+    bottom = float(data["tpr"].min())
+    # the data's own range, with a little room on a log scale: six curves at TPR near 1 must not sit on the border
+    span = max(np.log10(1 / bottom), 0.05)
+    ax.set_ylim(10 ** (-1.08 * span), 10 ** (0.08 * span))
     ax.set_xlabel("false-positive rate (non-members flagged)")
     ax.set_ylabel("true-positive rate (members flagged)")
     ax.set_title("Membership attacks: ROC, log-log")
@@ -149,7 +154,8 @@ def plot_most_memorized(X, scores, image_shape, *, n=8, sample_ids=None):
     n = min(n, len(data))
     rows = {"most memorized": data.head(n), "least memorized": data.tail(n).iloc[::-1]}
     low, high = float(X.min()), float(X.max())
-    fig, axes = plt.subplots(2, n, figsize=(1.2 * n + 0.8, 3.2), squeeze=False)
+    # constrained layout leaves room for each image's two-line title: no title prints over the row above
+    fig, axes = plt.subplots(2, n, figsize=(1.2 * n + 0.8, 3.8), squeeze=False, layout="constrained")
     for r, (label, frame) in enumerate(rows.items()):
         for c, (sample, score) in enumerate(zip(frame["sample"], frame["score"])):
             ax = axes[r, c]
@@ -160,5 +166,4 @@ def plot_most_memorized(X, scores, image_shape, *, n=8, sample_ids=None):
             ax.set_yticks([])
         axes[r, 0].set_ylabel(label, fontsize="small")
     fig.suptitle("Samples by memorization (error unseen − seen)", fontsize="small")
-    fig.tight_layout()
     return fig

@@ -9,6 +9,7 @@ from synthetic_study import DIVERGED, DIVERGED_REASON, write_study
 
 import analysis.report as report_module
 from analysis.report import draw_figures, summary_table, write_report
+from analysis.verdict import answer
 
 DPI = 40  # small PNGs keep the tests fast; the content is the same
 ALL_FIGURES = {"capacity", "capacity_clean", "gap", "gap_heatmap", "memorization", "membership", "learning_curves",
@@ -121,14 +122,24 @@ def test_minimal_folder_plans_what_it_can(tmp_path, frames, only_figures):
     assert set(draw_figures(folder, dpi=DPI)) == {"gap_heatmap"}
     page = write_report(folder, dpi=DPI).read_text(encoding="utf-8")
     assert "<h2>Failed runs</h2>\n<p>none</p>" in page
-    assert "<h2>Verdict</h2>" in page and "No model was selected" in page
+    assert "<h2>The evidence</h2>" in page and "No model was selected" in page
 
 
-def test_report_opens_with_the_verdict_and_no_field_dump(tmp_path, frames, only_figures):
-    only_figures("capacity")
+def test_report_opens_with_the_answer_then_its_figure_evidence_and_glossary(tmp_path, frames, only_figures):
+    only_figures("capacity", "memorization")
     folder = write_study(tmp_path / "v", frames)
     page = write_report(folder, dpi=DPI).read_text(encoding="utf-8")
-    assert page.index("<h2>Verdict</h2>") < page.index("<h2>Key numbers</h2>") < page.index("<h2>Figures</h2>")
+    sentence = answer(summary_table(frames["results"]), frames["selection"])
+    order = [page.index("<h1>"), page.index(f'<p class="sentence">{html.escape(sentence)}</p>'),
+             page.index('<figure id="fig-memorization">'), page.index("<h2>The evidence</h2>"),
+             page.index("<h2>How to read this</h2>"), page.index("<h2>Key numbers</h2>"), page.index("<table>"),
+             page.index("<h2>Figures</h2>"), page.index('<figure id="fig-capacity">')]
+    assert order == sorted(order)  # the answer, the figure that shows it, the evidence, the words, then tables
+    assert page.count('<figure id="fig-memorization">') == 1
+    glossary = page.split('<dl class="glossary">')[1].split("</dl>")[0]
+    for term in ("seen / unseen", "noise memorization", "PCA keeps", "membership AUC", "TPR at 1% FPR", "LiRA",
+                 "RMIA", "reference models", "split-half agreement", "run id", "loss threshold", "Spearman"):
+        assert f"<dt>{html.escape(term)}</dt>" in glossary
     assert html.escape(frames["selection"]["sentence"]) in page  # escaped: the sentence holds < > &
     for field in ("best_error", "tolerance", "metric"):
         assert f"<td>{field}</td>" not in page
