@@ -74,7 +74,7 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
     ax.set_xlabel("false-positive rate (non-members flagged)")
     ax.set_ylabel("true-positive rate (members flagged)")
     ax.set_title("Membership attacks: ROC, log-log")
-    ax.legend(loc="lower right", fontsize="small", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)  # off the curves
     ax.grid(True, which="major", alpha=0.3)
     return ax
 

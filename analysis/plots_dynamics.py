@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 from autoenc.validation import check_columns
 
 from ._plotstyle import (PCA_LINESTYLE, SEEN, SPLIT, SPLIT_LABELS as _SPLITS, UNSEEN, VALIDATION, look,
-                         split_colors, split_handle, split_style)
+                         plain_log_ticks, split_colors, split_handle, split_style)
 from .dynamics import clean_minimum
 
 __all__ = ["plot_attractors", "plot_double_descent", "plot_loss_slice", "plot_memorization_curves"]
@@ -26,12 +26,6 @@ _NM_LABEL = "noise memorization (0 = removes noise, 1 = copies it)"
 
 def _axes(ax):
     return plt.gca() if ax is None else ax
-
-
-def _legend_title(ax, title):
-    legend = ax.get_legend()
-    if legend is not None and title:
-        legend.set_title(title)
 
 
 def plot_memorization_curves(curves, *, hue=None, ax=None):
@@ -85,6 +79,7 @@ def plot_memorization_curves(curves, *, hue=None, ax=None):
     labels.append("lowest clean val error")
     ax.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xscale("log")
+    plain_log_ticks(ax.xaxis)
     ax.set(xlabel="epoch (log scale)", ylabel=_NM_LABEL, title="Noise memorization over training")
     return ax
 
@@ -231,5 +226,6 @@ def plot_attractors(frame, *, x="split", ax=None):
     shares = frame["attractor"].astype(float).groupby(data[x].to_numpy()).mean()
     ax.set_xticks(range(len(order)), [f"{g}\n{shares[g]:.0%} attractors" for g in order])
     ax.set(xlabel="", ylabel="spectral radius of the Jacobian J_f(x)", title="Which samples attract the map")
-    _legend_title(ax, "")
+    if ax.get_legend() is not None:  # beside the strips, never over them
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=None)
     return ax

@@ -121,7 +121,7 @@ def _figure_plan(folder):
     if roc is not None and audit is not None and len(roc):
         for run in dict.fromkeys(roc["run"]):
             name = "audit_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run)
-            plan.append((name, _single(lambda ax, run=run: _audit_roc(roc, audit, results, run, ax), (6.5, 5.0))))
+            plan.append((name, _single(lambda ax, run=run: _audit_roc(roc, audit, results, run, ax), (9.0, 5.0))))
     return plan
 
 

@@ -207,25 +207,30 @@ def test_plot_loss_slice_lines_and_contours(rng):
     X = rng.standard_normal((20, 6))
     ax = plot_loss_slice(loss_slice(model, X[:10], X[10:], steps=9))
     assert len([line for line in ax.lines if len(line.get_xdata()) == 9]) == 2 and ax.get_yscale() == "log"
-    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"seen (train)", "unseen (held out)"}
+    legend = ax.get_legend()
+    drawn = {t.get_text(): h.get_linestyle() for h, t in zip(legend.legend_handles, legend.get_texts())}
+    assert drawn == {"seen (train)": "--", "unseen (test)": "-"}  # as in every figure
     import matplotlib.pyplot as plt
 
     _, ax2 = plt.subplots()
     plot_loss_slice(loss_slice(model, X[:10], X[10:], directions=2, steps=9), ax=ax2)
     assert len(ax2.collections) >= 2  # a contour set per split (matplotlib >= 3.8: one collection each)
     labels = [t.get_text() for t in ax2.get_legend().get_texts()]
-    assert labels == ["seen (train)", "unseen (held out)", "trained weights"]
+    assert labels == ["seen (train)", "unseen (test)", "trained weights"]
+    styles = [h.get_linestyle() for h in ax2.get_legend().legend_handles[:2]]
+    assert styles == ["--", "-"]  # seen contours dashed, unseen solid
 
 
 def test_plot_attractors_shares_in_tick_labels():
     from analysis.plots_dynamics import plot_attractors
 
     frame = pd.DataFrame({"split": ["train"] * 4 + ["test"] * 2, "spectral_radius": [0.5, 0.7, 0.9, 1.2, 1.3, 1.1],
-                          "attractor": [True, True, True, False, False, False]})
+                          "attractor": [True, True, True, False, False, False], "margin": 0.05})
     ax = plot_attractors(frame)
     ticks = [t.get_text() for t in ax.get_xticklabels()]
-    assert ticks == ["seen (train)\n75% attractors", "unseen (held out)\n0% attractors"]
-    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.lines)
+    assert ticks == ["seen (train)\n75% attractors", "unseen (test)\n0% attractors"]
+    heights = {line.get_gid(): list(line.get_ydata()) for line in ax.lines if line.get_gid()}
+    assert heights == {"neutral": [1.0, 1.0], "bound": [0.95, 0.95]}  # neutral radius, and the attractors' bound
 
 
 @pytest.mark.parametrize("config", [ModelConfig(20, 3, (16,), activation="tanh"),
