@@ -43,7 +43,7 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
     Axes
         One line per attack (gid ``roc:<attack>``) and the diagonal TPR = FPR (gid ``chance``). Both axes span
         the drawn points (a decade below the lowest TPR at most, so curves near TPR = 1 stay apart from the
-        border).
+        border); where every curve is TPR = 1, a note says so (gid ``all-flagged``).
 
     Examples
     --------
@@ -68,9 +68,12 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
     ax.set_yscale("log")
     ax.set_xlim(low, 1)
     bottom = float(data["tpr"].min())
-    # the data's own range, with a little room on a log scale: six curves at TPR near 1 must not sit on the border
-    span = max(np.log10(1 / bottom), 0.05)
-    ax.set_ylim(10 ** (-1.08 * span), 10 ** (0.08 * span))
+    # the data's own range, with room on a log scale: curves at TPR near 1 must not sit on the border
+    span = max(np.log10(1 / bottom), 0.1)
+    ax.set_ylim(10 ** (-1.1 * span), 10 ** (0.15 * span))
+    if bottom >= 1:  # every curve is the line TPR = 1: say so, rather than leave the reader to find six lines in one
+        ax.text(0.5, 0.45, f"TPR = 1 throughout: every attack flags all members\neven at {low:.2g} false positives",
+                transform=ax.transAxes, ha="center", va="center", fontsize="small", gid="all-flagged")
     ax.set_xlabel("false-positive rate (non-members flagged)")
     ax.set_ylabel("true-positive rate (members flagged)")
     ax.set_title("Membership attacks: ROC, log-log")
