@@ -72,8 +72,8 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
     span = max(np.log10(1 / bottom), 0.1)
     ax.set_ylim(10 ** (-1.1 * span), 10 ** (0.15 * span))
     if bottom >= 1:  # every curve is the line TPR = 1: say so, rather than leave the reader to find six lines in one
-        ax.text(0.5, 0.45, f"TPR = 1 throughout: every attack flags all members\neven at {low:.2g} false positives",
-                transform=ax.transAxes, ha="center", va="center", fontsize="small", gid="all-flagged")
+        note = f"TPR = 1 throughout: every attack flags all members\neven at {100 * low:.2g}% false positives"
+        ax.text(0.5, 0.45, note, transform=ax.transAxes, ha="center", va="center", fontsize="small", gid="all-flagged")
     ax.set_xlabel("false-positive rate (non-members flagged)")
     ax.set_ylabel("true-positive rate (members flagged)")
     ax.set_title("Membership attacks: ROC, log-log")
