@@ -7,10 +7,20 @@ measures or writes: rows of :func:`analysis.tables.summary_table` and ``history.
 """
 from __future__ import annotations
 
+import json
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["assess", "fit_causes", "pca_comparison", "settle", "stores", "still_falling"]
+from autoenc.data import feature_scale_ratio, load_dataset
+
+from .intervals import clopper_pearson
+from .tables import summary_table
+
+__all__ = ["assess", "audit_leaks", "fit_causes", "pca_comparison", "settle", "stores", "still_falling",
+           "verdict_inputs"]
 
 STORES = 0.10         # seen minus unseen noise memorization above this: it stores its samples, not a little
 LIKE_PCA = 0.02       # intervals within this of PCA's memorization gap (and twice it of its AUC): no more than PCA
@@ -34,10 +44,11 @@ def stores(row):
 def like_pca(row, pca_row=None):
     """True when the intervals show no more storage than PCA's: the memorization gap's upper bound within
     ``LIKE_PCA`` of PCA's gap and the AUC's within ``2 * LIKE_PCA`` of PCA's AUC (0 and 0.5 without PCA)."""
-    gap = 0.0 if pca_row is None else float(pca_row.get("mem_gap", 0.0))
-    auc = 0.5 if pca_row is None else float(pca_row.get("membership_auc", 0.5))
-    return bool(_bounds(row, "mem_gap")[1] <= max(gap, 0.0) + LIKE_PCA
-                and _bounds(row, "membership_auc")[1] <= max(auc, 0.5) + 2 * LIKE_PCA)
+    gap = 0.0 if pca_row is None else float(pca_row.get("mem_gap", np.nan))
+    auc = 0.5 if pca_row is None else float(pca_row.get("membership_auc", np.nan))
+    gap, auc = max(np.nan_to_num(gap), 0.0), max(np.nan_to_num(auc, nan=0.5), 0.5)
+    return bool(_bounds(row, "mem_gap")[1] <= gap + LIKE_PCA
+                and _bounds(row, "membership_auc")[1] <= auc + 2 * LIKE_PCA)
 
 
 def pca_comparison(row):
@@ -178,3 +189,85 @@ def family_runs(summary_row_hidden, history):
     hidden = history["hidden"].map(lambda v: "" if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v))
     return list(history.loc[(hidden == str(summary_row_hidden)) & (history.get("model", "autoencoder")
                                                                     == "autoencoder"), "run"].unique())
+
+
+def audit_leaks(rows, fpr=0.01, confidence=0.95):
+    """Whether the strongest attack of an audit flags more training samples than a guess at ``fpr`` would.
+
+    The strongest of ``m`` attacks is chosen after seeing them, so its Clopper-Pearson lower bound is taken at
+    ``1 - (1 - confidence) / m`` (Bonferroni); it must exceed the false-positive rate, or ``1 / (n_nonmembers + 1)``
+    where too few unseen samples resolve ``fpr``.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        ``audit_summary.csv`` rows of one audited run at one ``fpr``: ``attack, tpr, n_true_positives,
+        n_members``, optionally ``n_nonmembers, fpr_resolved``.
+    fpr : float, default 0.01
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    (leaks, low, chance) : (bool, float, float)
+        ``low``: the corrected lower bound of the strongest attack's TPR; ``chance``: the rate it must exceed.
+    """
+    best = rows.sort_values("tpr").iloc[-1]
+    m = len(rows)
+    low = clopper_pearson(int(best["n_true_positives"]), int(best["n_members"]), 1 - (1 - confidence) / m)[0]
+    chance = float(fpr)
+    if not bool(best.get("fpr_resolved", True)) and np.isfinite(best.get("n_nonmembers", np.nan)):
+        chance = max(chance, 1 / (float(best["n_nonmembers"]) + 1))
+    return bool(low > chance), float(low), chance
+
+
+def verdict_inputs(study_dir):
+    """What :func:`verdict` and :func:`answer` read from a study folder, as keyword arguments.
+
+    Parameters
+    ----------
+    study_dir : str or PathLike
+        A study folder with ``results.csv``.
+
+    Returns
+    -------
+    dict
+        ``summary`` (:func:`analysis.tables.summary_table`), ``selection``, ``audit``, ``agreement``, ``history``
+        (None where the folder lacks the file) and ``scale_ratio`` (of the unscaled data, for ``scale="none"``
+        studies whose data can be loaded again, else None).
+
+    Examples
+    --------
+    >>> inputs = verdict_inputs("runs/digits")  # doctest: +SKIP
+    >>> answer(inputs["summary"], inputs["selection"])  # doctest: +SKIP
+    """
+    folder = Path(study_dir)
+    if not (folder / "results.csv").is_file():
+        raise ValueError(f"study_dir must be a study folder with results.csv, got {str(study_dir)!r}")
+    text = {"run": str, "hidden": str, "reason": str, "status": str, "targets": str}
+
+    def table(name):
+        path = folder / name
+        return pd.read_csv(path, dtype={k: v for k, v in text.items()}) if path.is_file() else None
+
+    def document(name):
+        path = folder / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    study = document("study.json") or {}
+    agreement = document("memorization.json")
+    return dict(summary=summary_table(table("results.csv")), selection=document("selection.json"),
+                audit=table("audit_summary.csv"), agreement=agreement if isinstance(agreement, list) else None,
+                history=table("history.csv"), scale_ratio=_scale_ratio(study.get("config", {})))
+
+
+def _scale_ratio(config):
+    """The feature scale ratio of an unscaled study's data, or None (scaled, or the data cannot be loaded)."""
+    if config.get("scale", "none") != "none" or "dataset" not in config:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the study warned about the scales already
+            X = load_dataset(config["dataset"], seed=config.get("seed", 0), label_column=config.get("label_column")).X
+    except (OSError, ValueError, TypeError):
+        return None
+    return feature_scale_ratio(X)

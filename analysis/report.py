@@ -29,8 +29,9 @@ __all__ = ["draw_figures", "write_report", "summary_table"]
 FIGURES_DIR = "figures"
 # reconstructions.npz: these keys are data about the samples; every other (n, d) array is one model's row.
 _NPZ_RESERVED = ("clean", "noisy", "image_shape", "titles", "sample")
-def _read_csv(path, **kw):
-    return pd.read_csv(path, **kw) if path.exists() else None
+def _read_csv(path, dtype=None):
+    # hidden widths are text ("16", "16-16"): a guess per chunk mixes types and warns (DtypeWarning)
+    return pd.read_csv(path, dtype={"hidden": str, **(dtype or {})}) if path.exists() else None
 
 
 def _read_results(folder):
@@ -373,7 +374,8 @@ def write_report(study_dir, *, dpi=110):
 
     md = [f"# {title}", "", the_answer, "", "## The evidence", ""] + [f"- {line}" for line in lines] + [""]
     md += ["## Key numbers", "",
-          "Means over successful seeds; unseen = test split.", "", _md_table(heads, rows), "", "## Failed runs", ""]
+          f"Means over successful seeds with {INTERVAL_METHOD}; unseen = test split.", "", _md_table(heads, rows),
+          "", "## Failed runs", ""]
     md += [f"- `{r.run}`: {getattr(r, 'reason', '') or getattr(r, 'status', '')}" for r in failed.itertuples()] \
         or ["none"]
     md += ["", "## Figures", ""] + [f"- [{name}]({FIGURES_DIR}/{path.name})" for name, path in figures.items()]

@@ -11,8 +11,9 @@ from .intervals import seed_interval
 __all__ = ["INTERVAL_METHOD", "ok_rows", "per_run", "run_gaps", "summarize_runs", "summary_table"]
 
 INTERVAL_METHOD = ("95% intervals over seeds: Student t on the log scale for errors, on the logit scale for "
-                   "membership AUC and for noise memorization inside (0, 1), on the raw scale for differences "
-                   "(paired by seed); a single run shows its own DeLong interval of the AUC")
+                   "membership AUC and noise memorization (leaving [0, 1] only on a side where a seed's value does), "
+                   "on Fisher's arctanh scale for seen minus unseen noise memorization and on the raw scale for "
+                   "other differences, both paired by seed; a single run shows its own DeLong interval of the AUC")
 
 CONFIG_COLUMNS = ["model", "bottleneck", "hidden", "depth", "width", "n_params"]
 
@@ -135,15 +136,14 @@ def hidden_text(value):
 
 
 SCALE = {"test_mse": "log", "test_mse_clean": "log", "membership_auc": "logit", "nm_seen": "share",
-         "nm_unseen": "share", "gap": "raw", "mem_gap": "raw", "clean_vs_pca": "raw"}
+         "nm_unseen": "share", "gap": "raw", "mem_gap": "signed",
+         "clean_vs_pca": "raw"}
 
 
 def _interval(values, scale, confidence, n_trials=None):
-    """:func:`seed_interval` on the scale that fits the values: shares on the logit scale only while every value
-    lies inside (0, 1) (a model can amplify or oppose the noise), errors on the log scale while all are > 0."""
-    if scale == "share":
-        scale = "logit" if np.all((values > 0) & (values < 1)) else "raw"
-    elif scale == "log" and np.any(values <= 0):
+    """:func:`seed_interval` on the quantity's scale; errors of exactly 0 (an identity map) fall back to the raw
+    scale, truncated at 0."""
+    if scale == "log" and np.any(values <= 0):
         mean, sd, low, high = seed_interval(values, "raw", confidence)
         return mean, sd, max(low, 0.0), high  # an error of 0 (the identity map): t truncated to errors >= 0
     return seed_interval(values, scale, confidence, n_trials=n_trials if scale == "logit" else None)
@@ -154,8 +154,10 @@ def summary_table(results, confidence=0.95):
 
     Each interval is a Student-t interval over seeds on a scale that keeps it inside the quantity's range
     (:data:`INTERVAL_METHOD` says it in words): the log scale for errors, the logit scale for the membership AUC
-    (the empirical logit of the smaller split's size where a seed reaches 0 or 1) and for noise memorization while
-    every seed's value lies inside (0, 1), the raw scale for differences, paired by seed. A configuration whose
+    (the empirical logit of the smaller split's size where a seed reaches 0 or 1) and for noise memorization (the
+    ``"share"`` scale of :func:`analysis.intervals.seed_interval`: it leaves [0, 1] only on a side where a seed's
+    value does); differences are paired by seed, on the raw scale, or for seen minus unseen noise memorization on
+    the ``"signed"`` (arctanh) scale while every seed's difference lies inside (-1, 1). A configuration whose
     seeds agree exactly on the AUC, or that has a single run, shows the widest of its runs' own DeLong intervals.
 
     Parameters
@@ -191,9 +193,8 @@ def summary_table(results, confidence=0.95):
         for m in metrics:
             kept = group[group[m].notna()]
             values = kept[m].to_numpy(dtype=float)
-            trials = kept["n_pairs"].to_numpy(dtype=float) if "n_pairs" in kept.columns else None
-            if trials is not None and not np.isfinite(trials).all():
-                trials = None
+            trials = float(kept["n_pairs"].min()) if "n_pairs" in kept.columns else None
+            trials = trials if trials is not None and np.isfinite(trials) else None
             stats = _interval(values, SCALE[m], confidence, trials) if len(values) else (np.nan,) * 4
             row.update({m: stats[0], f"{m}_sd": stats[1], f"{m}_ci_low": stats[2], f"{m}_ci_high": stats[3]})
         own = group.get("run_membership_auc_ci_low")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .evidence import assess, family_runs, fit_causes, pca_comparison, settle
+from .evidence import assess, audit_leaks, family_runs, fit_causes, pca_comparison, settle, verdict_inputs
 
-__all__ = ["answer", "key_numbers", "verdict"]
+__all__ = ["answer", "key_numbers", "verdict", "verdict_inputs"]
 
 
 def _fmt_interval(row, name, fmt="{:.2f}"):
@@ -99,7 +99,8 @@ def _pca_words(entry, subject="it"):
         if entry["pca"].get(int(row["bottleneck"])) is not None:
             found[pca_comparison(row)].append(int(row["bottleneck"]))
     if found["worse"] and not found["better"] and not found["unclear"]:
-        return f" {_cap(subject)} never beats PCA on unseen samples' clean signal: PCA's error is lower at every bottleneck."
+        return (f" {_cap(subject)} never beats PCA on unseen samples' clean signal: PCA's error is lower at every "
+                "bottleneck.")
     parts = []
     if found["better"]:
         parts.append(f"{subject} beats PCA on unseen samples' clean signal at k = {_ks(found['better'])}")
@@ -113,14 +114,14 @@ def _pca_words(entry, subject="it"):
     return " " + _cap("; ".join(parts)) + "."
 
 
-def _memorized(row, fmt="{:.2f}"):
+def _memorized(row, fmt="{:.3f}"):
     return f"{_fmt_interval(row, 'mem_gap', fmt)}" if "mem_gap" in row else f"{row['nm_seen'] - row['nm_unseen']:.2f}"
 
 
 def _families(summary, history=None, scale_ratio=None):
     lines, plain = [], []
     for entry in assess(summary):
-        hidden, row, family = entry["hidden"], entry["row"], _family(entry["hidden"])
+        row, family = entry["row"], _family(entry["hidden"])
         k, status, beats = int(entry["row"]["bottleneck"]), entry["status"], _pca_words(entry)
         if status == "fails":
             lines.append(f"{_cap(family)} fits the data badly: {_fits_badly(entry, history, scale_ratio)}")
@@ -134,8 +135,8 @@ def _families(summary, history=None, scale_ratio=None):
             pca = entry["pca"].get(k)
             than = f" where PCA's is {pca['membership_auc']:.2f}" if pca is not None else ""
             lines.append(_cap(
-                f"{family} stores a little of its training samples' noise: at k={k} it reproduces "
-                f"{_memorized(row)} more of it on seen than on unseen samples, and its membership AUC is "
+                f"{family} stores a little of its training samples' noise: at k={k} its seen minus unseen noise "
+                f"memorization is {_memorized(row)}, and its membership AUC is "
                 f"{_fmt_interval(row, 'membership_auc')}{than}.") + beats)
         elif status == "like_pca":
             plain.append(entry)
@@ -248,6 +249,15 @@ def _audit_lines(audit, fpr=0.01):
             line += f", {ATTACK_NAMES['loss']} {row['tpr']:.1%} [{row['tpr_ci_low']:.1%}, {row['tpr_ci_high']:.1%}]"
         if not bool(best.get("fpr_resolved", True)):
             line += f" (too few unseen samples to resolve {fpr:.0%}: read it as an upper bound)"
+        leaks, low, chance = audit_leaks(rows, fpr)
+        n_attacks = rows["attack"].nunique()
+        if leaks:
+            line += (f": above the {chance:.1%} a guess flags (lower bound {low:.1%}, corrected for picking the "
+                     f"strongest of {n_attacks} attacks)")
+        else:
+            line += (f": inconclusive, its lower bound ({low:.1%}, corrected for picking the strongest of {n_attacks}"
+                     f" attacks) does not exceed the {chance:.1%} a guess flags; more reference models "
+                     "(--n-references) or more samples would settle it")
         lines.append(line + ".")
     return lines
 
@@ -301,14 +311,28 @@ _COLUMNS = [
 ]
 
 
-def key_numbers(table):
+# The console's table: the claims' own numbers, narrow enough for 100 columns.
+_COMPACT = [
+    ("model", lambda r: "PCA" if r["model"] == "pca" else "AE"),
+    *_COLUMNS[1:5],
+    ("unseen clean MSE [CI]", _with_interval("test_mse_clean", "{:.4f}")),
+    ("noise mem. gap [CI]", _with_interval("mem_gap", "{:.2f}")),
+    ("membership AUC [CI]", _with_interval("membership_auc", "{:.3f}")),
+]
+
+
+def key_numbers(table, compact=False):
     """The key-number table as text: headings and rows of strings, one row per row of ``table``.
 
     ``table`` is :func:`analysis.tables.summary_table`'s frame; errors get 4 decimals, shares 3, intervals in
-    brackets; columns with nothing to show are left out.
+    brackets; columns with nothing to show are left out. ``compact=True`` keeps the columns the verdict's claims
+    rest on (the unseen clean error, seen minus unseen noise memorization, the membership AUC), for a console.
     """
+    if not isinstance(compact, bool):
+        raise TypeError(f"compact must be True or False, got {compact!r}")
+    chosen = _COMPACT if compact else _COLUMNS
     if table.empty:
-        return [h for h, _ in _COLUMNS], []
+        return [h for h, _ in chosen], []
     records = table.to_dict("records")
-    columns = [(h, cell) for h, cell in _COLUMNS if any(cell(r) not in ("–", "") for r in records)]
+    columns = [(h, cell) for h, cell in chosen if any(cell(r) not in ("–", "") for r in records)]
     return [h for h, _ in columns], [[cell(r) for _, cell in columns] for r in records]

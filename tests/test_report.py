@@ -2,6 +2,7 @@ import html
 """The report is checked from the files it writes: figures, inlined images, tables, failed runs, escaping."""
 import json
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -281,3 +282,17 @@ def test_latent_map_names_its_method_and_its_scores(full_study):
     assert "UMAP" in text and "trustworthiness 0.981" in text and "kNN accuracy 93.8%" in text
     assert "seen (train): circles" in text and "unseen (test): crosses" in text
     assert "PCA" in captions["latent_pca-k8"] or "UMAP" in captions["latent_pca-k8"]
+
+
+def test_a_grow_study_with_mixed_hidden_widths_reads_without_dtype_warnings(tmp_path, frames, only_figures):
+    """A grow search writes widths "16" and "16-16" into one column; pandas guesses per chunk and warns."""
+    only_figures("capacity")
+    folder = write_study(tmp_path / "grow", frames)
+    rows = 262_144 + 1_000  # past pandas' first low-memory chunk, so the two halves are typed apart
+    text = "run,hidden,epoch,train_loss,val_loss\n" + "ae-k2-h16-s0,16,1,0.5,0.5\n" * (rows - 1_000)
+    (folder / "history.csv").write_text(text + "ae-k2-h16-16-s0,16-16,1,0.5,0.5\n" * 1_000)
+    with pytest.warns(pd.errors.DtypeWarning):  # the symptom, read the plain way
+        pd.read_csv(folder / "history.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.DtypeWarning)
+        write_report(folder, dpi=DPI)

@@ -144,7 +144,7 @@ def test_the_verdict_says_which_widths_store_and_which_learn_no_more_than_pca():
                                 "predicted_spearman": 0.92}])
     assert lines[0].startswith("Width 1024 stores its training samples: at k=8 it reproduces 61%")
     assert "membership AUC 0.99 [0.98, 1.00]" in lines[0] and "beats PCA" in lines[0] and "k = 8" in lines[0]
-    assert "seen minus unseen 0.48 [0.45, 0.51]" in lines[0]
+    assert "seen minus unseen 0.480 [0.450, 0.510]" in lines[0]
     assert lines[1].startswith("Width 16 learns no more than PCA") and "never beats PCA" in lines[1]
     assert "Spearman 0.92" in lines[2] and lines[3] == "The simplest adequate model is PCA."
 
@@ -211,3 +211,115 @@ def test_the_answer_names_the_width_memorization_starts_and_the_model_to_use():
     assert "more seeds" in text
     with pytest.raises(TypeError, match="selection"):
         answer(summary, "pca")
+
+
+PCA8 = _row("", seeds=1, auc=(0.51, 0.45, 0.57), gap=(0.005, np.nan, np.nan), clean=(0.0, np.nan, np.nan))
+
+
+@pytest.mark.parametrize("auc, gap, expected", [
+    ((0.9, 0.85, 0.94), (0.3, 0.25, 0.35), "Width 256 stores its training samples"),
+    ((0.9, 0.40, 0.99), (0.3, 0.25, 0.35), "Whether width 256 stores its training samples is inconclusive"),
+    ((0.9, 0.85, 0.94), (0.3, -0.1, 0.7), "Whether width 256 stores its training samples is inconclusive"),
+    ((0.6, 0.55, 0.65), (0.05, 0.01, 0.09), "Width 256 stores a little of its training samples' noise"),
+    ((0.5, 0.49, 0.52), (0.0, -0.01, 0.02), "Width 256 learns no more than PCA"),
+])
+def test_storing_is_claimed_only_when_both_intervals_exclude_no_storage(auc, gap, expected):
+    from analysis.verdict import verdict
+
+    (line,) = verdict(pd.DataFrame([PCA8, _row("256", seeds=2, auc=auc, gap=gap)]))
+    assert line.startswith(expected)
+    if "inconclusive" in expected:
+        assert "more seeds (--seeds; 2 now), --data-seeds" in line and "stores its training samples:" not in line
+
+
+@pytest.mark.parametrize("clean, expected", [
+    ((-0.004, -0.006, -0.002), "beats PCA on unseen samples' clean signal at k = 8"),
+    ((-0.004, -0.020, 0.012), "k = 8 the difference from PCA is not resolved with 3 seeds"),
+    ((0.004, 0.002, 0.006), "never beats PCA on unseen samples' clean signal"),
+])
+def test_beating_pca_is_claimed_only_when_the_difference_interval_excludes_0(clean, expected):
+    from analysis.verdict import verdict
+
+    (line,) = verdict(pd.DataFrame([PCA8, _row("16", clean=clean)]))
+    assert expected in line
+    assert ("beats PCA" in line.replace("never beats PCA", "")) == (clean[2] < 0)
+
+
+def _failed(clean=(398.2, 150.0, 650.0)):
+    pca = dict(PCA8, bottleneck=2, test_mse_clean=1.8)
+    return pd.DataFrame([pca, _row("16", k=2, seeds=2, clean=clean, test_mse_clean=400.0)])
+
+
+def _history(last_epochs):
+    """history.csv of two runs of width 16: train loss 1 / epoch, or flat after epoch 3."""
+    epochs = np.arange(1, 21)
+    loss = 1 / epochs if last_epochs == "falling" else np.maximum(1 / epochs, 1 / 3)
+    return pd.DataFrame([dict(run=f"ae-k2-h16-s{s}", model="autoencoder", hidden="16", epoch=e, train_loss=v)
+                         for s in (0, 1) for e, v in zip(epochs, loss)])
+
+
+@pytest.mark.parametrize("history, scale_ratio, cause, not_cause", [
+    ("falling", None, "still falling when training stopped", "--scale standard"),
+    ("flat", 5e3, "scales differ by a factor of 5,000", "--epochs"),
+    ("falling", 5e3, "--epochs", "neither"),
+    ("flat", 2.0, "neither a train loss still falling", "scales differ"),
+])
+def test_a_failed_fit_names_the_cause_the_evidence_points_to(history, scale_ratio, cause, not_cause):
+    from analysis.verdict import verdict
+
+    (line,) = verdict(_failed(), history=_history(history), scale_ratio=scale_ratio)
+    assert line.startswith("Width 16 fits the data badly") and cause in line and not_cause not in line
+    if history == "falling":
+        assert "train longer, --epochs" in line
+
+
+def test_a_failed_fit_is_claimed_only_when_its_interval_is_above_pca():
+    from analysis.verdict import verdict
+
+    (line,) = verdict(_failed(clean=(398.2, -50.0, 850.0)))
+    assert "fits the data badly" not in line and "k = 2 the difference from PCA is not resolved" in line
+
+
+def test_the_train_loss_trend_reads_the_last_quarter():
+    from analysis.evidence import still_falling
+
+    assert still_falling(_history("falling"), ["ae-k2-h16-s0"]) == (True, pytest.approx((1 / 15 - 1 / 20) * 20))
+    assert still_falling(_history("flat"), ["ae-k2-h16-s0", "ae-k2-h16-s1"]) == (False, 0.0)
+    with pytest.raises(ValueError, match="threshold"):
+        still_falling(_history("flat"), ["ae-k2-h16-s0"], threshold=-1)
+
+
+@pytest.mark.parametrize("positives, expected", [(40, "above the 1.0% a guess flags"), (4, "inconclusive")])
+def test_an_audit_claims_leakage_only_above_what_a_guess_flags(positives, expected):
+    from analysis.verdict import verdict
+
+    audit = pd.DataFrame([dict(run="ae-k8-h1024-s0", targets="ae-k8-h1024-s0", attack=attack, fpr=0.01,
+                               tpr=(positives - i) / 400, tpr_ci_low=0.0, tpr_ci_high=0.2,
+                               n_true_positives=positives - i, n_members=400, n_nonmembers=400, n_references=8,
+                               fpr_resolved=True) for i, attack in enumerate(["rmia", "lira_offline", "loss"])])
+    (line,) = verdict(pd.DataFrame(), audit=audit)[1:]
+    assert line.startswith("Membership audit of ae-k8-h1024") and expected in line
+
+
+def test_two_seed_intervals_stay_in_range_where_t_over_seeds_left_it():
+    """The wine study's numbers: t over two seeds gave AUC 0.835 [0.558, 1.111], noise memorization 0.763
+    [0.373, 1.153] and an unseen error 0.1239 [-0.0051, 0.2529]."""
+    from analysis.intervals import mean_interval
+    from analysis.tables import summary_table
+
+    seeds = {"membership_auc": (0.8132, 0.8568), "noise_memorization": (0.7323, 0.7937), "mse": (0.1137, 0.1341)}
+    rows = []
+    for s in (0, 1):
+        for split in ("train", "test"):
+            rows.append(dict(run=f"ae-k4-h256-s{s}", model="autoencoder", bottleneck=4, hidden="256", n_params=9233,
+                             seed=s, split=split, n_samples=107 if split == "train" else 36,
+                             mse=seeds["mse"][s] * (0.5 if split == "train" else 1), mse_clean=seeds["mse"][s] * 0.9,
+                             noise_memorization=seeds["noise_memorization"][s] - (0.4 if split == "test" else 0),
+                             membership_auc=seeds["membership_auc"][s]))
+    row = summary_table(pd.DataFrame(rows)).iloc[0]
+    old = {name: mean_interval(list(values))[2:] for name, values in seeds.items()}
+    assert old["membership_auc"][1] > 1 and old["noise_memorization"][1] > 1 and old["mse"][0] < 0
+    for name, (lowest, highest) in {"membership_auc": (0, 1), "nm_seen": (0, 1), "test_mse": (0, np.inf),
+                                    "test_mse_clean": (0, np.inf)}.items():
+        assert lowest < row[f"{name}_ci_low"] < row[name] < row[f"{name}_ci_high"] < highest, name
+    assert row["mem_gap"] == pytest.approx(0.4) and row["mem_gap_ci_low"] == row["mem_gap_ci_high"] == 0.4
