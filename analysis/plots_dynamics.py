@@ -129,7 +129,7 @@ def plot_double_descent(frame, *, metric="mse", epoch=None, ax=None):
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
     handles.append(Line2D([], [], color="black", linestyle="--"))
     labels.append(f"interpolation threshold n·d = {threshold:,.0f}")
-    ax.legend(handles, labels, fontsize="small")
+    ax.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xscale("log")
     ax.set_yscale("log")
     what = "vs. clean signal" if metric == "mse_clean" else "vs. model input"

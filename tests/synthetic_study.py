@@ -139,7 +139,9 @@ def write_extras(folder, seed=0):
                              "tpr": np.r_[0, np.minimum(1, 0.9 + 0.1 * fpr ** (0.2 + 0.1 * i))]})
                for i, a in enumerate(attacks)]).to_csv(folder / "audit.csv", index=False)
     pd.DataFrame({"run": "ae-k8-h128-s0", "targets": "ae-k8-h128-s0 ae-k8-h128-s1", "attack": attacks,
-                  "auc": 0.95, "fpr": 0.01, "tpr": 0.92, "n_targets": 2, "n_references": 8}).to_csv(
+                  "auc": 0.95, "fpr": 0.01, "fpr_achieved": 0.01, "tpr": 0.92, "tpr_ci_low": 0.9,
+                  "tpr_ci_high": 0.94, "n_true_positives": 74, "n_false_positives": 1, "n_members": 80,
+                  "n_nonmembers": 100, "n_targets": 2, "n_references": 8, "fpr_resolved": True}).to_csv(
         folder / "audit_summary.csv", index=False)
     np.savez(folder / "memorized_samples.npz", X=rng.uniform(0, 1, (16, D)), sample=np.arange(100, 116),
              score=np.r_[np.linspace(0.04, 0.02, 8), np.linspace(0.002, -0.001, 8)], image_shape=np.array([8, 8]),
