@@ -85,6 +85,11 @@ GLOSSARY = [
      "held-out test split (validation, where a figure says so, is a second held-out split used for choosing)."),
     ("run id", "One trained model: ae-k16-h256-s0 is the autoencoder with bottleneck k=16, hidden width 256, seed 0; "
      "pca-k16 is PCA with 16 components."),
+    ("PCA baseline", "PCA with the same number of components k, fitted on the same training inputs: the best linear "
+     "k-dimensional code. An autoencoder that does not beat it on unseen data has not earned its extra parameters."),
+    ("simplest adequate model", "The fewest parameters whose validation error against the clean signal (else SURE, "
+     "else the error of denoising fresh noise) is within one standard error over seeds of the best; the error against "
+     "the noisy input would reward copying the noise."),
     ("gap", "Unseen minus seen reconstruction error: near zero when the model learned the structure, positive when "
      "it reconstructs what it saw better."),
     ("noise memorization", "Share of the noise injected into each input that comes back in its reconstruction: 0 "
@@ -103,6 +108,8 @@ GLOSSARY = [
      "reference models trained with and without it."),
     ("RMIA", "Relative membership inference (Zarifzadeh et al. 2024): how much more likely a sample is under the "
      "target than under the reference models, relative to other samples."),
+    ("memorization score", "Per sample: its error when left out of training minus its error when trained on, "
+     "from the reference models."),
     ("split-half agreement", "Per-sample memorization scores from two disjoint halves of the reference models, "
      "compared by Spearman rank correlation: near 1, the ranking is real; near 0, mostly noise."),
     ("Spearman", "Rank correlation: 1 when two lists order the samples alike, 0 when their orders are unrelated."),
