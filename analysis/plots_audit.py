@@ -58,7 +58,8 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
         check_columns(summary, ["attack", "auc"], "summary")
         auc = summary.drop_duplicates("attack").set_index("attack")["auc"].to_dict()
     ax = _axes(ax)
-    palette = sns.color_palette("colorblind", n_colors=max(len(_ATTACK_LABELS), data["attack"].nunique()))
+    # colour-blind safe, without its blue and orange: those mean seen and unseen in every figure
+    palette = sns.color_palette("colorblind", 10)[2:] + sns.color_palette("husl", max(0, data["attack"].nunique() - 8))
     for color, (attack, curve) in zip(palette, data.groupby("attack", sort=False)):
         label = _ATTACK_LABELS.get(attack, attack) + (f" (AUC {auc[attack]:.3f})" if attack in auc else "")
         ax.plot(curve["fpr"], curve["tpr"], color=color, lw=1.4, label=label, gid=f"roc:{attack}")
@@ -115,7 +116,9 @@ def plot_memorization_distribution(scores, *, ax=None):
         raise ValueError("scores has no finite score")
     ax = _axes(ax)
     hue = "model" if "model" in data.columns else None
-    sns.histplot(data=data, x="score", hue=hue, element="step", stat="density", common_norm=False, bins=50, ax=ax)
+    levels = list(dict.fromkeys(data[hue])) if hue else None
+    sns.histplot(data=data, x="score", hue=hue, hue_order=levels, element="step", stat="density", common_norm=False,
+                 palette=sns.color_palette("viridis", len(levels)) if hue else None, bins=50, ax=ax)
     ax.axvline(0.0, color="black", lw=0.8, gid="zero")
     ax.set_xlabel("memorization: error when unseen − error when seen (MSE per feature)")
     ax.set_ylabel("density")

@@ -286,8 +286,9 @@ def plot_memorization_scores(memorization, *, ax=None):
         raise ValueError("memorization has no score values")
     ax = axes(ax)
     hue = "run" if "run" in data.columns else "model"
-    sns.histplot(data=data, x="score", hue=hue, element="step", stat="density", common_norm=False,
-                 bins=40, ax=ax)
+    levels = list(dict.fromkeys(data[hue]))  # viridis: blue and orange mean seen and unseen in every figure
+    sns.histplot(data=data, x="score", hue=hue, hue_order=levels, element="step", stat="density", common_norm=False,
+                 palette=sns.color_palette("viridis", len(levels)), bins=40, ax=ax)
     ax.axvline(0.0, color="black", lw=0.8)
     ax.set_xlabel("memorization score: error unseen − error seen (MSE per feature)")
     ax.set_ylabel("density")

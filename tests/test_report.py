@@ -208,6 +208,8 @@ def _drawn_words(handle):
 
 
 def test_every_figure_s_caption_describes_its_legend_s_seen_and_unseen(full_study):
+    from matplotlib.colors import to_hex
+
     folder, plan, captions = full_study
     looks = {}
     assert {"memorization_curves", "landscape", "attractors", "double_descent", "audit_ae-k8-h128-s0",
@@ -218,7 +220,10 @@ def test_every_figure_s_caption_describes_its_legend_s_seen_and_unseen(full_stud
             legend = ax.get_legend()
             for handle, text in zip(legend.legend_handles if legend else [], legend.get_texts() if legend else []):
                 label = text.get_text().removeprefix("PCA, same k, ")
-                if label not in SPLITS:
+                if label not in SPLITS:  # a line (or patch) of something else never wears a split's colour
+                    line = getattr(handle, "get_linestyle", lambda: "None")() not in ("None", "")
+                    color = handle.get_edgecolor() if hasattr(handle, "get_edgecolor") else handle.get_color()
+                    assert not (line and to_hex(color) in _COLOR_WORDS), (name, label)
                     continue
                 words = _drawn_words(handle)
                 assert f"{label}: {words}" in captions[name], (name, label, words, captions[name])
