@@ -19,8 +19,8 @@ from autoenc.data import feature_scale_ratio, load_dataset
 from .intervals import clopper_pearson
 from .tables import summary_table
 
-__all__ = ["assess", "audit_leaks", "fit_causes", "pca_comparison", "settle", "stores", "still_falling",
-           "verdict_inputs"]
+__all__ = ["assess", "audit_leaks", "fit_causes", "fit_evidence", "pca_comparison", "settle", "stores",
+           "still_falling", "verdict_inputs"]
 
 STORES = 0.10         # seen minus unseen noise memorization above this: it stores its samples, not a little
 LIKE_PCA = 0.02       # intervals within this of PCA's memorization gap (and twice it of its AUC): no more than PCA
@@ -35,18 +35,26 @@ def _bounds(row, name):
     return (low, high) if np.isfinite(low) and np.isfinite(high) else (np.nan, np.nan)
 
 
-def stores(row):
-    """True when both intervals exclude their null: membership AUC above 0.5, seen minus unseen noise
-    memorization (``mem_gap``, paired by seed) above 0."""
-    return bool(_bounds(row, "membership_auc")[0] > 0.5 and _bounds(row, "mem_gap")[0] > 0)
+def stores(row, pca_row=None):
+    """True when both intervals exclude storage: the membership AUC's lies above 0.5 and the seen minus unseen
+    noise memorization's (``mem_gap``, paired by seed) above 0, and each above PCA's at the same bottleneck
+    (a rank-k projection fitted on the training samples shows a little of both; on the same split PCA is one
+    number, so this is the paired difference's interval excluding 0)."""
+    gap, auc = _pca_numbers(pca_row)
+    return bool(_bounds(row, "membership_auc")[0] > auc and _bounds(row, "mem_gap")[0] > gap)
+
+
+def _pca_numbers(pca_row):
+    """PCA's memorization gap and AUC, at least the nulls 0 and 0.5 (those without PCA, or where it lacks them)."""
+    gap = np.nan if pca_row is None else float(pca_row.get("mem_gap", np.nan))
+    auc = np.nan if pca_row is None else float(pca_row.get("membership_auc", np.nan))
+    return max(np.nan_to_num(gap), 0.0), max(np.nan_to_num(auc, nan=0.5), 0.5)
 
 
 def like_pca(row, pca_row=None):
     """True when the intervals show no more storage than PCA's: the memorization gap's upper bound within
     ``LIKE_PCA`` of PCA's gap and the AUC's within ``2 * LIKE_PCA`` of PCA's AUC (0 and 0.5 without PCA)."""
-    gap = 0.0 if pca_row is None else float(pca_row.get("mem_gap", np.nan))
-    auc = 0.5 if pca_row is None else float(pca_row.get("membership_auc", np.nan))
-    gap, auc = max(np.nan_to_num(gap), 0.0), max(np.nan_to_num(auc, nan=0.5), 0.5)
+    gap, auc = _pca_numbers(pca_row)
     return bool(_bounds(row, "mem_gap")[1] <= gap + LIKE_PCA
                 and _bounds(row, "membership_auc")[1] <= auc + 2 * LIKE_PCA)
 
@@ -88,7 +96,7 @@ def assess(summary):
         pca_of = {int(r["bottleneck"]): (pca.loc[int(r["bottleneck"])] if int(r["bottleneck"]) in pca.index else None)
                   for _, r in rows.iterrows()}
         entry = dict(hidden=hidden, rows=rows, pca=pca_of, ratios=_failed_fit(rows, pca))
-        storing = rows[[stores(r) for _, r in rows.iterrows()]]
+        storing = rows[[stores(r, pca_of[int(r["bottleneck"])]) for _, r in rows.iterrows()]]
         if entry["ratios"]:
             entry.update(status="fails", row=rows.iloc[0])
         elif len(storing):
@@ -220,8 +228,37 @@ def audit_leaks(rows, fpr=0.01, confidence=0.95):
     return bool(low > chance), float(low), chance
 
 
+_TEXT = {"run": str, "hidden": str, "reason": str, "status": str, "targets": str}  # read as text, never guessed
+
+
+def _folder(study_dir):
+    folder = Path(study_dir)
+    if not (folder / "results.csv").is_file():
+        raise ValueError(f"study_dir must be a study folder with results.csv, got {str(study_dir)!r}")
+    return folder
+
+
+def _table(folder, name):
+    path = folder / name
+    return pd.read_csv(path, dtype=_TEXT) if path.is_file() else None
+
+
+def _document(folder, name):
+    path = folder / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def fit_evidence(study_dir):
+    """What says why a fit failed, from a study folder: ``history`` (``history.csv``, None without it) and
+    ``scale_ratio`` (of the unscaled data for a ``scale="none"`` study whose data loads again, else None), as
+    keyword arguments of :func:`analysis.verdict.verdict`."""
+    folder = _folder(study_dir)
+    config = (_document(folder, "study.json") or {}).get("config", {})
+    return dict(history=_table(folder, "history.csv"), scale_ratio=_scale_ratio(config))
+
+
 def verdict_inputs(study_dir):
-    """What :func:`verdict` and :func:`answer` read from a study folder, as keyword arguments.
+    """What :func:`analysis.verdict.verdict` and :func:`analysis.verdict.answer` read from a study folder.
 
     Parameters
     ----------
@@ -231,33 +268,19 @@ def verdict_inputs(study_dir):
     Returns
     -------
     dict
-        ``summary`` (:func:`analysis.tables.summary_table`), ``selection``, ``audit``, ``agreement``, ``history``
-        (None where the folder lacks the file) and ``scale_ratio`` (of the unscaled data, for ``scale="none"``
-        studies whose data can be loaded again, else None).
+        ``summary`` (:func:`analysis.tables.summary_table`), ``selection``, ``audit``, ``agreement`` (None where
+        the folder lacks the file), and :func:`fit_evidence`'s ``history`` and ``scale_ratio``.
 
     Examples
     --------
     >>> inputs = verdict_inputs("runs/digits")  # doctest: +SKIP
     >>> answer(inputs["summary"], inputs["selection"])  # doctest: +SKIP
     """
-    folder = Path(study_dir)
-    if not (folder / "results.csv").is_file():
-        raise ValueError(f"study_dir must be a study folder with results.csv, got {str(study_dir)!r}")
-    text = {"run": str, "hidden": str, "reason": str, "status": str, "targets": str}
-
-    def table(name):
-        path = folder / name
-        return pd.read_csv(path, dtype={k: v for k, v in text.items()}) if path.is_file() else None
-
-    def document(name):
-        path = folder / name
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-    study = document("study.json") or {}
-    agreement = document("memorization.json")
-    return dict(summary=summary_table(table("results.csv")), selection=document("selection.json"),
-                audit=table("audit_summary.csv"), agreement=agreement if isinstance(agreement, list) else None,
-                history=table("history.csv"), scale_ratio=_scale_ratio(study.get("config", {})))
+    folder = _folder(study_dir)
+    agreement = _document(folder, "memorization.json")
+    return dict(summary=summary_table(_table(folder, "results.csv")), selection=_document(folder, "selection.json"),
+                audit=_table(folder, "audit_summary.csv"), agreement=agreement if isinstance(agreement, list) else None,
+                **fit_evidence(folder))
 
 
 def _scale_ratio(config):

@@ -21,6 +21,7 @@ from autoenc.io import atomic_write
 from . import plots
 from ._report_text import caption, figure_html, glossary_html, page
 from ._report_text import html_table as _html_table, md_table as _md_table
+from .evidence import fit_evidence
 from .tables import INTERVAL_METHOD, summary_table
 from .verdict import answer, key_numbers, verdict
 
@@ -345,8 +346,8 @@ def write_report(study_dir, *, dpi=110):
 
     audit = _read_csv(folder / "audit_summary.csv", dtype={"run": str})
     agreement = _read_json(folder / "memorization.json")
-    lines = ((verdict(table, selection, audit, agreement if isinstance(agreement, list) else None) if len(table)
-              else []) + ([] if selection else [sentence]))
+    lines = ((verdict(table, selection, audit, agreement if isinstance(agreement, list) else None,
+                      **fit_evidence(folder)) if len(table) else []) + ([] if selection else [sentence]))
     the_answer = answer(table, selection) if len(table) else sentence
     captions = _captions(folder, figures)
     lead = next((name for name in ("memorization", "capacity") if name in figures), None)

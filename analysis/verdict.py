@@ -55,6 +55,11 @@ def verdict(summary, selection=None, audit=None, agreement=None, *, history=None
     --------
     >>> lines = verdict(summary_table(results), selection)  # doctest: +SKIP
     """
+    if history is not None and not isinstance(history, pd.DataFrame):
+        raise TypeError(f"history must be a DataFrame like history.csv or None, got {type(history).__name__}")
+    if scale_ratio is not None and (isinstance(scale_ratio, bool) or not isinstance(scale_ratio, (int, float))
+                                    or not scale_ratio >= 1):
+        raise ValueError(f"scale_ratio must be a number >= 1 or None, got {scale_ratio!r}")
     lines = []
     if summary is None or summary.empty or "nm_seen" not in summary.columns:
         lines.append("No noise was injected, so how much noise each network stores cannot be measured here.")
@@ -182,8 +187,9 @@ def answer(summary, selection=None):
     if selection is not None and not isinstance(selection, dict):
         raise TypeError(f"selection must be a dict from simplest_adequate, got {type(selection).__name__}")
     use = f"; use {_model_words(selection)}, the simplest adequate model" if selection and "model" in selection else ""
-    if summary is None or summary.empty or "nm_seen" not in summary.columns or \
-            not (summary["model"] == "autoencoder").any():
+    if summary is None or summary.empty or not (summary["model"] == "autoencoder").any():
+        return f"No autoencoder finished, so whether autoencoders memorize cannot be told here{use}."
+    if "nm_seen" not in summary.columns or not summary["nm_seen"].notna().any():
         return f"No noise was injected, so whether the autoencoders memorize cannot be measured here{use}."
     entries = assess(summary)
     status = {str(e["hidden"]): e["status"] for e in entries}
@@ -201,8 +207,10 @@ def answer(summary, selection=None):
             parts.append(f"the autoencoders {strength} from {_widths([memorize[0]])} on (they reproduce their "
                          "training samples' noise, and their error reveals which samples they saw)")
         else:
-            parts.append(f"{_widths(memorize)} memorize{'s' * (len(memorize) == 1)} (they reproduce their training "
-                         "samples' noise, and their error reveals which samples they saw)")
+            parts.append(f"{_widths(memorize)} memorizes (it reproduces its training samples' noise, and its error "
+                         "reveals which samples it saw)" if len(memorize) == 1 else
+                         f"{_widths(memorize)} memorize (they reproduce their training samples' noise, and their "
+                         "error reveals which samples they saw)")
     if learn:
         parts.append(f"{_widths(learn)} learn{'s' * (len(learn) == 1)} no more than PCA"
                      if memorize or unclear or failed else "the autoencoders learn without memorizing at every width "
@@ -216,9 +224,13 @@ def answer(summary, selection=None):
 
 
 def _widths(hiddens):
-    names = [str(h).replace("-", "/") for h in hiddens]
-    return ("width " if len(names) == 1 else "widths ") + (", ".join(names[:-1]) + " and " + names[-1]
-                                                         if len(names) > 1 else names[0])
+    """'width 16', 'widths 16 and 64', or each family in full where one has several layers."""
+    names = [str(h) for h in hiddens]
+    if any("-" in n for n in names):
+        names, prefix = [_family(n) for n in names], ""
+    else:
+        prefix = "width " if len(names) == 1 else "widths "
+    return prefix + (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0])
 
 
 def _model_words(selection):

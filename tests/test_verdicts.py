@@ -187,8 +187,9 @@ def test_the_pca_reference_line_is_fitted_once_per_bottleneck(monkeypatch):
 
 def _row(hidden, k=8, seeds=3, auc=(0.5, 0.48, 0.52), gap=(0.0, -0.01, 0.01), clean=(0.0, -0.001, 0.001), **extra):
     """A summary_table row with its intervals: (mean, low, high) of membership AUC, memorization gap, clean vs PCA."""
-    row = dict(model="autoencoder" if hidden else "pca", bottleneck=k, hidden=hidden, n_params=100 * (int(hidden or 0)
-               + 1), n_seeds=seeds, nm_reference=k / 64, nm_seen=0.2 + gap[0], nm_unseen=0.2, test_mse_clean=0.03)
+    size = sum(int(w) for w in hidden.split("-")) if hidden else 0
+    row = dict(model="autoencoder" if hidden else "pca", bottleneck=k, hidden=hidden, n_params=100 * (size + 1),
+               n_seeds=seeds, nm_reference=k / 64, nm_seen=0.2 + gap[0], nm_unseen=0.2, test_mse_clean=0.03)
     for name, (mean, low, high) in (("membership_auc", auc), ("mem_gap", gap), ("clean_vs_pca", clean)):
         row.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
     return {**row, **extra}
@@ -323,3 +324,100 @@ def test_two_seed_intervals_stay_in_range_where_t_over_seeds_left_it():
                                     "test_mse_clean": (0, np.inf)}.items():
         assert lowest < row[f"{name}_ci_low"] < row[name] < row[f"{name}_ci_high"] < highest, name
     assert row["mem_gap"] == pytest.approx(0.4) and row["mem_gap_ci_low"] == row["mem_gap_ci_high"] == 0.4
+
+
+def test_differences_are_paired_by_seed_where_pca_has_one_run_per_data_seed():
+    """With --data-seeds each seed has its own split and its own PCA: the clean error is compared seed by seed."""
+    from analysis.tables import summary_table
+
+    rows = []
+    for s, pca_error in enumerate((0.020, 0.030, 0.045)):  # PCA's error moves with the data draw
+        for model, error in (("pca", pca_error), ("autoencoder", pca_error + 0.004)):
+            run = f"pca-k4-s{s}" if model == "pca" else f"ae-k4-h16-s{s}"
+            for split, nm in (("train", 0.30 + 0.01 * s), ("test", 0.10)):
+                rows.append(dict(run=run, model=model, bottleneck=4, hidden="" if model == "pca" else "16",
+                                 n_params=100, seed=s, split=split, n_samples=300, mse=error, mse_clean=error,
+                                 noise_memorization=nm, membership_auc=0.6))
+    ae = summary_table(pd.DataFrame(rows)).query("model == 'autoencoder'").iloc[0]
+    assert ae["clean_vs_pca"] == pytest.approx(0.004)
+    assert ae["clean_vs_pca_ci_low"] == pytest.approx(0.004) == ae["clean_vs_pca_ci_high"]  # no spread once paired
+    assert ae["mem_gap"] == pytest.approx(0.21) and 0.1 < ae["mem_gap_ci_low"] < 0.21 < ae["mem_gap_ci_high"] < 0.4
+
+
+def test_what_pca_shows_too_is_not_called_storing():
+    """The default study's width 16 at k=8: both intervals exclude the nulls, but not PCA's own numbers."""
+    from analysis.verdict import answer, verdict
+
+    pca = _row("", seeds=1, auc=(0.512, 0.479, 0.546), gap=(0.011, np.nan, np.nan), clean=(0.0, np.nan, np.nan))
+    ae = _row("16", auc=(0.511, 0.509, 0.513), gap=(0.010, 0.005, 0.016))
+    assert ae["membership_auc_ci_low"] > 0.5 and ae["mem_gap_ci_low"] > 0
+    (line,) = verdict(pd.DataFrame([pca, ae]))
+    assert line.startswith("Width 16 learns no more than PCA")
+    assert "memorize" not in answer(pd.DataFrame([pca, ae]))
+
+
+def test_the_answer_names_widths_that_memorize_between_inconclusive_ones():
+    from analysis.verdict import answer
+
+    summary = pd.DataFrame([PCA8, _row("16", seeds=2, auc=(0.5, 0.2, 0.8), gap=(0.0, -0.5, 0.5)),
+                            _row("256", seeds=2, auc=(0.9, 0.85, 0.94), gap=(0.3, 0.25, 0.35)),
+                            _row("1024", seeds=2, auc=(0.9, 0.4, 0.99), gap=(0.3, -0.2, 0.8))])
+    text = answer(summary)
+    assert text.startswith("Width 256 memorizes (it reproduces its training samples' noise")
+    assert "for widths 16 and 1024 the evidence is inconclusive with 2 seeds" in text
+
+
+def test_a_study_folder_hands_the_verdict_its_history_and_feature_scales(tmp_path, rng, frames):
+    from synthetic_study import write_study
+
+    from analysis.evidence import fit_evidence, verdict_inputs
+
+    folder = write_study(tmp_path / "s", frames)
+    raw = rng.standard_normal((60, 3)) * np.array([0.1, 1.0, 50.0])
+    np.save(tmp_path / "raw.npy", raw)
+    study_json = dict(frames["study"], config=dict(frames["study"]["config"], dataset=str(tmp_path / "raw.npy"),
+                                                     scale="none"))
+    (folder / "study.json").write_text(json.dumps(study_json))
+    evidence = fit_evidence(folder)
+    assert 200 < evidence["scale_ratio"] < 1000 and len(evidence["history"]) == len(frames["history"])
+    (folder / "study.json").write_text(json.dumps(dict(study_json, config=dict(study_json["config"],
+                                                                                scale="standard"))))
+    inputs = verdict_inputs(folder)
+    assert inputs["scale_ratio"] is None and set(inputs) == {"summary", "selection", "audit", "agreement",
+                                                             "history", "scale_ratio"}
+    assert inputs["history"]["run"].map(type).eq(str).all()
+    with pytest.raises(ValueError, match="study_dir"):
+        verdict_inputs(tmp_path)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda v: v.verdict(pd.DataFrame(), history=[1, 2]), TypeError, "history must be a DataFrame"),
+    (lambda v: v.verdict(pd.DataFrame(), scale_ratio=0.5), ValueError, "scale_ratio must be a number >= 1"),
+    (lambda v: v.key_numbers(pd.DataFrame(), compact="yes"), TypeError, "compact must be True or False"),
+    (lambda v: v.answer([1, 2]), TypeError, "summary must be a DataFrame"),
+])
+def test_new_arguments_are_checked(call, error, match):
+    import importlib
+
+    module = importlib.import_module("analysis.verdict")  # analysis.verdict the attribute is the function
+    with pytest.raises(error, match=match):
+        call(module)
+
+
+def test_the_compact_table_keeps_the_claims_numbers():
+    from analysis.verdict import key_numbers
+
+    heads, rows = key_numbers(pd.DataFrame([PCA8, _row("256", auc=(0.9, 0.85, 0.94), gap=(0.3, 0.25, 0.35))]),
+                              compact=True)
+    assert heads[-2:] == ["noise mem. gap [CI]", "membership AUC [CI]"] and rows[1][0] == "AE"
+    assert rows[1][-2:] == ["0.30 [0.25, 0.35]", "0.900 [0.850, 0.940]"]
+
+
+def test_the_answer_without_autoencoders_or_noise_says_what_it_cannot_tell():
+    from analysis.verdict import answer
+
+    assert answer(pd.DataFrame([PCA8]), {"model": "pca", "bottleneck": 8}).startswith("No autoencoder finished")
+    quiet = pd.DataFrame([PCA8, _row("16")]).assign(nm_seen=np.nan, nm_unseen=np.nan)
+    assert answer(quiet).startswith("No noise was injected")
+    deep = pd.DataFrame([PCA8, _row("16-16", auc=(0.9, 0.85, 0.94), gap=(0.3, 0.25, 0.35))])
+    assert answer(deep).startswith("The autoencoders memorize from hidden widths (16, 16) on")
