@@ -8,13 +8,12 @@ from __future__ import annotations
 import base64
 import html
 
-from ._plotstyle import LOOKS, PAIR_MARKER, PCA_LINESTYLE, SEEN, UNSEEN, VALIDATION, WORDS, split_key
+from ._plotstyle import PAIR_MARKER, PCA_LINESTYLE, SEEN, VALIDATION, WORDS, split_key
 
 __all__ = ["GLOSSARY", "caption", "figure_html", "glossary_html", "html_table", "md_table", "page"]
 
 _PCA = f"PCA with the same bottleneck: {WORDS[PCA_LINESTYLE]}"
 _PAIR = f"{WORDS[PAIR_MARKER]}, one colour per bottleneck k"
-_SEEN_COLOR, _UNSEEN_COLOR = WORDS[LOOKS["seen"]["color"]], WORDS[LOOKS["unseen"]["color"]]
 
 CAPTIONS = {
     "capacity": f"Reconstruction error against model size. {split_key()}; colour: bottleneck k; bands: ±1 sd over "
