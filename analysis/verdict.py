@@ -220,6 +220,10 @@ def answer(summary, selection=None):
                      "(more seeds or --data-seeds would settle it)")
     if failed:
         parts.append(f"{_widths(failed)} fit{'s' * (len(failed) == 1)} the data badly")
+    chosen = status.get(str(selection.get("hidden"))) if use and selection["model"] == "autoencoder" else None
+    if chosen in ("stores", "stores_little"):  # the pick is adequate on the clean signal, not free of storage
+        use += (" (though it stores a little of its training samples' noise)" if chosen == "stores_little" else
+                " (though it stores its training samples)")
     return _cap("; ".join(parts)) + use + "."
 
 
@@ -236,8 +240,8 @@ def _widths(hiddens):
 def _model_words(selection):
     if selection["model"] == "pca":
         return f"PCA with {int(selection['bottleneck'])} components"
-    hidden = str(selection.get("hidden", "")).replace("-", ", ")
-    return f"the autoencoder with bottleneck {int(selection['bottleneck'])} and hidden widths ({hidden})"
+    family = _family(selection.get("hidden", ""))
+    return f"the autoencoder with bottleneck {int(selection['bottleneck'])} and {'hidden ' * ('-' not in family)}{family}"
 
 
 ATTACK_NAMES = {"loss": "the loss threshold", "lira_offline": "LiRA (offline)", "lira_online": "LiRA (online)",

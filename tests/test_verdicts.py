@@ -214,6 +214,19 @@ def test_the_answer_names_the_width_memorization_starts_and_the_model_to_use():
         answer(summary, "pca")
 
 
+def test_the_answer_says_when_the_model_it_recommends_stores_its_samples():
+    from analysis.verdict import answer
+
+    pca = _row("", seeds=1, auc=(0.51, 0.45, 0.57), gap=(0.005, np.nan, np.nan), clean=(0.0, np.nan, np.nan))
+    summary = pd.DataFrame([pca, _row("16"), _row("64", auc=(0.6, 0.55, 0.65), gap=(0.05, 0.01, 0.09)),
+                            _row("1024", auc=(0.99, 0.97, 1.0), gap=(0.5, 0.45, 0.55))])
+    pick = {"model": "autoencoder", "bottleneck": 8, "hidden": "64", "sentence": "..."}
+    assert answer(summary, pick).endswith("use the autoencoder with bottleneck 8 and hidden width 64, the simplest "
+                                          "adequate model (though it stores a little of its training samples' noise).")
+    assert answer(summary, {**pick, "hidden": "1024"}).endswith("(though it stores its training samples).")
+    assert answer(summary, {**pick, "hidden": "16"}).endswith("hidden width 16, the simplest adequate model.")
+
+
 PCA8 = _row("", seeds=1, auc=(0.51, 0.45, 0.57), gap=(0.005, np.nan, np.nan), clean=(0.0, np.nan, np.nan))
 
 
