@@ -110,8 +110,7 @@ def _pca_words(entry, subject="it"):
     if found["better"]:
         parts.append(f"{subject} beats PCA on unseen samples' clean signal at k = {_ks(found['better'])}")
     if found["worse"]:
-        whose = "its" if subject == "it" else f"{subject}'s"
-        parts.append(f"PCA's clean error is lower than {whose} at k = {_ks(found['worse'])}")
+        parts.append(f"PCA's clean error is the lower one at k = {_ks(found['worse'])}")
     if found["unclear"]:
         n = int(rows["n_seeds"].min())
         parts.append(f"at k = {_ks(found['unclear'])} the difference from PCA is not resolved with {n} "
