@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import inspect
 import json
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -27,8 +29,8 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 from analysis import StudyConfig, run_study
-from analysis.config import (CONV_WIDTHS, LATENT_METHODS, MLP_WIDTHS, SCALINGS, SEARCHES, SELECTION_METRICS,
-                             SELECTION_RULES)
+from analysis.study.config import (CONV_WIDTHS, LATENT_METHODS, MLP_WIDTHS, SCALINGS, SEARCHES, SELECTION_METRICS,
+                                   SELECTION_RULES)
 from autoenc import ACTIVATIONS, DATASETS, load_dataset
 
 from . import _cli
@@ -212,21 +214,25 @@ def _verdict_text(result, width=100):
 
     import pandas as pd
 
-    from analysis.tables import INTERVAL_METHOD
-    from analysis.verdict import answer, key_numbers, verdict, verdict_inputs
+    from analysis.report import study_summary
+    from analysis.study.tables import INTERVAL_METHOD
 
-    inputs = verdict_inputs(result.path)
-    table = inputs.pop("summary")
-    lines = textwrap.wrap("Answer: " + answer(table, inputs["selection"]), width, subsequent_indent="  ")
+    summary = study_summary(result.path, compact=True)
+    lines = textwrap.wrap("Answer: " + summary["answer"], width, subsequent_indent="  ")
     lines += ["", "Verdict:"] + [textwrap.fill(line, width, initial_indent="- ", subsequent_indent="  ")
-                                 for line in verdict(table, **inputs)]
-    if len(table):
-        heads, rows = key_numbers(table, compact=True)
+                                 for line in summary["lines"]]
+    if len(summary["table"]):
         legend = (f"Key numbers (means over seeds, {INTERVAL_METHOD}; unseen = test split; noise mem. gap = seen "
                   "minus unseen noise memorization):")
         lines += ["", *textwrap.wrap(legend, width),
-                  pd.DataFrame(rows, columns=heads).to_string(index=False, line_width=width)]
+                  pd.DataFrame(summary["rows"], columns=summary["heads"]).to_string(index=False, line_width=width)]
     return "\n".join(lines)
+
+
+def _write_report(folder):
+    from analysis.report import write_report  # drawing code: seconds to import, so only when a report is asked
+
+    return write_report(folder)
 
 
 def _main(argv):
@@ -238,9 +244,11 @@ def _main(argv):
     out = Path(args.out or f"runs/{Path(config.dataset).stem}")
     options = {"n_jobs": args.jobs, "scheduler": args.scheduler, "timeout": args.scheduler_timeout,
                "progress": False if args.quiet else None,
-               "report": args.report}
+               "report": _write_report if args.report else None}
     if not args.quiet and not sys.stdout.isatty() and "on_progress" in inspect.signature(run_study).parameters:
         options["on_progress"] = _line_progress  # no terminal for a progress bar: one line per finished group
+    if args.report:  # the drawing code takes seconds to import: this process is idle while the workers train
+        threading.Thread(target=importlib.import_module, args=("analysis.report.html",), daemon=True).start()
     try:
         result = run_study(config, out, **options)
     except KeyboardInterrupt:

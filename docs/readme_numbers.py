@@ -267,7 +267,7 @@ def _training_paragraph(folder):
 def study_regions(folder):
     """The regions that the default study in ``folder`` fills: name -> text."""
     from analysis.report import markdown_table, study_summary
-    from analysis.tables import INTERVAL_METHOD
+    from analysis.study.tables import INTERVAL_METHOD
 
     summary = study_summary(folder)
     table, selection = summary["table"], summary["selection"] or {}

@@ -286,7 +286,7 @@ def test_scripts_are_shims_over_the_package():
 
 def test_convolutions_get_channel_widths_by_default(tmp_path):
     """1024 channels on 8 x 8 digits (the MLP's widths read as channels) took 9 minutes and 9.5 GB."""
-    from analysis.config import CONV_WIDTHS, MLP_WIDTHS
+    from analysis.study.config import CONV_WIDTHS, MLP_WIDTHS
 
     assert build_config(parse_args([])).widths == MLP_WIDTHS
     assert build_config(parse_args(["--architecture", "conv"])).widths == CONV_WIDTHS == (4, 16, 64, 256)

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from autoenc import Autoencoder, DivergenceError, ModelConfig, TrainConfig, fit, load, save
 from autoenc.batched import fit_group
 from autoenc.io import CONFIG_FILE, MAX_HEADER_BYTES, MAX_PARAMETERS, WEIGHTS_FILE, _n_parameters, read_config
-from analysis.reconstruction import pca_baseline
+from analysis.measures.reconstruction import pca_baseline
 
 CONFIG = ModelConfig(8, 2, hidden=(4,))
 

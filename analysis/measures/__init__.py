@@ -1,0 +1,26 @@
+"""Measures: arrays and models in, numbers and tidy DataFrames out; nothing here reads or writes files.
+
+Errors seen and unseen against PCA, noise memorization and membership inference, degrees of freedom and SURE,
+intervals, reference models and their audit, curves over training, the loss landscape and the latent space.
+"""
+from .reconstruction import pca_as_autoencoder, pca_baseline, reconstruct_with, reconstruction_errors
+from .errors import compare_to_pca, measure_split, pair_metrics, sample_errors, seen_unseen
+from .memorization import membership_auc, memorization_scores, noise_memorization, tpr_at_fpr
+from .divergence import degrees_of_freedom
+from .risk import nm_reference, sure
+from .intervals import auc_interval, clopper_pearson, mean_interval, tpr_at_fpr_interval
+from .reference import memorization_from_references, reference_masks, train_references
+from .audit import membership_audit
+from .dynamics import clean_minimum, double_descent, log_epochs, measure_curves, training_curves
+from .landscape import attractor_fraction, attractors, loss_slice
+from .latent import embed_latents, knn_probe, trustworthiness
+
+__all__ = [
+    "attractor_fraction", "attractors", "auc_interval", "clean_minimum", "clopper_pearson", "compare_to_pca",
+    "degrees_of_freedom", "double_descent", "embed_latents", "knn_probe", "log_epochs", "loss_slice",
+    "mean_interval", "measure_curves", "measure_split", "membership_audit", "membership_auc",
+    "memorization_from_references", "memorization_scores", "nm_reference", "noise_memorization", "pair_metrics",
+    "pca_as_autoencoder", "pca_baseline", "reconstruct_with", "reconstruction_errors", "reference_masks",
+    "sample_errors", "seen_unseen", "sure", "tpr_at_fpr", "tpr_at_fpr_interval", "train_references",
+    "training_curves", "trustworthiness",
+]

@@ -1,0 +1,160 @@
+"""A study's last steps, after training: the selection, reconstructions of a few unseen samples, the latent map.
+
+Everything here reads the committed runs back from the study folder and writes derived files
+(``selection.json``, ``reconstructions.npz``, ``embeddings.csv``, ``latent.json``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from autoenc import load
+
+from .config import RunSpec
+from .select import simplest_adequate
+from .store import write_csv, write_json, write_npz
+from .tables import summarize_runs
+
+__all__ = ["finish", "select"]
+
+
+def select(store, data, config, results):
+    """The simplest adequate model overall and among the autoencoders, written to ``selection.json``."""
+    ok = results[results["status"] == "ok"]
+    if not (ok["model"] == "autoencoder").any():
+        return None
+    split_name = "val" if len(data.val) else "test"
+    kwargs = {"split": split_name, "metric": config.selection_metric, "rule": config.selection_rule}
+    selection = simplest_adequate(results, config.tolerance, **kwargs)
+    selection["autoencoder"] = simplest_adequate(results, config.tolerance, models=("autoencoder",), **kwargs)
+    write_json(store.path / "selection.json", selection)
+    return selection
+
+
+def finish(store, data, config, results, selection):
+    """Reconstructions of a few unseen samples, and the latent map of the selected autoencoder."""
+    if selection is None:
+        return
+    ok = results[results["status"] == "ok"]
+    chosen = selection["autoencoder"]
+    chosen_run = _first_run(ok, chosen)
+    largest_run = _first_run(ok, summarize_runs(ok[ok["model"] == "autoencoder"], split="test").iloc[-1])
+    pca_run = _first_run(ok, {"model": "pca", "bottleneck": chosen["bottleneck"], "hidden": ""})
+    _write_reconstructions(store, data, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
+    if config.landscape:
+        _write_landscape(store, data, config, dict.fromkeys([chosen_run, largest_run]))
+    if config.double_descent and not _readable_csv(store.path / "double_descent.csv", ["width", "mse_clean"]):
+        _write_double_descent(store, data, config)
+    if config.latent != "none" and not _readable_csv(store.path / "embeddings.csv", ["run", "x", "y"]):
+        _write_embeddings(store, data, config, chosen_run, pca_run)
+
+
+def _write_landscape(store, data, config, runs, n_samples=50):
+    """Loss slices (seen and unseen, one filter-normalized direction) and attractors of the given runs."""
+    from ..measures.landscape import MARGIN, attractors, loss_slice
+
+    slices, points = [], []
+    rng = np.random.default_rng(config.seed)
+    picks = {name: np.sort(rng.choice(idx, min(n_samples, len(idx)), replace=False))
+             for name, idx in (("train", data.train), ("test", data.test))}
+    for run in runs:
+        model = load(store.path / "models" / run)
+        slices.append(loss_slice(model, data.X[data.train], data.X[data.test], steps=21, seed=config.seed)
+                      .assign(run=run))
+        for split_name, rows in picks.items():
+            found = attractors(model, data.X[rows], margin=MARGIN, seed=config.seed)
+            found["sample"] = rows[found["sample"].to_numpy()]
+            points.append(found.assign(run=run, split=split_name, margin=MARGIN))  # the plot draws 1 - margin
+    write_csv(store.path / "landscape.csv", pd.concat(slices, ignore_index=True))
+    write_csv(store.path / "attractors.csv", pd.concat(points, ignore_index=True))
+
+
+# The width sweep past the interpolation threshold: few training samples, trained to (near) zero error.
+DOUBLE_DESCENT = {"n_train": 100, "widths": (4, 8, 16, 32, 64, 128, 256, 512), "epochs": 2000, "lr": 1e-3}
+
+
+def _write_double_descent(store, data, config):
+    """``double_descent.csv``: train and test error over widths on a small training subset, epoch-wise too."""
+    from autoenc import TrainConfig
+
+    from ..measures.dynamics import double_descent, log_epochs
+
+    settings = DOUBLE_DESCENT
+    rng = np.random.default_rng(config.seed)
+    rows = np.sort(rng.choice(data.train, min(settings["n_train"], len(data.train)), replace=False))
+    train = TrainConfig(epochs=settings["epochs"], batch_size=len(rows), lr=settings["lr"])
+    k = min(8, min(config.bottlenecks + (data.n_features,)))
+    shape = RunSpec(k, (1,), 0, kind=config.architecture).model_config(  # the study's architecture, widths swept
+        data.n_features, image_shape=data.image_shape, kernel_size=config.kernel_size)
+    frame = double_descent(data.X[rows], data.X[data.test], settings["widths"], bottleneck=k,
+                           activation=config.activation, seeds=config.seeds[:2], train_config=train,
+                           kind=shape.kind, input_shape=shape.input_shape, kernel_size=shape.kernel_size,
+                           clean_train=data.clean[rows], clean_test=data.clean[data.test],
+                           eval_epochs=log_epochs(settings["epochs"]))
+    write_csv(store.path / "double_descent.csv", frame)
+
+
+def _readable_csv(path, columns):
+    """Whether a derived file is there and intact; a damaged one is rebuilt, never trusted."""
+    try:
+        return set(columns) <= set(pd.read_csv(path, nrows=5).columns)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return False
+
+
+def _first_run(ok, row):
+    """The first successful run (lowest seed) of the architecture a summary row describes."""
+    same = ok[(ok["model"] == row["model"]) & (ok["bottleneck"] == row["bottleneck"])
+              & (ok["hidden"].fillna("").astype(str) == str(row["hidden"] or ""))]
+    return same.sort_values("seed")["run"].iloc[0]
+
+
+def _example_rows(data, n=8):
+    """Up to ``n`` test samples, one per class first when there are labels."""
+    test = data.test
+    if data.y is None or not np.issubdtype(np.asarray(data.y).dtype, np.integer):
+        return test[:n]
+    _, first = np.unique(data.y[test], return_index=True)
+    rest = np.setdiff1d(np.arange(len(test)), first)
+    return test[np.concatenate([first, rest])[:n]]
+
+
+def _write_reconstructions(store, data, models):
+    from autoenc import reconstruct
+
+    rows = _example_rows(data)
+    arrays = {"clean": data.clean[rows], "noisy": data.X[rows], "sample": rows,
+              "image_shape": np.asarray(data.image_shape or (1, data.n_features))}
+    for label, run in models.items():
+        arrays[f"{label}: {run}"] = reconstruct(load(store.path / "models" / run), data.X[rows])
+    write_npz(store.path / "reconstructions.npz", **arrays)
+
+
+TRUST_SAMPLES = 2000  # unseen samples the trustworthiness of a latent map is measured on, at most
+
+
+def _write_embeddings(store, data, config, ae_run, pca_run):
+    from autoenc import encode
+
+    from ..measures.latent import embed_latents, knn_probe, trustworthiness
+
+    frames, scores = [], {}
+    # Trustworthiness compares all pairwise distances: on a bounded subsample, so memory stays bounded too.
+    rng = np.random.default_rng(config.seed)
+    picked = np.sort(rng.choice(len(data.test), TRUST_SAMPLES, replace=False)) if len(data.test) > TRUST_SAMPLES \
+        else np.arange(len(data.test))
+    for kind, run in (("autoencoder", ae_run), ("pca", pca_run)):
+        model = load(store.path / "models" / run)
+        Z_train, Z_test = encode(model, data.X[data.train]), encode(model, data.X[data.test])
+        E_train, E_test = embed_latents(Z_train, Z_test, method=config.latent, random_state=config.seed)
+        for split_name, idx, E in (("train", data.train, E_train), ("test", data.test, E_test)):
+            frames.append(pd.DataFrame({"run": run, "model": kind, "split": split_name, "sample": idx,
+                                        "label": data.y[idx] if data.y is not None else np.nan,
+                                        "x": E[:, 0], "y": E[:, 1]}))
+        entry = {"run": run, "bottleneck": int(Z_train.shape[1]), "trustworthiness_samples": len(picked),
+                 "trustworthiness": float(trustworthiness(data.X[data.test][picked], Z_test[picked]))}
+        if data.y is not None and np.issubdtype(np.asarray(data.y).dtype, np.integer):
+            entry["knn_accuracy"] = float(knn_probe(Z_train, data.y[data.train], Z_test, data.y[data.test]))
+        scores[kind] = entry
+    write_csv(store.path / "embeddings.csv", pd.concat(frames, ignore_index=True))
+    write_json(store.path / "latent.json", scores)

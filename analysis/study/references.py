@@ -1,0 +1,299 @@
+"""A study's reference models, per-sample memorization and membership audit (see ``reference`` and ``audit``).
+
+For each audited architecture the study trains ``n_references`` models on balanced random halves of the pool (the
+training and test samples, whose membership in the study's own runs is known), in batched groups sent out like any
+other task; each finished group is committed to ``references/<architecture>/`` at once, so an interrupted study
+keeps it. From the assembled errors come the per-sample memorization scores (``memorization.csv``: error when out
+minus error when in) and the audit of the study's runs of that architecture, every seed pooled as targets
+(``audit_summary.csv``, ``audit.csv``). The scores' reproducibility is measured by splitting the references in two
+halves and correlating the halves' scores.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.decomposition import PCA
+
+from autoenc import AutoencoderTransformer
+
+from ._parallel import Task
+from ..measures.audit import membership_audit
+from .config import RunSpec
+from ..measures.memorization import memorization_scores
+from ..measures.reference import memorization_from_references, plan_reference_tasks, reference_masks, train_references
+from .store import write_npz
+
+__all__ = ["ReferencePlan", "audit_runs", "early_references", "kfold_memorization", "late_references",
+           "memorization_and_audit", "plan_references", "reference_tasks", "widest_run",
+           "write_memorization_and_audit"]
+
+FOLDER = "references"
+
+
+@dataclass
+class ReferencePlan:
+    """The reference models of one architecture: the pool, the halves, the training tasks, where they go."""
+
+    spec: RunSpec
+    pool: np.ndarray       # dataset rows: the training and test samples
+    masks: np.ndarray      # (n_references, n_pool) bool
+    tasks: list            # lists of reference indices, one batched group each
+    folder: Path
+    audited: bool = False  # the study's runs of this architecture get a membership audit
+
+    def group_file(self, task):
+        return self.folder / f"group-{task[0]:03d}-{task[-1]:03d}.npz"
+
+    def load(self):
+        """``(n_references, n_pool)`` errors, or None while a group is missing; a damaged group file is redone."""
+        errors = np.full(self.masks.shape, np.nan)
+        for task in self.tasks:
+            file = self.group_file(task)
+            try:
+                with np.load(file, allow_pickle=False) as npz:
+                    if list(npz["indices"]) != list(task) or npz["errors"].shape != (len(task), len(self.pool)):
+                        return None
+                    errors[task] = npz["errors"]
+            except (OSError, ValueError, KeyError):
+                return None
+        return errors
+
+
+def widest_run(config):
+    """The widest autoencoder of the grid (its first seed): known before anything trains."""
+    return RunSpec(max(config.bottlenecks), (max(config.widths),) * max(max(config.depths), 1), config.seeds[0],
+                   kind=config.architecture)
+
+
+def early_references(config):
+    """Reference models that can train beside the grid: the widest autoencoder's, and PCA's at its bottleneck."""
+    if config.search != "grid":
+        return []
+    widest = widest_run(config)
+    scores = config.memorization and config.memorization_method == "references"
+    pca = RunSpec.pca(widest.bottleneck, config.seeds[0] if config.data_seeds else None)
+    return ([widest] if scores or "widest" in config.audit else []) + ([pca] if scores else [])
+
+
+def late_references(config, results, selection):
+    """Reference models that need the finished runs: the selected autoencoder's (and, after a grow search, the
+    widest one's and PCA's)."""
+    selected = None
+    among = (selection or {}).get("autoencoder")
+    if isinstance(among, dict) and among.get("model") == "autoencoder":
+        selected = RunSpec(int(among["bottleneck"]), among["hidden"], config.seeds[0], kind=config.architecture)
+    specs = audit_runs(config, results, selected)
+    if config.search != "grid" and config.memorization and config.memorization_method == "references" and specs:
+        specs.append(RunSpec.pca(specs[0].bottleneck, config.seeds[0] if config.data_seeds else None))
+    return specs
+
+
+def write_memorization_and_audit(folder, plans, data, samples, config):
+    """``memorization.csv`` (+ ``memorization.json``: the scores' agreement), ``audit_summary.csv`` and
+    ``audit.csv`` from every complete plan; rebuilt from the committed groups on every run."""
+    from .store import write_csv, write_json
+
+    folder = Path(folder)
+    scores, summaries, rocs, agreements = [], [], [], []
+    for plan in plans:
+        if plan.load() is None:
+            continue
+        try:
+            memo, summary, roc, agreement = memorization_and_audit(
+                plan, data, samples, seeds=[plan.spec.seed] if config.data_seeds else None)
+        except ValueError as exc:  # e.g. every reference model diverged: the rest of the study stands
+            warnings.warn(f"no memorization scores or audit for {plan.spec.architecture}: {exc}", RuntimeWarning,
+                          stacklevel=2)
+            continue
+        scores.append(memo)
+        agreements.append(agreement)
+        if summary is not None and plan.audited:
+            summaries.append(summary)
+            rocs.append(roc)
+    if scores and config.memorization_method == "references":
+        write_csv(folder / "memorization.csv", pd.concat(scores, ignore_index=True))
+        write_json(folder / "memorization.json", agreements)
+        if data.image_shape is not None:  # the most and least memorized samples of the first autoencoder, drawn
+            _write_extremes(folder / "memorized_samples.npz", scores[0], data)
+    if summaries:
+        write_csv(folder / "audit_summary.csv", pd.concat(summaries, ignore_index=True))
+        write_csv(folder / "audit.csv", pd.concat(rocs, ignore_index=True))
+
+
+def _write_extremes(path, scores, data, n=8):
+    from .store import write_npz
+
+    ranked = scores.dropna(subset=["score"]).sort_values("score", ascending=False, kind="stable")
+    chosen = pd.concat([ranked.head(n), ranked.tail(n)])
+    write_npz(path, X=data.clean[chosen["sample"].to_numpy()], sample=chosen["sample"].to_numpy(),
+              score=chosen["score"].to_numpy(), image_shape=np.asarray(data.image_shape[-2:]),
+              run=np.asarray(str(scores["run"].iloc[0])))
+
+
+def audit_runs(config, results, selected=None):
+    """The architectures to audit (first seed each): the widest autoencoder and/or the selected one."""
+    ok = results[(results["status"] == "ok") & (results["model"] == "autoencoder")]
+    specs = [RunSpec.from_run(r) for r in ok["run"].unique()]
+    if not specs:
+        return []
+    chosen = []
+    if "widest" in config.audit:
+        widest = ok.sort_values(["n_params", "bottleneck"]).iloc[-1]["run"]
+        chosen.append(RunSpec.from_run(widest))
+    if "selected" in config.audit and selected is not None:
+        chosen.append(selected)
+    out = {}
+    for spec in chosen:
+        seeds = sorted(s.seed for s in specs if s.architecture == spec.architecture)
+        out.setdefault(spec.architecture, RunSpec(spec.bottleneck, spec.hidden, seeds[0], kind=spec.kind))
+    return list(out.values())
+
+
+def plan_references(spec, data, config, store_path, audited=False):
+    """The reference models of ``spec``'s architecture (its ``ModelConfig``, the study's ``TrainConfig``)."""
+    pool = np.sort(np.concatenate([data.train, data.test]))
+    masks = reference_masks(len(pool), config.n_references, seed=config.seed)
+    model = _model(spec, data, config)
+    tasks = plan_reference_tasks(masks, model, spec.train_config(config.train) if spec.model != "pca" else None)
+    return ReferencePlan(spec, pool, masks, tasks, Path(store_path) / FOLDER / spec.architecture,
+                         audited and spec.model == "autoencoder")
+
+
+def _model(spec, data, config):
+    if spec.model == "pca":
+        k = spec.bottleneck
+        return lambda: PCA(n_components=k, random_state=0)
+    return spec.model_config(data.n_features, config.activation, image_shape=data.image_shape,
+                             kernel_size=config.kernel_size)
+
+
+def _train_task(spec, data, config, masks, pool, task):
+    model = _model(spec, data, config)
+    train = spec.train_config(config.train) if spec.model != "pca" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a diverged reference is a NaN row, skipped when scoring
+        errors = train_references(data.X[pool], masks, model, train, indices=task, progress=False)
+    return task, errors
+
+
+def reference_tasks(plan, data, config):
+    """One :class:`Task` per group not yet committed; each commits its errors as soon as it is back."""
+    def commit(output):
+        task, errors = output
+        write_npz(plan.group_file(task), indices=np.asarray(task), errors=errors)
+
+    missing = [t for t in plan.tasks if not _committed(plan, t)]
+    return [Task(_train_task, (plan.spec, data, config, plan.masks, plan.pool, t), commit) for t in missing]
+
+
+def _committed(plan, task):
+    file = plan.group_file(task)
+    if not file.exists():
+        return False
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            return list(npz["indices"]) == list(task) and npz["errors"].shape == (len(task), len(plan.pool))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _split_half_agreement(errors, masks):
+    """Spearman between the scores of the first and second half of the references, and the Spearman-Brown
+    prediction for two independent sets of the full size."""
+    half = len(masks) // 2
+    if half < 2 or half % 2:
+        return np.nan, np.nan
+    a = memorization_from_references(errors[:half], masks[:half])["score"]
+    b = memorization_from_references(errors[half:], masks[half:])["score"]
+    r = float(spearmanr(a, b, nan_policy="omit").statistic)
+    return r, 2 * r / (1 + r) if r > -1 else np.nan
+
+
+def memorization_and_audit(plan, data, samples, seeds=None):
+    """Per-sample memorization of the plan's architecture and the audit of the study's runs of it.
+
+    Returns
+    -------
+    memorization : DataFrame
+        ``run, model, sample, label, split, error_in, error_out, score, score_se, n_in, n_out``.
+    summary, roc : DataFrame
+        :func:`analysis.measures.audit.membership_audit`'s frames with ``run`` (the architecture's first run) first.
+    agreement : dict
+        ``run, n_references, split_half_spearman, predicted_spearman`` (two independent full sets).
+    """
+    errors = plan.load()
+    run = plan.spec.run
+    scores = memorization_from_references(errors, plan.masks)
+    in_train = np.isin(plan.pool, data.train)
+    scores.insert(0, "run", run)
+    scores.insert(1, "model", plan.spec.model)
+    scores["sample"] = plan.pool[scores["sample"].to_numpy()]
+    scores["label"] = data.y[scores["sample"].to_numpy()] if data.y is not None else np.nan
+    scores["split"] = np.where(in_train, "train", "test")
+    r, predicted = _split_half_agreement(errors, plan.masks)
+    agreement = {"run": run, "n_references": int(len(plan.masks)), "split_half_spearman": r,
+                 "predicted_spearman": predicted}
+    summary = roc = None
+    targets = _target_errors(plan, samples, seeds)
+    if targets is not None:
+        target_errors, runs = targets
+        is_member = np.broadcast_to(in_train, target_errors.shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # unresolvable FPRs are flagged in the frame itself
+            summary, roc = membership_audit(target_errors, is_member, errors, plan.masks)
+        summary.insert(0, "run", run)
+        summary.insert(1, "targets", " ".join(runs))
+        roc.insert(0, "run", run)
+    return scores, summary, roc, agreement
+
+
+def _target_errors(plan, samples, seeds=None):
+    """Per-sample errors on the pool of every successful run of the architecture (the targets), or None."""
+    if samples is None or samples.empty or plan.spec.model == "pca":
+        return None
+    runs = sorted(r for r in samples["run"].unique() if RunSpec.from_run(r).architecture == plan.spec.architecture
+                  and (seeds is None or RunSpec.from_run(r).seed in seeds))
+    rows = []
+    for run in runs:
+        mine = samples[(samples["run"] == run) & samples["split"].isin(["train", "test"])]
+        errors = pd.Series(mine["error"].to_numpy(), index=mine["sample"].to_numpy())
+        if not np.isin(plan.pool, errors.index).all():
+            continue
+        rows.append(errors.loc[plan.pool].to_numpy(dtype=float))
+    return (np.vstack(rows), runs) if rows else None
+
+
+def _kfold_runs(config):
+    """The largest autoencoder of the grid (first seed) and PCA at its bottleneck."""
+    k, width, depth = max(config.bottlenecks), max(config.widths), min(config.depths)
+    return RunSpec(k, (width,) * depth, config.seeds[0], kind=config.architecture), RunSpec.pca(k)
+
+
+def kfold_memorization(data, config):
+    """Per-sample memorization scores (K-fold cross-fitting) of the runs :func:`_memorization_runs` names."""
+    ae, pca = _kfold_runs(config)
+    t = config.train
+    makers = {
+        ae: lambda: AutoencoderTransformer(
+            n_components=ae.bottleneck, hidden=ae.hidden, activation=config.activation, epochs=t.epochs,
+            batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, patience=t.patience, threads=t.threads,
+            device=t.device, random_state=ae.seed, kind=ae.kind,
+            input_shape=_model(ae, data, config).input_shape if ae.kind == "conv" else None,
+            kernel_size=config.kernel_size),
+        pca: lambda: PCA(n_components=pca.bottleneck, random_state=0),
+    }
+    frames = []
+    for spec, make in makers.items():
+        scores = memorization_scores(data.X[data.train], make, n_folds=config.n_folds, seed=config.seed,
+                                     progress=False)
+        scores.insert(0, "run", spec.run)
+        scores.insert(1, "model", spec.model)
+        scores["sample"] = data.train[scores["sample"].to_numpy()]
+        scores["label"] = data.y[scores["sample"].to_numpy()] if data.y is not None else np.nan
+        frames.append(scores)
+    return pd.concat(frames, ignore_index=True)

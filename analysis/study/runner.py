@@ -1,0 +1,400 @@
+"""Capacity studies end to end: data, the grid (or the grow search), training, measurements, files.
+
+Read top to bottom: the data a study works on; the tasks a worker runs (train a batched group of autoencoders,
+fit PCA, per-sample memorization scores), each returning plain records; ``run_study``, which sends the tasks out
+(``_parallel``), commits each record the moment it comes back (``store``), and finishes with the selection, a few
+reconstructions and the latent map (a report, if asked, by the caller's hook). Only this process writes, atomically, so a study
+killed at any moment loses nothing that finished and a rerun trains only what is missing.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import warnings
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from autoenc import Autoencoder
+from autoenc.batched import fit_group, plan_groups
+from autoenc.data import feature_scale_ratio
+from autoenc.io import versions
+from autoenc.train import resolve_device
+from autoenc.validation import check_int, check_positive_float
+
+from ._parallel import Task, dask_client, default_jobs, one_thread, release_workers, run_tasks
+from .prepare import StudyData, prepare_data
+from .lock import StudyLock
+from .config import RunSpec, StudyConfig
+from ..measures.dynamics import clean_minimum, log_epochs, measure_curves
+from ..measures.errors import seen_unseen
+from ..measures.intervals import FPRResolutionWarning
+from ..measures.reconstruction import pca_as_autoencoder, pca_baseline, reconstruct_with, row_errors
+from .select import grow_proposals, grow_start, grow_update
+from .finish import finish, select
+from .references import (early_references, kfold_memorization, late_references, plan_references,
+                          reference_tasks, write_memorization_and_audit)
+from .store import RunResult, StudyStore, write_csv, write_json, write_npz
+
+__all__ = ["StudyResult", "run_study"]
+
+GROW_DEPTH = 3  # layers a side the grow search may reach once widening stops helping (unless depths say more)
+CURVE_COLUMNS = ["noise_memorization_train", "noise_memorization_val", "mse_clean_val", "membership_auc_val"]
+
+
+@dataclass
+class StudyResult:
+    """What ``run_study`` returns: the folder, its tables, the selection, and how many runs were trained here."""
+
+    path: object
+    results: pd.DataFrame
+    samples: pd.DataFrame
+    history: pd.DataFrame
+    selection: dict | None
+    trained: int = 0
+    reused: int = 0
+
+
+# -- the tasks a worker runs ---------------------------------------------------------------------------------
+def _split_inputs(data: StudyData):
+    """Each non-empty split's (inputs, clean signal), gathered once per task for training and measuring alike."""
+    return {name: data.split_arrays(name)[:2] for name in ("train", "val", "test") if len(getattr(data, name))}
+
+
+def _measure(model, data: StudyData, bottleneck, splits=None):
+    """Result rows (train, val, test) and per-sample errors (rows of the dataset) of one fitted model.
+
+    The noise is not passed: the measures take it as inputs minus clean signal, chunk by chunk (data can be large).
+    """
+    arrays = {}
+    for name, (X, clean) in (splits or _split_inputs(data)).items():
+        arrays.update({f"X_{name}": X, f"clean_{name}": clean})
+    with warnings.catch_warnings():  # a small unseen split cannot resolve 1% FPR: said once, by the study
+        warnings.simplefilter("ignore", FPRResolutionWarning)
+        summary, samples = seen_unseen(model, **arrays, sigma=data.sigma, return_samples=True)
+    summary["nm_reference"] = data.nm_reference(bottleneck)
+    if data.denoise_noise is not None:  # error against the clean validation input of its noisy version
+        X_val = arrays["X_val"]
+        denoised = row_errors(reconstruct_with(model, X_val + data.denoise_noise), X_val).mean()
+        summary["mse_denoise"] = np.where(summary["split"] == "val", denoised, np.nan)
+    rows = [{k: v for k, v in row.items() if k != "memorization"} for row in summary.to_dict("records")]
+    for name in ("train", "val", "test"):  # row within its split -> row of the dataset
+        mask = (samples["split"] == name).to_numpy()
+        samples.loc[mask, "sample"] = getattr(data, name)[samples.loc[mask, "sample"].to_numpy()]
+    samples["label"] = data.y[samples["sample"].to_numpy()] if data.y is not None else np.nan
+    return rows, {c: samples[c].tolist() for c in ["split", "sample", "label", "error", "error_clean"]}
+
+
+def model_config(spec: RunSpec, data: StudyData, config: StudyConfig):
+    """The run's ``ModelConfig`` on this study's data (convolutions see the data's image shape)."""
+    return spec.model_config(data.n_features, config.activation, image_shape=data.image_shape,
+                             kernel_size=config.kernel_size)
+
+
+def _result(spec: RunSpec, data: StudyData, config: StudyConfig, **fields):
+    d, mc = data.n_features, model_config(spec, data, config)
+    n_params = Autoencoder(mc).n_parameters if spec.model == "autoencoder" else spec.n_params(d)
+    return RunResult(spec=spec, n_params=n_params, n_features=d,
+                     noise_std=config.noise_std, model_config=mc.to_dict(),
+                     worker=f"{socket.gethostname()}:{os.getpid()}", **fields)
+
+
+def _train_group(specs, data: StudyData, config: StudyConfig, progress=False):
+    """Train ``specs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run.
+
+    ``progress``: an epoch bar under the study's (only where the group trains in the study's own process).
+    """
+    configs = [model_config(s, data, config) for s in specs]
+    train_configs = [s.train_config(config.train) for s in specs]
+    splits = _split_inputs(data)
+    X_val = splits["val"][0] if "val" in splits else None
+    recorder = None
+    if X_val is not None:  # the measures over training, at log-spaced epochs (a batched forward each)
+        (X_t, clean_t), (X_v, clean_v) = splits["train"], splits["val"]
+        noise = {} if not data.noisy else {"noise_train": X_t - clean_t, "noise_val": X_v - clean_v}
+        recorder = measure_curves(X_t, X_v, clean_train=clean_t, clean_val=clean_v, **noise)
+        del noise
+    start = time.perf_counter()
+    # fit_group is exact to solo fit, and faster even for a group of one (no autograd, one fused Adam buffer).
+    members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=progress, on_eval=recorder,
+                        eval_epochs=log_epochs(config.train.epochs) if recorder else None)
+    seconds = (time.perf_counter() - start) / len(specs)
+    curves = recorder.frame() if recorder else None
+    results = []
+    for i, (spec, tc, member) in enumerate(zip(specs, train_configs, members)):
+        result = _result(spec, data, config, train_config=tc.to_dict(), train_seconds=seconds,
+                         epochs=member.history.epochs)
+        if member.model is None:
+            result.status, result.reason = "diverged", member.error
+            result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
+        else:
+            result.rows, result.samples = _measure(member.model, data, spec.bottleneck, splits)
+            result.history = _with_curves(member.history.to_dict(), None if curves is None else
+                                          curves[curves["member"] == i])
+            if curves is not None:
+                best = clean_minimum(curves[curves["member"] == i]).iloc[0]
+                for row in result.rows:  # what early stopping on the clean signal would keep
+                    row.update(best_clean_epoch=int(best["epoch"]), memorization_gap_at_best=best["memorization_gap"])
+            result.state = {k: v.detach().cpu().numpy() for k, v in member.model.state_dict().items()}
+        results.append(result)
+    return results
+
+
+def _with_curves(history, curves):
+    """The per-epoch losses with the curve measures beside them (NaN at epochs that were not measured)."""
+    if curves is None or curves.empty:
+        return history
+    by_epoch = curves.set_index("epoch")
+    for column in CURVE_COLUMNS:
+        values = by_epoch[column].reindex(history["epoch"]) if column in by_epoch else None
+        history[column] = [None if values is None or not np.isfinite(v) else float(v)
+                           for v in (values if values is not None else history["epoch"])]
+    return history
+
+
+def _fit_pca(spec: RunSpec, data: StudyData, config: StudyConfig):
+    """PCA at one bottleneck, measured through the same code path, saved as the linear network it is; a numerical
+    failure is recorded with its reason, and the study goes on."""
+    result = _result(spec, data, config)
+    try:
+        pca = pca_baseline(data.X[data.train], spec.bottleneck, random_state=0)
+    except FloatingPointError as exc:
+        result.status, result.reason = "failed", str(exc)
+        result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
+        return result
+    result.rows, result.samples = _measure(pca, data, spec.bottleneck)
+    result.state = {k: v.detach().numpy() for k, v in pca_as_autoencoder(pca).state_dict().items()}
+    return result
+
+
+# -- the study ------------------------------------------------------------------------------------------------
+class _Study:
+    """One study folder being filled: sends out the tasks for what is missing and commits what comes back."""
+
+    def __init__(self, store, data, config, n_jobs, client, progress, on_progress):
+        self.store, self.data, self.config = store, data, config
+        self.n_jobs, self.client, self.progress, self.on_progress = n_jobs, client, progress, on_progress
+        self.finished = store.finished()
+        self.trained = 0
+        # With data seeds every training seed has its own split and noise draw; otherwise all share one.
+        self.draws = {config.data_seed(s): prepare_data(config, config.data_seed(s)) for s in config.seeds
+                      if config.data_seeds and config.data_seed(s) != config.seed}
+
+    def data_for(self, spec):
+        """The data draw a run trains and is measured on."""
+        return self.draws.get(self.config.data_seed(spec.seed), self.data)
+
+    def commit(self, result: RunResult):
+        if result.run not in self.finished:
+            self.store.commit(result)
+            self.finished.add(result.run)
+            self.trained += 1
+
+    def train(self, specs, before=(), after=()):
+        """Train every spec not yet in the folder, in batched groups (a group is retrained whole, so a resumed
+        group equals an uninterrupted one); ``before``/``after`` hold more tasks for the same workers."""
+        groups = []
+        for draw in dict.fromkeys(self.config.data_seed(s.seed) for s in specs):  # a group shares its data
+            mine = [s for s in specs if self.config.data_seed(s.seed) == draw]
+            configs = [model_config(s, self.data, self.config) for s in mine]
+            train_configs = [s.train_config(self.config.train) for s in mine]
+            groups += [[mine[i] for i in g] for g in plan_groups(configs, train_configs)]
+        todo = [g for g in groups if any(s.run not in self.finished for s in g)]
+        # Widest groups first: they take longest, and the rest fill the gaps between them.
+        todo.sort(key=lambda g: -sum(np.prod(s.hidden or (1,)) * s.depth for s in g))
+        # Tasks that commit a run (PCA) count on the bar like the autoencoders, as in the final "N trained".
+        counted = [t for t in (*before, *after) if t.on_done == self.commit]
+        total = sum(len(g) for g in todo) + len(counted)
+        bar = tqdm(total=total, desc="training", unit="model",
+                   disable=None if self.progress is None else not self.progress)
+        count = 0
+
+        def done(results):
+            nonlocal count
+            for result in results:
+                self.commit(result)
+            count += len(results)
+            bar.update(len(results))
+            if self.on_progress is not None:  # the bar counts nothing when disabled: keep our own count
+                self.on_progress(count, total, [r.run for r in results])
+
+        # Epochs show under the bar where the group trains here; a worker process has no terminal to draw on.
+        epochs = self.progress if self.n_jobs == 1 and self.client is None else False
+        before, after = ([Task(t.fn, t.args, lambda result: done([result])) if t.on_done == self.commit else t
+                          for t in part] for part in (before, after))
+        tasks = [*before, *[Task(_train_group, (g, self.data_for(g[0]), self.config, epochs), done) for g in todo],
+                 *after]
+        try:
+            run_tasks(tasks, self.n_jobs, self.client)
+        finally:
+            bar.close()
+
+    def held_out_error(self, specs):
+        """Mean validation (or, without one, test) mse over the given runs (their seeds)."""
+        results = self.store.tables()[0]
+        split_name = "val" if len(self.data.val) else "test"
+        rows = results[results["run"].isin([s.run for s in specs]) & (results["split"] == split_name)]
+        values = rows["mse"].astype(float)
+        return float(values.mean()) if len(values) and np.isfinite(values).all() else np.inf
+
+    def grow(self):
+        """The grow search: the policy (``select.grow_*``) proposes, the study trains, until nothing is left."""
+        config = self.config
+        state = grow_start(config.bottlenecks, min(config.widths))
+        while True:
+            depth = max(config.depths) if max(config.depths) > 1 else GROW_DEPTH
+            proposals = grow_proposals(state, max(config.widths), depth)
+            if not proposals:
+                return
+            specs = {(k, h): [RunSpec(k, h, seed, kind=config.architecture) for seed in config.seeds]
+                     for k, opts in proposals.items() for h in opts}
+            self.train([s for group in specs.values() for s in group])
+            state = grow_update(state, proposals, {key: self.held_out_error(group) for key, group in specs.items()},
+                                config.tolerance)
+
+
+def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", scheduler=None, progress=None,
+              report=None, on_progress=None, timeout=30):
+    """Run (or resume) the study ``config`` into the folder ``out_dir``.
+
+    Parameters
+    ----------
+    config : StudyConfig
+    out_dir : str or PathLike
+        The study folder. A folder made with another config is refused, naming the differing fields.
+    n_jobs : int, optional
+        Local worker processes (joblib), one torch thread each; default: every core. 1 runs in this process.
+    backend : {"loky", "dask"}
+        ``"loky"``: local processes. ``"dask"``: the workers of ``scheduler``, or of the current
+        ``distributed.Client`` when no scheduler is given.
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler address (``"tcp://host:8786"``) or client; implies ``backend="dask"``.
+    progress : bool or None
+        Progress bars; None shows them on a terminal only.
+    report : callable or None
+        Called as ``report(folder)`` once the folder is complete, e.g. :func:`analysis.report.write_report` (the
+        figures, ``report.html`` and ``summary.md``); None writes no report. The study never draws itself.
+    on_progress : callable, optional
+        ``on_progress(done, total, runs)`` after each finished group (``runs``: its run ids), e.g. to print a
+        line per group where there is no terminal for a bar.
+    timeout : float
+        Seconds to wait for a Dask scheduler to answer, and for its first worker.
+
+    Raises
+    ------
+    StudyLockedError
+        When another process holds the folder (its PID is named).
+
+    Returns
+    -------
+    StudyResult
+
+    Examples
+    --------
+    >>> result = run_study(StudyConfig(widths=(16, 64), seeds=(0,)), "runs/small")  # doctest: +SKIP
+    >>> result.results.query("split == 'test'")[["run", "mse"]]  # doctest: +SKIP
+    """
+    if not isinstance(config, StudyConfig):
+        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    if backend not in ("loky", "dask"):
+        raise ValueError(f"unknown backend {backend!r}; valid values are ['loky', 'dask']")
+    if backend == "dask" and scheduler is None:
+        from distributed import get_client
+
+        scheduler = get_client()  # raises ValueError when there is none
+    n_jobs = check_int(default_jobs() if n_jobs is None else n_jobs, "n_jobs", minimum=1)
+    timeout = check_positive_float(timeout, "timeout")
+    if report is False:
+        report = None
+    if report is not None and not callable(report):
+        raise TypeError(f"report must be a callable such as analysis.report.write_report, or None; got {report!r}")
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be a callable or None, got {type(on_progress).__name__}")
+    if scheduler is None:  # a cluster's workers may have a GPU that this machine lacks: they check for themselves
+        resolve_device(config.train.device)
+    start = time.perf_counter()
+    with one_thread():  # the numbers do not depend on this process's thread settings (see one_thread)
+        return _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progress, timeout, start)
+
+
+def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progress, timeout, start):
+    """:func:`run_study` after its arguments are checked: the data, the cluster, the locked folder, the study."""
+    data = prepare_data(config)
+    for spec in config.runs():  # an architecture the data cannot hold is refused before any work
+        model_config(spec, data, config)
+    # The cluster first: a study that cannot reach it leaves nothing behind. Then the folder, locked for the
+    # life of this call, so two studies never mix their runs in one folder.
+    with dask_client(scheduler, timeout) as client, StudyLock(Path(out_dir)):
+        store = StudyStore(out_dir)
+        store.open(config.to_dict(), {
+            "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
+            "n_features": int(data.n_features), "image_shape": list(data.image_shape) if data.image_shape else None,
+            "data_fingerprint": data.fingerprint,
+            # the report names unequal feature scales as a cause of a bad fit without loading the data again
+            "feature_scale_ratio": feature_scale_ratio(data.clean) if config.scale == "none" else None,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        if not (store.path / "splits.npz").exists():
+            write_npz(store.path / "splits.npz", train=data.train, val=data.val, test=data.test)
+        umap = config.latent == "umap" and not (store.path / "embeddings.csv").exists()
+        if umap:
+            threading.Thread(target=_warm_up, daemon=True).start()
+        return _run(config, store, data, n_jobs, client, progress, on_progress, report, start, scheduler)
+
+
+def _run(config, store, data, n_jobs, client, progress, on_progress, report, start, scheduler):
+    """The body of :func:`run_study`, with the folder locked and the cluster (if any) connected."""
+    timings = {}
+    study = _Study(store, data, config, n_jobs, client, progress, on_progress)
+    reused = len(study.finished)
+    try:
+        pca = [Task(_fit_pca, (spec, study.data_for(spec), config), study.commit) for spec in config.pca_runs()
+               if spec.run not in study.finished]
+        # The widest model's reference models are known before anything trains: long tasks go first.
+        plans = [plan_references(s, data, config, store.path, audited="widest" in config.audit)
+                 for s in early_references(config)]
+        before = [t for plan in plans for t in reference_tasks(plan, data, config)]
+        if config.memorization and config.memorization_method == "kfold":
+            memo_file = store.path / "memorization.csv"
+            before.append(Task(kfold_memorization, (data, config), lambda f: write_csv(memo_file, f)))
+        study.train(config.runs() if config.search == "grid" else [], before=before, after=pca)
+        if config.search == "grow":
+            study.grow()
+    finally:
+        results, samples, history = store.write_tables()
+    timings["training"] = time.perf_counter() - start
+    selection = select(store, data, config, results)
+    plans += [plan_references(s, data, config, store.path, audited=True)
+              for s in late_references(config, results, selection)
+              if s.architecture not in {p.spec.architecture for p in plans}]
+    tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
+    if tasks:
+        run_tasks(tasks, n_jobs, client)
+    write_memorization_and_audit(store.path, plans, data, samples, config)
+    if scheduler is None and n_jobs > 1:
+        release_workers()
+    timings["references_and_audit"] = time.perf_counter() - start - timings["training"]
+    finish(store, data, config, results, selection)
+    timings["reconstructions_and_latent"] = time.perf_counter() - start - sum(timings.values())
+    if report is not None:
+        report(store.path)
+        timings["report"] = time.perf_counter() - start - sum(timings.values())
+    write_json(store.path / "timings.json", {k: round(v, 2) for k, v in timings.items()})
+    return StudyResult(store.path, results, samples, history, selection, trained=study.trained, reused=reused)
+
+
+# -- while the workers train ---------------------------------------------------------------------------------
+def _warm_up():
+    """While the workers train, compile UMAP's numba code (10-20 s at its first call) on a throwaway map."""
+    with contextlib.suppress(Exception):  # only a head start: the real calls report any problem themselves
+        from ..measures.latent import embed_latents
+
+        Z = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+        embed_latents(Z, Z[:8], method="umap", n_epochs=5)
