@@ -127,7 +127,7 @@ def test_imports_go_down_the_layers_only_and_never_in_a_circle():
 
 
 @pytest.mark.parametrize("module, line, expected", [
-    ("analysis/measures/risk.py", "from ..study.config import RunSpec", "analysis.measures.risk (analysis.measures) "
+    ("analysis/measures/risk.py", "from ..study.config import StudyConfig", "analysis.measures.risk (analysis.measures) "
                                                                        "imports analysis.study.config"),
     ("analysis/measures/latent.py", "from analysis.report import verdict", "imports analysis.report"),
     ("analysis/study/select.py", "from ..report.verdict import answer", "imports analysis.report.verdict"),

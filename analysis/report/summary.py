@@ -65,10 +65,10 @@ def study_summary(study_dir, *, compact=False):
     Returns
     -------
     dict
-        ``results`` (``results.csv``), ``table`` (:func:`~analysis.study.tables.summary_table` of it), ``heads`` and
-        ``rows`` (:func:`~analysis.report.verdict.key_numbers`: the table as text), ``selection`` (``selection.json`` or
-        None), ``answer`` (:func:`~analysis.report.verdict.answer`: one sentence) and ``lines`` (the verdict, one sentence
-        per item).
+        ``results`` (``results.csv``), ``table`` (:func:`~analysis.study.tables.summary_table` of it),
+        ``heads`` and ``rows`` (:func:`~analysis.report.verdict.key_numbers`: the table as text), ``selection``
+        (``selection.json`` or None), ``answer`` (:func:`~analysis.report.verdict.answer`: one sentence) and
+        ``lines`` (the verdict, one sentence per item).
 
     Examples
     --------

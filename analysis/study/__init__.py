@@ -2,7 +2,8 @@
 
 Calls :mod:`analysis.measures`; never draws (the report reads the folder afterwards).
 """
-from .config import RunSpec, StudyConfig
+from .config import StudyConfig
+from .runspec import RunSpec
 from .prepare import StudyData, prepare_data
 from .select import simplest_adequate
 from .tables import summarize_runs, summary_table

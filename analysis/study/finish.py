@@ -10,7 +10,7 @@ import pandas as pd
 
 from autoenc import load
 
-from .config import RunSpec
+from .runspec import RunSpec
 from .select import simplest_adequate
 from .store import write_csv, write_json, write_npz
 from .tables import summarize_runs

@@ -23,13 +23,13 @@ from autoenc import AutoencoderTransformer
 
 from ._parallel import Task
 from ..measures.audit import membership_audit
-from .config import RunSpec
+from .runspec import RunSpec
 from ..measures.memorization import memorization_scores
 from ..measures.reference import memorization_from_references, plan_reference_tasks, reference_masks, train_references
 from .store import write_npz
 
 __all__ = ["ReferencePlan", "audit_runs", "early_references", "kfold_memorization", "late_references",
-           "memorization_and_audit", "plan_references", "reference_tasks", "widest_run",
+           "memorization_and_audit", "plan_references", "reference_tasks",
            "write_memorization_and_audit"]
 
 FOLDER = "references"
@@ -64,17 +64,11 @@ class ReferencePlan:
         return errors
 
 
-def widest_run(config):
-    """The widest autoencoder of the grid (its first seed): known before anything trains."""
-    return RunSpec(max(config.bottlenecks), (max(config.widths),) * max(max(config.depths), 1), config.seeds[0],
-                   kind=config.architecture)
-
-
 def early_references(config):
     """Reference models that can train beside the grid: the widest autoencoder's, and PCA's at its bottleneck."""
     if config.search != "grid":
         return []
-    widest = widest_run(config)
+    widest = config.widest_run()
     scores = config.memorization and config.memorization_method == "references"
     pca = RunSpec.pca(widest.bottleneck, config.seeds[0] if config.data_seeds else None)
     return ([widest] if scores or "widest" in config.audit else []) + ([pca] if scores else [])
@@ -136,13 +130,20 @@ def _write_extremes(path, scores, data, n=8):
 
 
 def audit_runs(config, results, selected=None):
-    """The architectures to audit (first seed each): the widest autoencoder and/or the selected one."""
+    """The architectures to audit (first seed each): the widest autoencoder and/or the selected one.
+
+    The widest is :meth:`StudyConfig.widest_run`'s for a grid; a grow search has no grid, so there it is the
+    largest run it trained (most parameters)."""
     ok = results[(results["status"] == "ok") & (results["model"] == "autoencoder")]
     specs = [RunSpec.from_run(r) for r in ok["run"].unique()]
     if not specs:
         return []
     chosen = []
-    if "widest" in config.audit:
+    if "widest" in config.audit and config.search == "grid":
+        widest = config.widest_run()
+        if any(s.architecture == widest.architecture for s in specs):
+            chosen.append(widest)
+    elif "widest" in config.audit:
         widest = ok.sort_values(["n_params", "bottleneck"]).iloc[-1]["run"]
         chosen.append(RunSpec.from_run(widest))
     if "selected" in config.audit and selected is not None:
@@ -269,13 +270,13 @@ def _target_errors(plan, samples, seeds=None):
 
 
 def _kfold_runs(config):
-    """The largest autoencoder of the grid (first seed) and PCA at its bottleneck."""
-    k, width, depth = max(config.bottlenecks), max(config.widths), min(config.depths)
-    return RunSpec(k, (width,) * depth, config.seeds[0], kind=config.architecture), RunSpec.pca(k)
+    """The widest autoencoder of the grid (the one the audit describes) and PCA at its bottleneck."""
+    widest = config.widest_run()
+    return widest, RunSpec.pca(widest.bottleneck)
 
 
 def kfold_memorization(data, config):
-    """Per-sample memorization scores (K-fold cross-fitting) of the runs :func:`_memorization_runs` names."""
+    """Per-sample memorization scores (K-fold cross-fitting) of the runs :func:`_kfold_runs` names."""
     ae, pca = _kfold_runs(config)
     t = config.train
     makers = {

@@ -1,10 +1,9 @@
 """Capacity studies end to end: data, the grid (or the grow search), training, measurements, files.
 
-Read top to bottom: the data a study works on; the tasks a worker runs (train a batched group of autoencoders,
-fit PCA, per-sample memorization scores), each returning plain records; ``run_study``, which sends the tasks out
-(``_parallel``), commits each record the moment it comes back (``store``), and finishes with the selection, a few
-reconstructions and the latent map (a report, if asked, by the caller's hook). Only this process writes, atomically, so a study
-killed at any moment loses nothing that finished and a rerun trains only what is missing.
+Read top to bottom: the tasks a worker runs (train a batched group of autoencoders, fit PCA), each returning plain
+records; ``run_study``, which sends the tasks out (``_parallel``), commits each record the moment it comes back
+(``store``), and finishes with the selection, reconstructions and the latent map (a report only through the caller's
+hook). Only this process writes, one run at a time, atomically: a study killed at any moment loses nothing finished.
 """
 from __future__ import annotations
 
@@ -32,7 +31,8 @@ from autoenc.validation import check_int, check_positive_float
 from ._parallel import Task, dask_client, default_jobs, one_thread, release_workers, run_tasks
 from .prepare import StudyData, prepare_data
 from .lock import StudyLock
-from .config import RunSpec, StudyConfig
+from .config import StudyConfig
+from .runspec import RunSpec
 from ..measures.dynamics import clean_minimum, log_epochs, measure_curves
 from ..measures.errors import seen_unseen
 from ..measures.intervals import FPRResolutionWarning

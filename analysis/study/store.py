@@ -24,7 +24,7 @@ import torch
 from autoenc import Autoencoder, ModelConfig, save
 from autoenc.io import CONFIG_FILE, WEIGHTS_FILE, atomic_write
 
-from .config import RunSpec
+from .runspec import RunSpec
 from .integrity import folder_checksums, safe_child, verify_checksums
 
 __all__ = ["RunResult", "StudyStore", "RESULT_COLUMNS"]

@@ -96,6 +96,24 @@ def test_study_json_records_the_feature_scale_ratio_of_an_unscaled_study(tmp_pat
     assert recorded == expected and (scale == "standard" or 200 < recorded < 1000)
 
 
+def test_one_widest_autoencoder_with_two_depths(tmp_path):
+    """The audit and the K-fold memorization scores describe the same model: the widest at the deepest depth."""
+    from analysis.study.references import _kfold_runs, early_references
+
+    config = small_config(bottlenecks=(2, 4), widths=(4, 8), depths=(1, 2), seeds=(0,), memorization=True,
+                          memorization_method="kfold", n_folds=2, audit=("widest",), n_references=4, landscape=False,
+                          train=TrainConfig(epochs=1, batch_size=128))
+    widest = config.widest_run()
+    assert widest == RunSpec(4, (8, 8), 0)
+    assert _kfold_runs(config)[0] == widest and early_references(config) == [widest]
+    result = run_study(config, tmp_path, n_jobs=1, progress=False)
+    scored = pd.read_csv(tmp_path / "memorization.csv")
+    assert set(scored.loc[scored["model"] == "autoencoder", "run"]) == {widest.run}
+    audited = {RunSpec.from_run(r).architecture for r in pd.read_csv(tmp_path / "audit_summary.csv")["run"]}
+    assert audited == {widest.architecture}
+    assert widest.run in set(result.results["run"])
+
+
 def test_pca_rows_match_sklearn_pca(reference):
     from sklearn.decomposition import PCA
 
