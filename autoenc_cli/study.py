@@ -29,9 +29,9 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 from analysis import StudyConfig, run_study
-from analysis.study.config import (CONV_WIDTHS, LATENT_METHODS, MLP_WIDTHS, SCALINGS, SEARCHES, SELECTION_METRICS,
-                                   SELECTION_RULES)
-from autoenc import ACTIVATIONS, DATASETS, load_dataset
+from analysis.study.config import (AUDIT_TARGETS, CONV_WIDTHS, LATENT_METHODS, MEMORIZATION_METHODS, MLP_WIDTHS,
+                                   SCALINGS, SEARCHES, SELECTION_METRICS, SELECTION_RULES)
+from autoenc import ACTIVATIONS, DATASETS, KINDS, load_dataset
 
 from . import _cli
 
@@ -46,7 +46,7 @@ def _csv(values):
 
 def _audit_list(text):
     names = [] if text.strip() == "none" else [v for v in text.replace(",", " ").split() if v]
-    unknown = [v for v in names if v not in ("widest", "selected")]
+    unknown = [v for v in names if v not in AUDIT_TARGETS]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown audit target(s) {', '.join(unknown)}: use widest, selected or "
                                          "none")
@@ -88,7 +88,7 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=_cli.int_list, metavar="LIST",
                    help=f"training seeds, one model each (default {_csv(d.seeds)})")
     p.add_argument("--activation", choices=ACTIVATIONS, help=f"nonlinearity (default {d.activation})")
-    p.add_argument("--architecture", choices=("mlp", "conv"),
+    p.add_argument("--architecture", choices=KINDS,
                    help=f"fully connected, or strided convolutions on the data's image shape with --widths as "
                         f"channel counts and --depths as stages (default {d.architecture})")
     p.add_argument("--kernel-size", type=int, metavar="N",
@@ -110,7 +110,7 @@ def parse_args(argv=None):
                    help="std of the noise already in the data (after scaling), when known: enables SURE")
     p.add_argument("--no-memorization", dest="memorization", action="store_false", default=None,
                    help="skip the per-sample memorization scores")
-    p.add_argument("--memorization-method", choices=("references", "kfold"),
+    p.add_argument("--memorization-method", choices=MEMORIZATION_METHODS,
                    help=f"per-sample scores from reference models on random halves, or K-fold cross-fitting "
                         f"(default {d.memorization_method})")
     p.add_argument("--n-references", type=int, metavar="N",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import RunSpec, compare_to_pca
-from autoenc import (ACTIVATIONS, DATASETS, Autoencoder, ModelConfig, TrainConfig, add_noise, fit, load_dataset,
+from autoenc import (ACTIVATIONS, DATASETS, KINDS, Autoencoder, ModelConfig, TrainConfig, add_noise, fit, load_dataset,
                      save, split)
 from autoenc.data import Scaler, scale_warning
 from autoenc.io import versions
@@ -41,7 +41,7 @@ def parse_args(argv=None):
                    help="encoder widths, e.g. '256' or '256,64'; the decoder mirrors them; '' for none (default 256)")
     p.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="nonlinearity (default %(default)s)")
     p.add_argument("--linear", action="store_true", help="no nonlinearity at all (the PCA-equivalent network)")
-    p.add_argument("--architecture", choices=("mlp", "conv"), default="mlp",
+    p.add_argument("--architecture", choices=KINDS, default="mlp",
                    help="fully connected, or strided convolutions on the data's image shape with --hidden as "
                         "channels per stage (default %(default)s)")
     p.add_argument("--kernel-size", type=int, metavar="N", default=3,

@@ -21,6 +21,7 @@ from autoenc.io import atomic_write
 from . import plots
 from ._report_text import caption, figure_html, glossary_html, page
 from ._report_text import html_table as _html_table
+from ..study.runspec import format_hidden
 from ..study.tables import INTERVAL_METHOD
 from .summary import _read_csv, _read_json, _read_results, markdown_table, study_summary
 
@@ -196,7 +197,7 @@ def _describe(results, run):
         return str(run)
     row = row.iloc[0]
     model = str(row.get("model", "autoencoder"))
-    hidden = str(row.get("hidden", "") or "")
+    hidden = format_hidden(row.get("hidden"))
     return f"{model} k={int(row['bottleneck'])}" + (f", hidden {hidden}" if hidden else "")
 
 
@@ -282,8 +283,7 @@ def _plain_rows(frame):
 def _selected_rows(table, selection):
     if not selection or "bottleneck" not in selection:
         return set()
-    hidden = str(selection.get("hidden", "") or "")
-    hidden = "-".join(re.findall(r"\d+", hidden)) if hidden else hidden  # "(256, 128)" and "256-128" alike
+    hidden = format_hidden(selection.get("hidden"))
     match = (table["bottleneck"] == int(selection["bottleneck"])) & (table["hidden"] == hidden)
     if selection.get("model") in ("autoencoder", "pca"):
         match &= table["model"] == selection["model"]

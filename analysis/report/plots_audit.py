@@ -11,7 +11,7 @@ import seaborn as sns
 
 from autoenc.validation import check_columns, check_int
 
-from ._plotstyle import images_and_shape
+from ._plotstyle import axes as _axes, images_and_shape
 
 __all__ = ["plot_audit_roc", "plot_memorization_distribution", "plot_most_memorized"]
 
@@ -20,10 +20,6 @@ _ATTACK_LABELS = {
     "lira_offline_fixed": "LiRA offline, fixed variance", "lira_online_fixed": "LiRA online, fixed variance",
     "rmia": "RMIA",
 }
-
-
-def _axes(ax):
-    return plt.gca() if ax is None else ax
 
 
 def plot_audit_roc(roc, *, summary=None, ax=None):

@@ -6,7 +6,6 @@ a minimum, a mean or a share, and nothing calls ``plt.show()``.
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -14,17 +13,13 @@ from matplotlib.lines import Line2D
 
 from autoenc.validation import check_columns
 
-from ._plotstyle import (PCA_LINESTYLE, SEEN, SPLIT, SPLIT_LABELS as _SPLITS, UNSEEN, VALIDATION, look,
+from ._plotstyle import (PCA_LINESTYLE, SEEN, SPLIT, SPLIT_LABELS as _SPLITS, UNSEEN, VALIDATION, axes as _axes, look,
                          plain_log_ticks, split_colors, split_handle, split_style)
 
 __all__ = ["plot_attractors", "plot_double_descent", "plot_loss_slice", "plot_memorization_curves"]
 
 _COLORS = split_colors((SEEN, UNSEEN, VALIDATION))
 _NM_LABEL = "noise memorization (0 = removes noise, 1 = copies it)"
-
-
-def _axes(ax):
-    return plt.gca() if ax is None else ax
 
 
 def plot_memorization_curves(curves, *, minima=None, hue=None, ax=None):

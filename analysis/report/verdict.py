@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..study.runspec import RunSpec, hidden_words
 from .evidence import assess, audit_leaks, family_runs, fit_causes, pca_comparison, settle, verdict_inputs
 
 __all__ = ["answer", "key_numbers", "verdict", "verdict_inputs"]
@@ -23,7 +24,7 @@ def _fmt_interval(row, name, fmt="{:.2f}"):
 
 
 def _family(hidden):
-    return f"width {hidden}" if "-" not in str(hidden) else f"hidden widths ({str(hidden).replace('-', ', ')})"
+    return hidden_words(hidden, prefix="")
 
 
 def verdict(summary, selection=None, audit=None, agreement=None, *, history=None, scale_ratio=None):
@@ -70,7 +71,7 @@ def verdict(summary, selection=None, audit=None, agreement=None, *, history=None
     for entry in agreement or []:
         if entry.get("run", "").startswith("ae-") and np.isfinite(entry.get("predicted_spearman") or np.nan):
             good = entry["predicted_spearman"] >= 0.9
-            lines.append(f"Per-sample memorization scores of {entry['run'].rsplit('-s', 1)[0]} "
+            lines.append(f"Per-sample memorization scores of {RunSpec.from_run(entry['run']).architecture} "
                          f"({entry['n_references']} reference models) {'reproduce' if good else 'do not reproduce'}"
                          f": two independent sets would rank the samples alike at Spearman "
                          f"{entry['predicted_spearman']:.2f} (the two halves of this set agree at "
@@ -239,8 +240,7 @@ def _widths(hiddens):
 def _model_words(selection):
     if selection["model"] == "pca":
         return f"PCA with {int(selection['bottleneck'])} components"
-    family = _family(selection.get("hidden", ""))
-    return f"the autoencoder with bottleneck {int(selection['bottleneck'])} and {'hidden ' * ('-' not in family)}{family}"
+    return f"the autoencoder with bottleneck {int(selection['bottleneck'])} and {hidden_words(selection.get('hidden'))}"
 
 
 ATTACK_NAMES = {"loss": "the loss threshold", "lira_offline": "LiRA (offline)", "lira_online": "LiRA (online)",
@@ -255,7 +255,7 @@ def _audit_lines(audit, fpr=0.01):
         best = rows[rows["attack"] != "loss"].sort_values("tpr").iloc[-1]
         loss = rows[rows["attack"] == "loss"]
         targets = str(best.get("targets", run)).split()
-        line = (f"Membership audit of {run.rsplit('-s', 1)[0]} ({len(targets)} seed{'s' * (len(targets) > 1)} "
+        line = (f"Membership audit of {RunSpec.from_run(run).architecture} ({len(targets)} seed{'s' * (len(targets) > 1)} "
                 f"pooled, {int(best['n_references'])} reference models): {ATTACK_NAMES.get(best['attack'])} finds "
                 f"{best['tpr']:.1%} [{best['tpr_ci_low']:.1%}, {best['tpr_ci_high']:.1%}] of training samples at "
                 f"{fpr:.0%} false positives")

@@ -13,7 +13,7 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-from autoenc import ACTIVATIONS, TrainConfig
+from autoenc import ACTIVATIONS, KINDS, TrainConfig
 from autoenc.config import JSONConfig
 from autoenc.validation import check_int, check_positive_float
 
@@ -26,6 +26,8 @@ LATENT_METHODS = ("umap", "pca", "none")
 SCALINGS = ("none", "standard", "minmax")
 SELECTION_METRICS = ("auto", "mse_clean", "sure", "mse_denoise", "mse")
 SELECTION_RULES = ("one_se", "tolerance")
+MEMORIZATION_METHODS = ("references", "kfold")
+AUDIT_TARGETS = ("widest", "selected")
 
 
 def _int_tuple(value, name, minimum):
@@ -168,7 +170,7 @@ class StudyConfig(JSONConfig):
         object.__setattr__(self, "fractions", fractions)
         check_int(self.kernel_size, "kernel_size", minimum=1)
         for name, choices in (("scale", SCALINGS), ("search", SEARCHES), ("latent", LATENT_METHODS),
-                              ("architecture", ("mlp", "conv")),
+                              ("architecture", KINDS),
                               ("activation", ACTIVATIONS), ("selection_metric", SELECTION_METRICS),
                               ("selection_rule", SELECTION_RULES)):
             if getattr(self, name) not in choices:
@@ -184,16 +186,16 @@ class StudyConfig(JSONConfig):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_int(self.n_folds, "n_folds", minimum=2)
-        if self.memorization_method not in ("references", "kfold"):
+        if self.memorization_method not in MEMORIZATION_METHODS:
             raise ValueError(f"unknown memorization_method {self.memorization_method!r}; valid values are "
-                             "['references', 'kfold']")
+                             f"{list(MEMORIZATION_METHODS)}")
         check_int(self.n_references, "n_references", minimum=2)
         if self.n_references % 2:
             raise ValueError(f"n_references must be even (every sample in exactly half), got {self.n_references}")
         audit = (self.audit,) if isinstance(self.audit, str) else tuple(self.audit)
-        unknown = [a for a in audit if a not in ("widest", "selected")]
+        unknown = [a for a in audit if a not in AUDIT_TARGETS]
         if unknown:
-            raise ValueError(f"unknown audit target(s) {unknown}; valid values are ['widest', 'selected']")
+            raise ValueError(f"unknown audit target(s) {unknown}; valid values are {list(AUDIT_TARGETS)}")
         object.__setattr__(self, "audit", audit)
         train = self.train
         if isinstance(train, dict):

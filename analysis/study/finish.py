@@ -10,7 +10,7 @@ import pandas as pd
 
 from autoenc import load
 
-from .runspec import RunSpec
+from .runspec import RunSpec, format_hidden
 from .select import simplest_adequate
 from .store import write_csv, write_json, write_npz
 from .tables import summarize_runs
@@ -105,14 +105,14 @@ def _readable_csv(path, columns):
 def _first_run(ok, row):
     """The first successful run (lowest seed) of the architecture a summary row describes."""
     same = ok[(ok["model"] == row["model"]) & (ok["bottleneck"] == row["bottleneck"])
-              & (ok["hidden"].fillna("").astype(str) == str(row["hidden"] or ""))]
+              & (ok["hidden"].map(format_hidden) == format_hidden(row["hidden"]))]
     return same.sort_values("seed")["run"].iloc[0]
 
 
 def _example_rows(data, n=8):
     """Up to ``n`` test samples, one per class first when there are labels."""
     test = data.test
-    if data.y is None or not np.issubdtype(np.asarray(data.y).dtype, np.integer):
+    if data.labels is None:
         return test[:n]
     _, first = np.unique(data.y[test], return_index=True)
     rest = np.setdiff1d(np.arange(len(test)), first)
@@ -153,7 +153,7 @@ def _write_embeddings(store, data, config, ae_run, pca_run):
                                         "x": E[:, 0], "y": E[:, 1]}))
         entry = {"run": run, "bottleneck": int(Z_train.shape[1]), "trustworthiness_samples": len(picked),
                  "trustworthiness": float(trustworthiness(data.X[data.test][picked], Z_test[picked]))}
-        if data.y is not None and np.issubdtype(np.asarray(data.y).dtype, np.integer):
+        if data.labels is not None:
             entry["knn_accuracy"] = float(knn_probe(Z_train, data.y[data.train], Z_test, data.y[data.test]))
         scores[kind] = entry
     write_csv(store.path / "embeddings.csv", pd.concat(frames, ignore_index=True))

@@ -49,18 +49,24 @@ class ReferencePlan:
     def group_file(self, task):
         return self.folder / f"group-{task[0]:03d}-{task[-1]:03d}.npz"
 
+    def group_errors(self, task):
+        """The errors of one group, or None where its file is missing, damaged or written for another plan."""
+        try:
+            with np.load(self.group_file(task), allow_pickle=False) as npz:
+                if list(npz["indices"]) == list(task) and npz["errors"].shape == (len(task), len(self.pool)):
+                    return npz["errors"]
+        except (OSError, ValueError, KeyError):
+            pass
+        return None
+
     def load(self):
         """``(n_references, n_pool)`` errors, or None while a group is missing; a damaged group file is redone."""
         errors = np.full(self.masks.shape, np.nan)
         for task in self.tasks:
-            file = self.group_file(task)
-            try:
-                with np.load(file, allow_pickle=False) as npz:
-                    if list(npz["indices"]) != list(task) or npz["errors"].shape != (len(task), len(self.pool)):
-                        return None
-                    errors[task] = npz["errors"]
-            except (OSError, ValueError, KeyError):
+            group = self.group_errors(task)
+            if group is None:
                 return None
+            errors[task] = group
         return errors
 
 
@@ -193,14 +199,7 @@ def reference_tasks(plan, data, config):
 
 
 def _committed(plan, task):
-    file = plan.group_file(task)
-    if not file.exists():
-        return False
-    try:
-        with np.load(file, allow_pickle=False) as npz:
-            return list(npz["indices"]) == list(task) and npz["errors"].shape == (len(task), len(plan.pool))
-    except (OSError, ValueError, KeyError):
-        return False
+    return plan.group_errors(task) is not None
 
 
 def _split_half_agreement(errors, masks):

@@ -2,32 +2,66 @@
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass
 
-from autoenc import ModelConfig
+from autoenc import KINDS, ModelConfig
 
-__all__ = ["RunSpec", "format_hidden", "parse_hidden"]
+__all__ = ["RunSpec", "format_hidden", "hidden_words", "parse_hidden"]
 
 
 def format_hidden(hidden):
-    """Hidden widths as the one text form used in run ids and tables: ``(64, 32) -> "64-32"``, ``() -> ""``."""
-    return "-".join(str(int(w)) for w in hidden)
+    """Hidden widths in the one text form of run ids and tables: ``(64, 32) -> "64-32"``, ``() -> ""``.
+
+    Anything :func:`parse_hidden` reads is accepted, so a value read back from a CSV (``64.0``, NaN) comes out the
+    same as the tuple it was written from.
+
+    Examples
+    --------
+    >>> format_hidden((64, 32)), format_hidden(64.0), format_hidden(float("nan"))
+    ('64-32', '64', '')
+    """
+    return "-".join(str(w) for w in parse_hidden(hidden))
 
 
 def parse_hidden(text):
-    """Inverse of :func:`format_hidden`: ``"64-32" -> (64, 32)``; ``""``, None or NaN -> ``()``."""
+    """Inverse of :func:`format_hidden`: ``"64-32" -> (64, 32)``; ``""``, None or NaN -> ``()``; a number (as a CSV
+    reads ``"64"`` back) is one width.
+
+    Examples
+    --------
+    >>> parse_hidden("64-32"), parse_hidden("(256, 128)"), parse_hidden(""), parse_hidden(64.0)
+    ((64, 32), (256, 128), (), (64,))
+    """
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return ()
     if isinstance(text, (tuple, list)):
         return tuple(int(w) for w in text)
-    text = str(text).strip()
-    if text in ("", "none"):
+    if isinstance(text, numbers.Real) and not isinstance(text, bool):
+        return (int(text),)
+    text = str(text).strip().strip("()[]")  # "(256, 128)", as a tuple prints, reads like "256-128"
+    if text.strip() in ("", "none"):
         return ()
     try:
-        return tuple(int(w) for w in text.split("-"))
+        return tuple(int(w) for w in re.split(r"\s*[-,]\s*", text.strip().rstrip(",")))
     except ValueError:
         raise ValueError(f"hidden widths must look like '64' or '64-32', got {text!r}") from None
+
+
+def hidden_words(hidden, *, prefix="hidden "):
+    """Hidden widths in prose: ``"hidden width 64"``, ``"hidden widths (64, 32)"``; ``prefix=""`` drops the word
+    "hidden" of a single layer (``"width 64"``), as a name for a family of runs.
+
+    Examples
+    --------
+    >>> hidden_words((64,)), hidden_words("64-32"), hidden_words(64, prefix="")
+    ('hidden width 64', 'hidden widths (64, 32)', 'width 64')
+    """
+    widths = parse_hidden(hidden)
+    if len(widths) > 1:
+        return f"hidden widths ({', '.join(map(str, widths))})"
+    return f"{prefix}width {widths[0]}" if widths else "no hidden layer"
 
 
 @dataclass(frozen=True)
@@ -65,8 +99,8 @@ class RunSpec:
             raise ValueError("a PCA run has no hidden widths")
         if self.model == "autoencoder" and self.seed is None:
             raise ValueError("an autoencoder run needs a seed")
-        if self.kind not in ("mlp", "conv") or (self.kind == "conv" and self.model == "pca"):
-            raise ValueError(f"unknown kind {self.kind!r} for a {self.model} run; valid values are ['mlp', 'conv']")
+        if self.kind not in KINDS or (self.kind == "conv" and self.model == "pca"):
+            raise ValueError(f"unknown kind {self.kind!r} for a {self.model} run; valid values are {list(KINDS)}")
 
     @classmethod
     def pca(cls, bottleneck, seed=None):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from .runspec import hidden_words
 from .tables import CONFIG_COLUMNS as _CONFIG_COLUMNS, summarize_runs
 
 __all__ = ["grow_proposals", "grow_start", "grow_update", "selection_metric", "simplest_adequate"]
@@ -20,9 +21,8 @@ __all__ = ["grow_proposals", "grow_start", "grow_update", "selection_metric", "s
 def _describe(row):
     if row["model"] == "pca":
         return f"PCA with {int(row['bottleneck'])} components ({int(row['n_params']):,} parameters)"
-    hidden = str(row["hidden"])
-    widths = f"hidden width {hidden}" if "-" not in hidden else f"hidden widths ({hidden.replace('-', ', ')})"
-    return f"the autoencoder with bottleneck {int(row['bottleneck'])} and {widths} ({int(row['n_params']):,} parameters)"
+    return (f"the autoencoder with bottleneck {int(row['bottleneck'])} and {hidden_words(row['hidden'])} "
+            f"({int(row['n_params']):,} parameters)")
 
 
 METRIC_WORDS = {

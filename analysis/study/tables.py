@@ -7,6 +7,7 @@ import pandas as pd
 from autoenc.validation import check_columns
 
 from ..measures.intervals import seed_interval
+from .runspec import format_hidden
 
 __all__ = ["INTERVAL_METHOD", "ok_rows", "per_run", "run_gaps", "summarize_runs", "summary_table"]
 
@@ -88,7 +89,7 @@ def per_run(results):
     """One row per successful run: its configuration, the headline numbers and its gap (unseen minus seen mse)."""
     check_columns(results, ["run", "model", "bottleneck", "n_params", "split", "mse"], "results")
     data = ok_rows(results, splits=None).copy()
-    data["hidden"] = data["hidden"].map(hidden_text) if "hidden" in data.columns else ""
+    data["hidden"] = data["hidden"].map(format_hidden) if "hidden" in data.columns else ""
     keys = ["run", "model", "bottleneck", "hidden", "n_params"]
     out = data.drop_duplicates("run")[keys + [c for c in ("nm_reference", "n_features") if c in data.columns]]
     out = out.set_index("run")
@@ -124,15 +125,6 @@ def _pca_clean(runs, seeds):
         same = pd.Series([lookup.get((k, s), np.nan) for k, s in zip(runs["bottleneck"], seed)], index=runs.index)
         out = same.where(same.notna(), out)
     return out
-
-
-def hidden_text(value):
-    """``hidden`` as read back from a CSV (``"64-32"``, ``64.0``, ``NaN``) in the one text form: ``"64-32"``, ``""``."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return str(int(value))
-    return str(value)
 
 
 SCALE = {"test_mse": "log", "test_mse_clean": "log", "membership_auc": "logit", "nm_seen": "share",
