@@ -302,12 +302,12 @@ def _n_params(config):
         return Autoencoder(config).n_parameters
 
 
-def double_descent(X_train, X_test, widths, *, bottleneck=8, depth=1, activation="relu", linear=False, seeds=(0,),
-                   train_config=None, clean_train=None, clean_test=None, eval_epochs=None, include_pca=True,
-                   dtype=torch.float32, progress=False, kind="mlp", input_shape=None, kernel_size=3):
+def double_descent(X_train, X_test, widths, model=None, *, seeds=(0,), train_config=None, clean_train=None,
+                   clean_test=None, eval_epochs=None, include_pca=True, dtype=torch.float32, progress=False):
     """Train and test error over a width sweep, with the interpolation threshold (parameters = n_train x d).
 
-    Autoencoders ``d -> w^depth -> bottleneck -> w^depth -> d`` for each width ``w`` and seed, trained by
+    Autoencoders ``model`` with every hidden layer ``w`` wide (``d -> w^depth -> bottleneck -> w^depth -> d``) for
+    each width ``w`` and seed, trained by
     :func:`autoenc.batched.fit_group` (grouped by :func:`autoenc.batched.plan_groups`). The *interpolation
     threshold* is ``n_train * d``, the number of values the training set asks the network to reproduce: a network
     with far fewer parameters cannot store its noisy training inputs, one with more can. Classical double descent
@@ -322,8 +322,9 @@ def double_descent(X_train, X_test, widths, *, bottleneck=8, depth=1, activation
     X_test : array-like of shape (n_test, n_features)
     widths : sequence of int
         Hidden widths; choose them so that ``n_params / interpolation_threshold`` spans well below and above 1.
-    bottleneck, depth, activation, linear, kind, input_shape, kernel_size :
-        The architecture (``ModelConfig``) shared by the sweep; with ``kind="conv"`` the widths are channels.
+    model : ModelConfig, optional
+        The architecture the sweep shares (depth ``len(hidden)``); its widths become each of ``widths`` (channels
+        with ``kind="conv"``). Default: one hidden layer, bottleneck 8 (at most ``n_features``).
     seeds : sequence of int, default (0,)
     train_config : TrainConfig, optional
         Its ``seed`` is replaced by each of ``seeds``; default ``TrainConfig()``.
@@ -332,7 +333,7 @@ def double_descent(X_train, X_test, widths, *, bottleneck=8, depth=1, activation
     eval_epochs : sequence of int, optional
         Also record these epochs (the epoch-wise view); the last epoch is always recorded.
     include_pca : bool, default True
-        Add PCA at ``bottleneck`` (``model="pca"``, ``width`` and ``epoch`` NaN).
+        Add PCA at the bottleneck (``model="pca"``, ``width`` and ``epoch`` NaN).
     dtype : torch.dtype, default torch.float32
     progress : bool or None, default False
 
@@ -346,7 +347,7 @@ def double_descent(X_train, X_test, widths, *, bottleneck=8, depth=1, activation
     Examples
     --------
     >>> X = np.random.default_rng(0).random((40, 6), dtype=np.float32)
-    >>> dd = double_descent(X[:30], X[30:], [2, 8], bottleneck=2, train_config=TrainConfig(epochs=2))
+    >>> dd = double_descent(X[:30], X[30:], [2, 8], ModelConfig(6, 2, (1,)), train_config=TrainConfig(epochs=2))
     >>> int(dd["interpolation_threshold"].iloc[0]), sorted(dd["params_ratio"].round(2).unique().tolist())
     (180, [0.1, 0.24, 0.84])
     """
@@ -360,13 +361,15 @@ def double_descent(X_train, X_test, widths, *, bottleneck=8, depth=1, activation
     if not widths or not seeds:
         raise ValueError("widths and seeds must each hold at least one value")
     train_config = TrainConfig() if train_config is None else train_config
-    if not isinstance(train_config, TrainConfig):
-        raise TypeError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
-    check_int(depth, "depth", minimum=1)
-    runs = [(w, s) for w in widths for s in seeds]
-    shape = {} if kind == "mlp" else {"kind": kind, "input_shape": input_shape, "kernel_size": kernel_size}
-    configs = [ModelConfig(d, bottleneck, (w,) * depth, activation=activation, linear=linear, **shape)
-               for w, _ in runs]
+    model = ModelConfig(d, min(8, d), hidden=(1,)) if model is None else model
+    for name, value, kind in (("train_config", train_config, TrainConfig), ("model", model, ModelConfig)):
+        if not isinstance(value, kind):
+            raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    if model.input_dim != d or not model.hidden:
+        raise ValueError(f"model must take the {d} features of X_train through at least one hidden layer, got "
+                         f"input_dim={model.input_dim}, hidden={model.hidden}")
+    bottleneck, runs = model.bottleneck, [(w, s) for w in widths for s in seeds]
+    configs = [model.replace(hidden=(w,) * len(model.hidden)) for w, _ in runs]
     train_configs = [train_config.replace(seed=s) for _, s in runs]
     threshold = n * d
     splits = (("train", X_train, clean[0]), ("test", X_test, clean[1]))

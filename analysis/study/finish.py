@@ -10,7 +10,7 @@ import pandas as pd
 
 from autoenc import load
 
-from .runspec import RunSpec, format_hidden
+from .runspec import Run, RunSpec, format_hidden
 from .select import simplest_adequate
 from .store import write_csv, write_json, write_npz
 from .tables import summarize_runs
@@ -84,12 +84,9 @@ def _write_double_descent(store, data, config):
     rows = np.sort(rng.choice(data.train, min(settings["n_train"], len(data.train)), replace=False))
     train = TrainConfig(epochs=settings["epochs"], batch_size=len(rows), lr=settings["lr"])
     k = min(8, min(config.bottlenecks + (data.n_features,)))
-    shape = RunSpec(k, (1,), 0, kind=config.architecture).model_config(  # the study's architecture, widths swept
-        data.n_features, image_shape=data.image_shape, kernel_size=config.kernel_size)
-    frame = double_descent(data.X[rows], data.X[data.test], settings["widths"], bottleneck=k,
-                           activation=config.activation, seeds=config.seeds[:2], train_config=train,
-                           kind=shape.kind, input_shape=shape.input_shape, kernel_size=shape.kernel_size,
-                           clean_train=data.clean[rows], clean_test=data.clean[data.test],
+    template = Run.of(RunSpec(k, (1,), 0, kind=config.architecture), config, data).model  # the widths are swept
+    frame = double_descent(data.X[rows], data.X[data.test], settings["widths"], template, seeds=config.seeds[:2],
+                           train_config=train, clean_train=data.clean[rows], clean_test=data.clean[data.test],
                            eval_epochs=log_epochs(settings["epochs"]))
     write_csv(store.path / "double_descent.csv", frame)
 

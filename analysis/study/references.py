@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from autoenc import AutoencoderTransformer
 
 from ._parallel import Task
 from ..measures.audit import membership_audit
-from .runspec import RunSpec
+from .runspec import Run, RunSpec
 from ..measures.memorization import memorization_scores
 from ..measures.reference import memorization_from_references, plan_reference_tasks, reference_masks, train_references
 from .store import write_npz
@@ -45,6 +46,8 @@ class ReferencePlan:
     tasks: list            # lists of reference indices, one batched group each
     folder: Path
     audited: bool = False  # the study's runs of this architecture get a membership audit
+    model: object = None   # ModelConfig, or a PCA factory; built once, by plan_references
+    train: object = None   # TrainConfig (None for PCA)
 
     def group_file(self, task):
         return self.folder / f"group-{task[0]:03d}-{task[-1]:03d}.npz"
@@ -165,23 +168,14 @@ def plan_references(spec, data, config, store_path, audited=False):
     """The reference models of ``spec``'s architecture (its ``ModelConfig``, the study's ``TrainConfig``)."""
     pool = np.sort(np.concatenate([data.train, data.test]))
     masks = reference_masks(len(pool), config.n_references, seed=config.seed)
-    model = _model(spec, data, config)
-    tasks = plan_reference_tasks(masks, model, spec.train_config(config.train) if spec.model != "pca" else None)
+    run = Run.of(spec, config, data)
+    model = partial(PCA, n_components=spec.bottleneck, random_state=0) if spec.model == "pca" else run.model
+    tasks = plan_reference_tasks(masks, model, run.train)
     return ReferencePlan(spec, pool, masks, tasks, Path(store_path) / FOLDER / spec.architecture,
-                         audited and spec.model == "autoencoder")
+                         audited and spec.model == "autoencoder", model, run.train)
 
 
-def _model(spec, data, config):
-    if spec.model == "pca":
-        k = spec.bottleneck
-        return lambda: PCA(n_components=k, random_state=0)
-    return spec.model_config(data.n_features, config.activation, image_shape=data.image_shape,
-                             kernel_size=config.kernel_size)
-
-
-def _train_task(spec, data, config, masks, pool, task):
-    model = _model(spec, data, config)
-    train = spec.train_config(config.train) if spec.model != "pca" else None
+def _train_task(model, train, data, masks, pool, task):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a diverged reference is a NaN row, skipped when scoring
         errors = train_references(data.X[pool], masks, model, train, indices=task, progress=False)
@@ -195,7 +189,7 @@ def reference_tasks(plan, data, config):
         write_npz(plan.group_file(task), indices=np.asarray(task), errors=errors)
 
     missing = [t for t in plan.tasks if not _committed(plan, t)]
-    return [Task(_train_task, (plan.spec, data, config, plan.masks, plan.pool, t), commit) for t in missing]
+    return [Task(_train_task, (plan.model, plan.train, data, plan.masks, plan.pool, t), commit) for t in missing]
 
 
 def _committed(plan, task):
@@ -277,13 +271,12 @@ def _kfold_runs(config):
 def kfold_memorization(data, config):
     """Per-sample memorization scores (K-fold cross-fitting) of the runs :func:`_kfold_runs` names."""
     ae, pca = _kfold_runs(config)
-    t = config.train
+    m, t = (run := Run.of(ae, config, data)).model, run.train
     makers = {
         ae: lambda: AutoencoderTransformer(
-            n_components=ae.bottleneck, hidden=ae.hidden, activation=config.activation, epochs=t.epochs,
+            n_components=m.bottleneck, hidden=m.hidden, activation=m.activation, epochs=t.epochs,
             batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, patience=t.patience, threads=t.threads,
-            device=t.device, random_state=ae.seed, kind=ae.kind,
-            input_shape=_model(ae, data, config).input_shape if ae.kind == "conv" else None,
+            device=t.device, random_state=t.seed, kind=m.kind, input_shape=m.input_shape if m.kind == "conv" else None,
             kernel_size=config.kernel_size),
         pca: lambda: PCA(n_components=pca.bottleneck, random_state=0),
     }

@@ -32,7 +32,7 @@ from ._parallel import Task, dask_client, default_jobs, one_thread, release_work
 from .prepare import StudyData, prepare_data
 from .lock import StudyLock
 from .config import StudyConfig
-from .runspec import RunSpec
+from .runspec import Run, RunSpec
 from ..measures.dynamics import clean_minimum, log_epochs, measure_curves
 from ..measures.errors import seen_unseen
 from ..measures.intervals import FPRResolutionWarning
@@ -92,27 +92,20 @@ def _measure(model, data: StudyData, bottleneck, splits=None):
     return rows, {c: samples[c].tolist() for c in ["split", "sample", "label", "error", "error_clean"]}
 
 
-def model_config(spec: RunSpec, data: StudyData, config: StudyConfig):
-    """The run's ``ModelConfig`` on this study's data (convolutions see the data's image shape)."""
-    return spec.model_config(data.n_features, config.activation, image_shape=data.image_shape,
-                             kernel_size=config.kernel_size)
-
-
-def _result(spec: RunSpec, data: StudyData, config: StudyConfig, **fields):
-    d, mc = data.n_features, model_config(spec, data, config)
+def _result(run: Run, data: StudyData, config: StudyConfig, **fields):
+    spec, d, mc = run.spec, data.n_features, run.model
     n_params = Autoencoder(mc).n_parameters if spec.model == "autoencoder" else spec.n_params(d)
     return RunResult(spec=spec, n_params=n_params, n_features=d,
                      noise_std=config.noise_std, model_config=mc.to_dict(),
                      worker=f"{socket.gethostname()}:{os.getpid()}", **fields)
 
 
-def _train_group(specs, data: StudyData, config: StudyConfig, progress=False):
-    """Train ``specs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run.
+def _train_group(runs, data: StudyData, config: StudyConfig, progress=False):
+    """Train ``runs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run.
 
     ``progress``: an epoch bar under the study's (only where the group trains in the study's own process).
     """
-    configs = [model_config(s, data, config) for s in specs]
-    train_configs = [s.train_config(config.train) for s in specs]
+    configs, train_configs = [r.model for r in runs], [r.train for r in runs]
     splits = _split_inputs(data)
     X_val = splits["val"][0] if "val" in splits else None
     recorder = None
@@ -125,17 +118,17 @@ def _train_group(specs, data: StudyData, config: StudyConfig, progress=False):
     # fit_group is exact to solo fit, and faster even for a group of one (no autograd, one fused Adam buffer).
     members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=progress, on_eval=recorder,
                         eval_epochs=log_epochs(config.train.epochs) if recorder else None)
-    seconds = (time.perf_counter() - start) / len(specs)
+    seconds = (time.perf_counter() - start) / len(runs)
     curves = recorder.frame() if recorder else None
     results = []
-    for i, (spec, tc, member) in enumerate(zip(specs, train_configs, members)):
-        result = _result(spec, data, config, train_config=tc.to_dict(), train_seconds=seconds,
+    for i, (run, member) in enumerate(zip(runs, members)):
+        result = _result(run, data, config, train_config=run.train.to_dict(), train_seconds=seconds,
                          epochs=member.history.epochs)
         if member.model is None:
             result.status, result.reason = "diverged", member.error
             result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
         else:
-            result.rows, result.samples = _measure(member.model, data, spec.bottleneck, splits)
+            result.rows, result.samples = _measure(member.model, data, run.spec.bottleneck, splits)
             result.history = _with_curves(member.history.to_dict(), None if curves is None else
                                           curves[curves["member"] == i])
             if curves is not None:
@@ -159,10 +152,10 @@ def _with_curves(history, curves):
     return history
 
 
-def _fit_pca(spec: RunSpec, data: StudyData, config: StudyConfig):
+def _fit_pca(run: Run, data: StudyData, config: StudyConfig):
     """PCA at one bottleneck, measured through the same code path, saved as the linear network it is; a numerical
     failure is recorded with its reason, and the study goes on."""
-    result = _result(spec, data, config)
+    spec, result = run.spec, _result(run, data, config)
     try:
         pca = pca_baseline(data.X[data.train], spec.bottleneck, random_state=0)
     except FloatingPointError as exc:
@@ -178,8 +171,8 @@ def _fit_pca(spec: RunSpec, data: StudyData, config: StudyConfig):
 class _Study:
     """One study folder being filled: sends out the tasks for what is missing and commits what comes back."""
 
-    def __init__(self, store, data, config, n_jobs, client, progress, on_progress):
-        self.store, self.data, self.config = store, data, config
+    def __init__(self, store, data, config, runs, n_jobs, client, progress, on_progress):
+        self.store, self.data, self.config, self.runs = store, data, config, runs
         self.n_jobs, self.client, self.progress, self.on_progress = n_jobs, client, progress, on_progress
         self.finished = store.finished()
         self.trained = 0
@@ -190,6 +183,12 @@ class _Study:
     def data_for(self, spec):
         """The data draw a run trains and is measured on."""
         return self.draws.get(self.config.data_seed(spec.seed), self.data)
+
+    def run_of(self, spec):
+        """The run with its configs, built once (the grid's before any work; a grow search's as it proposes)."""
+        if spec not in self.runs:
+            self.runs[spec] = Run.of(spec, self.config, self.data)
+        return self.runs[spec]
 
     def commit(self, result: RunResult):
         if result.run not in self.finished:
@@ -202,13 +201,11 @@ class _Study:
         group equals an uninterrupted one); ``before``/``after`` hold more tasks for the same workers."""
         groups = []
         for draw in dict.fromkeys(self.config.data_seed(s.seed) for s in specs):  # a group shares its data
-            mine = [s for s in specs if self.config.data_seed(s.seed) == draw]
-            configs = [model_config(s, self.data, self.config) for s in mine]
-            train_configs = [s.train_config(self.config.train) for s in mine]
-            groups += [[mine[i] for i in g] for g in plan_groups(configs, train_configs)]
-        todo = [g for g in groups if any(s.run not in self.finished for s in g)]
+            mine = [self.run_of(s) for s in specs if self.config.data_seed(s.seed) == draw]
+            groups += [[mine[i] for i in g] for g in plan_groups([r.model for r in mine], [r.train for r in mine])]
+        todo = [g for g in groups if any(r.run not in self.finished for r in g)]
         # Widest groups first: they take longest, and the rest fill the gaps between them.
-        todo.sort(key=lambda g: -sum(np.prod(s.hidden or (1,)) * s.depth for s in g))
+        todo.sort(key=lambda g: -sum(np.prod(r.spec.hidden or (1,)) * r.spec.depth for r in g))
         # Tasks that commit a run (PCA) count on the bar like the autoencoders, as in the final "N trained".
         counted = [t for t in (*before, *after) if t.on_done == self.commit]
         total = sum(len(g) for g in todo) + len(counted)
@@ -229,7 +226,7 @@ class _Study:
         epochs = self.progress if self.n_jobs == 1 and self.client is None else False
         before, after = ([Task(t.fn, t.args, lambda result: done([result])) if t.on_done == self.commit else t
                           for t in part] for part in (before, after))
-        tasks = [*before, *[Task(_train_group, (g, self.data_for(g[0]), self.config, epochs), done) for g in todo],
+        tasks = [*before, *[Task(_train_group, (g, self.data_for(g[0].spec), self.config, epochs), done) for g in todo],
                  *after]
         try:
             run_tasks(tasks, self.n_jobs, self.client)
@@ -327,8 +324,8 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
 def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progress, timeout, start):
     """:func:`run_study` after its arguments are checked: the data, the cluster, the locked folder, the study."""
     data = prepare_data(config)
-    for spec in config.runs():  # an architecture the data cannot hold is refused before any work
-        model_config(spec, data, config)
+    # Every run's configs, built once; an architecture the data cannot hold is refused before any work.
+    runs = {spec: Run.of(spec, config, data) for spec in (*config.runs(), *config.pca_runs())}
     # The cluster first: a study that cannot reach it leaves nothing behind. Then the folder, locked for the
     # life of this call, so two studies never mix their runs in one folder.
     with dask_client(scheduler, timeout) as client, StudyLock(Path(out_dir)):
@@ -346,17 +343,17 @@ def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progr
         umap = config.latent == "umap" and not (store.path / "embeddings.csv").exists()
         if umap:
             threading.Thread(target=_warm_up, daemon=True).start()
-        return _run(config, store, data, n_jobs, client, progress, on_progress, report, start, scheduler)
+        study = _Study(store, data, config, runs, n_jobs, client, progress, on_progress)
+        return _run(study, report, start, local_workers=scheduler is None and n_jobs > 1)
 
 
-def _run(config, store, data, n_jobs, client, progress, on_progress, report, start, scheduler):
+def _run(study, report, start, local_workers):
     """The body of :func:`run_study`, with the folder locked and the cluster (if any) connected."""
-    timings = {}
-    study = _Study(store, data, config, n_jobs, client, progress, on_progress)
+    store, data, config, timings = study.store, study.data, study.config, {}
     reused = len(study.finished)
     try:
-        pca = [Task(_fit_pca, (spec, study.data_for(spec), config), study.commit) for spec in config.pca_runs()
-               if spec.run not in study.finished]
+        pca = [Task(_fit_pca, (study.run_of(spec), study.data_for(spec), config), study.commit)
+               for spec in config.pca_runs() if spec.run not in study.finished]
         # The widest model's reference models are known before anything trains: long tasks go first.
         plans = [plan_references(s, data, config, store.path, audited="widest" in config.audit)
                  for s in early_references(config)]
@@ -376,9 +373,9 @@ def _run(config, store, data, n_jobs, client, progress, on_progress, report, sta
               if s.architecture not in {p.spec.architecture for p in plans}]
     tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
     if tasks:
-        run_tasks(tasks, n_jobs, client)
+        run_tasks(tasks, study.n_jobs, study.client)
     write_memorization_and_audit(store.path, plans, data, samples, config)
-    if scheduler is None and n_jobs > 1:
+    if local_workers:
         release_workers()
     timings["references_and_audit"] = time.perf_counter() - start - timings["training"]
     finish(store, data, config, results, selection)

@@ -6,9 +6,9 @@ import numbers
 import re
 from dataclasses import dataclass
 
-from autoenc import KINDS, ModelConfig
+from autoenc import KINDS, ModelConfig, TrainConfig
 
-__all__ = ["RunSpec", "format_hidden", "hidden_words", "parse_hidden"]
+__all__ = ["Run", "RunSpec", "format_hidden", "hidden_words", "parse_hidden"]
 
 
 def format_hidden(hidden):
@@ -174,3 +174,33 @@ class RunSpec:
 
 _RUN_ID = re.compile(r"pca-k(?P<pca>\d+)(?:-s(?P<pseed>\d+))?|ae-k(?P<k>\d+)-(?P<letter>[hc])(?P<hidden>none|\d+(?:-\d+)*)"
                      r"-s(?P<seed>\d+)")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run with its configs, built once (:meth:`of`) and handed to every task and record of the run.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from analysis import StudyConfig
+    >>> run = Run.of(RunSpec(4, (16,), 1), StudyConfig(), SimpleNamespace(n_features=64, image_shape=None))
+    >>> run.run, run.model.hidden, run.train.seed
+    ('ae-k4-h16-s1', (16,), 1)
+    """
+
+    spec: RunSpec
+    model: ModelConfig
+    train: TrainConfig | None  # None for PCA, which is not trained by gradient steps
+
+    @classmethod
+    def of(cls, spec, config, data):
+        """``spec``'s configs in the study ``config`` on ``data`` (its ``n_features``; a convolutional run sees
+        ``data.image_shape``)."""
+        model = spec.model_config(data.n_features, config.activation, image_shape=data.image_shape,
+                                  kernel_size=config.kernel_size)
+        return cls(spec, model, spec.train_config(config.train))
+
+    @property
+    def run(self):
+        return self.spec.run

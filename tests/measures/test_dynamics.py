@@ -210,7 +210,7 @@ def test_double_descent_frame_and_linear_oracle(rng):
     X_tr, X_va, c_tr, c_va, *_ = _lowrank(rng, n=500, d=8)
     X_tr, X_te, c_tr, c_te = X_tr[:60], X_va[:50], c_tr[:60], c_va[:50]
     widths = [3, 8, 64]  # at least the bottleneck: narrower linear layers would lower the rank
-    frame = double_descent(X_tr, X_te, widths, bottleneck=3, linear=True, seeds=(0, 1), clean_train=c_tr,
+    frame = double_descent(X_tr, X_te, widths, ModelConfig(8, 3, (1,), linear=True), seeds=(0, 1), clean_train=c_tr,
                            clean_test=c_te, train_config=TrainConfig(epochs=300, batch_size=60, lr=3e-2),
                            eval_epochs=[3, 10])
     ae, pca = frame[frame["model"] == "autoencoder"], frame[frame["model"] == "pca"]
@@ -236,6 +236,12 @@ def test_double_descent_rejects(rng):
         double_descent(X, X, [4], train_config={"epochs": 3})
     with pytest.raises(ValueError, match="X_test has 3 features, expected 4"):
         double_descent(X, X[:, :3], [4])
+    with pytest.raises(TypeError, match="model must be a ModelConfig"):
+        double_descent(X, X, [4], {"bottleneck": 2})
+    with pytest.raises(ValueError, match="the 4 features of X_train through at least one hidden layer"):
+        double_descent(X, X, [4], ModelConfig(5, 2))
+    with pytest.raises(ValueError, match="at least one hidden layer"):
+        double_descent(X, X, [4], ModelConfig(4, 2, hidden=()))
 
 
 # --- plots -------------------------------------------------------------------------------------------------------
@@ -295,8 +301,8 @@ def test_the_study_draws_double_descent_on_request(tmp_path, monkeypatch):
 
 def test_double_descent_sweeps_channels_of_a_convolutional_autoencoder(rng):
     X = rng.random((30, 16)).astype(np.float32)
-    frame = double_descent(X[:20], X[20:], [2, 6], bottleneck=2, kind="conv", input_shape=(1, 4, 4),
-                           train_config=TrainConfig(epochs=2), include_pca=False)
+    template = ModelConfig(16, 2, (1,), kind="conv", input_shape=(1, 4, 4))
+    frame = double_descent(X[:20], X[20:], [2, 6], template, train_config=TrainConfig(epochs=2), include_pca=False)
     expected = [Autoencoder(ModelConfig(16, 2, (w,), kind="conv", input_shape=(1, 4, 4))).n_parameters for w in (2, 6)]
     assert sorted(frame["n_params"].unique().tolist()) == expected  # the convolutional networks' own counts
     assert (frame["interpolation_threshold"] == 20 * 16).all() and np.isfinite(frame["mse"]).all()
