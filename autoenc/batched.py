@@ -28,13 +28,11 @@ from .validation import check_array, check_int
 from .config import ModelConfig, TrainConfig
 from .model import Autoencoder
 from ._conv_batched import _ConvStack
-# grouping lives in _planning; its public names are re-exported here, where callers have always found them
-from ._planning import (CACHE_BYTES, MAX_MEMBERS, MAX_PADDING, _CONV_FIELDS, _TRAIN_FIELDS, _as_lists, can_group,
-                        plan_groups)
+from .planning import _CONV_FIELDS, _TRAIN_FIELDS, _as_lists
 from ._stacked import _FusedAdam, _Stack
 from .train import History, divergence_message, resolve_device, seeds, to_tensor, torch_threads
 
-__all__ = ["MemberResult", "can_group", "fit_group", "plan_groups"]
+__all__ = ["MemberResult", "fit_group"]
 
 _GATHER_BYTES = 64 * 2**20  # above this, an epoch's per-member batches are gathered step by step
 
@@ -68,7 +66,7 @@ def _check_compatible(configs, train_configs):
             if getattr(c, f) != getattr(c0, f):
                 raise ValueError(f"configs[{i}].{f}={getattr(c, f)!r} differs from configs[0].{f}={getattr(c0, f)!r}: "
                                  "a group shares kind, input_dim, depth, activation, linear and, for convolutions, "
-                                 "input_shape, kernel_size and stride (plan_groups splits a grid)")
+                                 "input_shape, kernel_size and stride (autoenc.planning.plan_groups splits a grid)")
         for f in _TRAIN_FIELDS:
             if getattr(t, f) != getattr(t0, f):
                 raise ValueError(f"train_configs[{i}].{f}={getattr(t, f)!r} differs from train_configs[0].{f}="
@@ -113,7 +111,7 @@ def fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.f
     ----------
     configs : sequence of ModelConfig
         Same kind, ``input_dim``, depth, activation and ``linear`` (convolutions: also input shape, kernel size
-        and stride); bottlenecks and hidden widths may differ (padded with exact zeros; :func:`can_group` says
+        and stride); bottlenecks and hidden widths may differ (padded with exact zeros; :func:`~autoenc.planning.can_group` says
         whether the padding is worth it).
     X_train : array-like of shape (n_samples, n_features) or (n_members, n_samples, n_features)
         One matrix shared by all members, or one per member (for example each with its own noise draw).

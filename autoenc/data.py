@@ -267,7 +267,7 @@ def feature_scale_ratio(X):
 
     Examples
     --------
-    >>> feature_scale_ratio(np.column_stack([np.linspace(0, 1, 50), np.linspace(0, 1000, 50)]))
+    >>> round(feature_scale_ratio(np.column_stack([np.linspace(0, 1, 50), np.linspace(0, 1000, 50)])), 6)
     1000.0
     """
     X = check_array(X, "X").astype(np.float64, copy=False)

@@ -34,7 +34,8 @@ from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader, TensorDataset
 
 from autoenc import Autoencoder, ModelConfig, TrainConfig, fit
-from autoenc.batched import fit_group, plan_groups
+from autoenc.batched import fit_group
+from autoenc.planning import plan_groups
 
 from _machine import machine_line, span
 

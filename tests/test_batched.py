@@ -7,7 +7,8 @@ from sklearn.datasets import load_digits
 
 from autoenc import ACTIVATIONS, Autoencoder, DivergenceError, ModelConfig, TrainConfig, fit, reconstruct
 from autoenc import _stacked, batched
-from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, can_group, fit_group, plan_groups
+from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, fit_group
+from autoenc.planning import can_group, plan_groups
 
 FIVE = TrainConfig(epochs=5, batch_size=32, lr=3e-3, weight_decay=1e-4)
 

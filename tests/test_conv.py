@@ -13,7 +13,8 @@ from sklearn.decomposition import PCA
 
 from autoenc import ACTIVATIONS, Autoencoder, AutoencoderTransformer, ModelConfig, TrainConfig, encode, fit, load, \
     reconstruct, save
-from autoenc.batched import _fit_group, can_group, fit_group, plan_groups
+from autoenc.batched import _fit_group, fit_group
+from autoenc.planning import can_group, plan_groups
 from autoenc._conv_batched import _ConvStack
 
 FIVE = TrainConfig(epochs=5, batch_size=32, lr=3e-3, weight_decay=1e-4)

@@ -1,4 +1,4 @@
-"""Degrees of freedom of a reconstruction map (its divergence), SURE, and the noise a rank-k projection keeps.
+"""Degrees of freedom of a reconstruction map: its divergence, which :func:`~analysis.measures.risk.sure` needs.
 
 For inputs ``y = s + e`` with isotropic Gaussian noise ``e ~ N(0, sigma^2 I_d)`` and a map ``f`` that does not
 depend on ``e`` (a model evaluated on rows it was not trained on), Stein's lemma gives

@@ -1,8 +1,7 @@
 """Memorization over training: when the noise gets in, and the width sweep past the interpolation threshold.
 
-The measures of the end of training (noise memorization, error against the clean signal, membership AUC) taken at
-log-spaced epochs, for one :func:`autoenc.fit` (through its ``callback``) or a batched group (through
-:func:`autoenc.batched.fit_group`'s ``on_eval`` hook: one batched forward pass per evaluated epoch, no autograd).
+The end-of-training measures (noise memorization, clean error, membership AUC) at log-spaced epochs, for one
+:func:`autoenc.fit` (its ``callback``) or a batched group (:func:`autoenc.batched.fit_group`'s ``on_eval`` hook).
 """
 from __future__ import annotations
 
@@ -14,7 +13,8 @@ import pandas as pd
 import torch
 
 from autoenc import Autoencoder, ModelConfig, TrainConfig, fit, reconstruct
-from autoenc.batched import fit_group, plan_groups
+from autoenc.batched import fit_group
+from autoenc.planning import plan_groups
 from autoenc.validation import check_array, check_columns, check_int, check_same_shape
 
 from .memorization import membership_auc
@@ -308,7 +308,7 @@ def double_descent(X_train, X_test, widths, model=None, *, seeds=(0,), train_con
 
     Autoencoders ``model`` with every hidden layer ``w`` wide (``d -> w^depth -> bottleneck -> w^depth -> d``) for
     each width ``w`` and seed, trained by
-    :func:`autoenc.batched.fit_group` (grouped by :func:`autoenc.batched.plan_groups`). The *interpolation
+    :func:`autoenc.batched.fit_group` (grouped by :func:`autoenc.planning.plan_groups`). The *interpolation
     threshold* is ``n_train * d``, the number of values the training set asks the network to reproduce: a network
     with far fewer parameters cannot store its noisy training inputs, one with more can. Classical double descent
     (Belkin et al. 2019; Nakkiran et al. 2020, also epoch-wise) puts a test-error peak near it, for models trained

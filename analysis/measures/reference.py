@@ -22,7 +22,8 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from autoenc import ModelConfig, TrainConfig, reconstruct
-from autoenc.batched import MAX_MEMBERS, fit_group, plan_groups
+from autoenc.batched import fit_group
+from autoenc.planning import MAX_MEMBERS, plan_groups
 from autoenc.validation import check_array, check_int, check_same_shape
 
 from .reconstruction import reconstruct_with, row_errors
@@ -117,7 +118,7 @@ def _check_model(model, train_config):
 def plan_reference_tasks(masks, model, train_config=None, *, max_members=MAX_MEMBERS):
     """Cut the reference models into training tasks: lists of model indices, each one :func:`train_references` call.
 
-    For a ``ModelConfig``, models with the same training size are grouped by :func:`autoenc.batched.plan_groups`
+    For a ``ModelConfig``, models with the same training size are grouped by :func:`autoenc.planning.plan_groups`
     (at most ``max_members`` per group, fewer for wide models whose working set would leave the cache); a task
     is one batched group. For an estimator factory, tasks are runs of ``max_members`` consecutive models.
 

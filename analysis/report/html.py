@@ -18,7 +18,7 @@ import pandas as pd
 
 from autoenc.io import atomic_write
 
-from . import plots
+from . import plots, plots_runs
 from ._report_text import caption, figure_html, glossary_html, page
 from ._report_text import html_table as _html_table
 from ..study.runspec import format_hidden
@@ -66,7 +66,7 @@ def _figure_plan(folder):
         plan.append(("membership", _single(lambda ax: plots.plot_membership(results, ax=ax))))
     history = _read_csv(folder / "history.csv", dtype={"run": str})
     if history is not None and len(history):
-        plan.append(("learning_curves", _single(lambda ax: plots.plot_learning_curves(history, ax=ax))))
+        plan.append(("learning_curves", _single(lambda ax: plots_runs.plot_learning_curves(history, ax=ax))))
     if _has_values(history, "noise_memorization_val"):
         k = history.dropna(subset=["noise_memorization_val"])["bottleneck"].max()
         minima = _minima(results)
@@ -83,11 +83,11 @@ def _figure_plan(folder):
         plan.append(("attractors", lambda: _per_run(found, "plot_attractors", "Attractors")))
     samples = _read_csv(folder / "samples.csv", dtype={"run": str})
     if samples is not None and len(samples):
-        plan.append(("error_distributions", lambda: plots.plot_error_distributions(samples)))
+        plan.append(("error_distributions", lambda: plots_runs.plot_error_distributions(samples)))
     if (folder / "reconstructions.npz").exists():
         clean, noisy, models, shape, titles = _load_reconstructions(folder / "reconstructions.npz")
         plan.append(("reconstructions",
-                     lambda: plots.plot_reconstructions(clean, noisy, models, shape, titles=titles)))
+                     lambda: plots_runs.plot_reconstructions(clean, noisy, models, shape, titles=titles)))
     embeddings = _read_csv(folder / "embeddings.csv", dtype={"run": str})
     if embeddings is not None and len(embeddings):
         method, scores = _latent_meta(folder)
@@ -97,7 +97,7 @@ def _figure_plan(folder):
     memorization = _read_csv(folder / "memorization.csv", dtype={"run": str})
     if memorization is not None and len(memorization):
         plan.append(("memorization_scores",
-                     _single(lambda ax: plots.plot_memorization_scores(memorization, ax=ax), (7.0, 4.2))))
+                     _single(lambda ax: plots_runs.plot_memorization_scores(memorization, ax=ax), (7.0, 4.2))))
     if (folder / "memorized_samples.npz").exists():
         plan.append(("memorized_samples", lambda: _most_memorized(folder / "memorized_samples.npz")))
     roc, audit = _read_csv(folder / "audit.csv", dtype={"run": str}), _read_csv(folder / "audit_summary.csv",
@@ -124,7 +124,7 @@ def _latent_meta(folder):
 
 
 def _latent(embeddings, run, method, scores, ax):
-    plots.plot_latent(embeddings, run=run, method=method, ax=ax)
+    plots_runs.plot_latent(embeddings, run=run, method=method, ax=ax)
     facts = [f"trustworthiness {scores['trustworthiness']:.3f}" if scores and "trustworthiness" in scores else "",
              f"kNN accuracy {scores['knn_accuracy']:.1%}" if scores and "knn_accuracy" in scores else ""]
     if any(facts):

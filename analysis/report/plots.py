@@ -1,4 +1,4 @@
-"""Seaborn plots over the study's tidy frames: seen vs unseen error, gap, noise memorization, membership, latents.
+"""Seaborn plots over many runs of a study: seen vs unseen error, gap, noise memorization, membership.
 
 Every function draws one frame (the schema of ``results.csv``, ``samples.csv``, ``history.csv``,
 ``embeddings.csv`` or ``memorization.csv``) onto ``ax`` (default: ``plt.gca()``) and returns the Axes, or a
@@ -18,13 +18,8 @@ from autoenc.validation import check_columns
 from ._plotstyle import METRIC_LABELS, PCA_LINESTYLE, SEEN, UNSEEN, ae_lines as _ae_lines, axes as _axes
 from ._plotstyle import finish as _finish, k_palette as _k_palette, look as _look, with_labels as _with_labels
 from ..study.tables import ok_rows, run_gaps
-from .plots_runs import (plot_error_distributions, plot_latent, plot_learning_curves,  # noqa: F401  (re-exported)
-                         plot_memorization_scores, plot_reconstructions)
 
-__all__ = [
-    "plot_capacity", "plot_gap", "plot_memorization", "plot_membership", "plot_learning_curves",
-    "plot_error_distributions", "plot_reconstructions", "plot_latent", "plot_memorization_scores",
-]
+__all__ = ["plot_capacity", "plot_gap", "plot_memorization", "plot_membership"]
 
 def _require_values(frame, column, name, why=""):
     if frame.empty or frame[column].isna().all():

@@ -1,5 +1,5 @@
 """Seaborn plots of single runs' tidy frames: learning curves, per-sample error distributions, reconstructions,
-latent maps and per-sample memorization scores (the plots over many runs are in ``plots``, which re-exports these).
+latent maps and per-sample memorization scores (the plots over many runs are in ``plots``).
 """
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from autoenc import Autoencoder
-from autoenc.batched import fit_group, plan_groups
+from autoenc.batched import fit_group
+from autoenc.planning import plan_groups
 from autoenc.data import feature_scale_ratio
 from autoenc.io import versions
 from autoenc.train import resolve_device

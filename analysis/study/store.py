@@ -1,6 +1,6 @@
 """The study folder: each finished run committed atomically as it completes, tables rebuilt from the runs.
 
-Layout (see DESIGN.md)::
+Layout (the README's "The study folder" lists every file a finished study holds)::
 
     study.json              exact config, seeds, package versions, data facts
     splits.npz              train / val / test indices

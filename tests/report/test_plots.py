@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 from synthetic_study import BOTTLENECKS, D, DIVERGED, WIDTHS
 
-from analysis.report.plots import (
-    plot_capacity, plot_error_distributions, plot_gap, plot_latent, plot_learning_curves, plot_membership,
-    plot_memorization, plot_memorization_scores, plot_reconstructions,
-)
+from analysis.report.plots import plot_capacity, plot_gap, plot_membership, plot_memorization
+from analysis.report.plots_runs import (plot_error_distributions, plot_latent, plot_learning_curves,
+                                        plot_memorization_scores, plot_reconstructions)
 
 @pytest.fixture
 def ax():
