@@ -159,3 +159,18 @@ def test_the_readme_lists_every_file_a_study_writes(study):
     written = {p.name for p in Path(study.path).iterdir() if not p.name.startswith(".")}
     assert {"results.csv", "memorization.csv", "audit.csv", "landscape.csv", "references"} <= written
     assert {name for name in written if name not in block} == set()
+
+
+def test_the_words_of_a_study_load_without_the_drawing_code():
+    """The study's workers and the command line's verdict import analysis and analysis.report's words; neither
+    loads matplotlib (seconds), which comes only with the first drawing name."""
+    import subprocess
+    import sys
+
+    code = ("import sys, analysis, analysis.report\n"
+            "from analysis.report import answer, key_numbers, markdown_table, study_summary, verdict\n"
+            "assert 'matplotlib' not in sys.modules, 'words pulled in matplotlib'\n"
+            "analysis.plot_capacity, analysis.report.write_report\n"
+            "assert 'matplotlib' in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
