@@ -40,6 +40,7 @@ from .select import grow_proposals, grow_start, grow_update
 from .finish import finish, select
 from .study_audit import (early_references, kfold_memorization, late_references, plan_references,
                           reference_tasks, write_memorization_and_audit)
+from .provenance import in_study, run_provenance, split_fingerprint
 from .store import RunResult, StudyStore, write_csv, write_json, write_npz
 
 __all__ = ["StudyData", "StudyResult", "prepare_data", "run_study"]
@@ -102,7 +103,8 @@ def _result(spec: RunSpec, data: StudyData, config: StudyConfig, **fields):
     n_params = Autoencoder(mc).n_parameters if spec.model == "autoencoder" else spec.n_params(d)
     return RunResult(spec=spec, n_params=n_params, n_features=d,
                      noise_std=config.noise_std, model_config=mc.to_dict(),
-                     worker=f"{socket.gethostname()}:{os.getpid()}", **fields)
+                     worker=f"{socket.gethostname()}:{os.getpid()}", data_fingerprint=data.fingerprint,
+                     split_fingerprint=split_fingerprint(data), **fields)
 
 
 def _train_group(specs, data: StudyData, config: StudyConfig, progress=False):
@@ -180,11 +182,23 @@ class _Study:
     def __init__(self, store, data, config, n_jobs, client, progress, on_progress):
         self.store, self.data, self.config = store, data, config
         self.n_jobs, self.client, self.progress, self.on_progress = n_jobs, client, progress, on_progress
-        self.finished = store.finished()
         self.trained = 0
         # With data seeds every training seed has its own split and noise draw; otherwise all share one.
         self.draws = {config.data_seed(s): prepare_data(config, config.data_seed(s)) for s in config.seeds
                       if config.data_seeds and config.data_seed(s) != config.seed}
+        # A run is reused only when it records what this study would make; ids outside the study are ignored.
+        store.expect(self.expected, max_result_bytes=(4 << 20) + 1024 * (len(data.X) + config.train.epochs))
+        self.finished = store.finished()
+
+    def expected(self, run):
+        """The provenance the run ``run`` must record, or None when it is no run of this study."""
+        try:
+            spec = RunSpec.from_run(run)
+        except ValueError:
+            return None
+        if not in_study(spec, self.config, GROW_DEPTH):
+            return None
+        return run_provenance(spec, self.data_for(spec), self.config)
 
     def data_for(self, spec):
         """The data draw a run trains and is measured on."""
