@@ -55,6 +55,10 @@ def dask_client(scheduler, timeout=30):
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
                            f"({type(exc).__name__}); is `dask scheduler` running there?") from None
+    except Exception as exc:  # noqa: BLE001 - another service answered: its bytes decode as anything (3 EiB frames)
+        raise ClusterError(f"{scheduler} does not answer as a Dask scheduler ({type(exc).__name__}); is another "
+                           "service listening there?") from None
+    client.autoenc_timeout = timeout  # how long a study waits for a worker to come back once all are gone
     with client:
         try:
             client.wait_for_workers(1, timeout=timeout)
@@ -117,18 +121,75 @@ def _run_on_dask(tasks, client):
     """Every task goes to the cluster, however few threads it has; the queue is cancelled if this process stops.
 
     (joblib's Dask backend runs tasks in the calling process when the cluster counts a single thread.) A task
-    left queued when the study process dies is released with its client by the scheduler.
+    left queued when the study process dies is released with its client by the scheduler. A cluster left without
+    workers for the client's timeout (``dask_client``'s, else 30 s), or that cannot finish a task, is a
+    :class:`ClusterError`: what finished is committed already.
     """
     from distributed import as_completed
 
     futures = [client.submit(_remote, i, t.fn, *t.args, pure=False, key=f"autoenc-task-{i}-{os.getpid()}-"
                              f"{time.monotonic_ns()}") for i, t in enumerate(tasks)]
+    timeout = getattr(client, "autoenc_timeout", 30.0)
+    pending = as_completed(futures)
+    watch = _WorkerWatch(client, timeout)
     try:
-        for future in as_completed(futures):
-            index, output = future.result()
-            tasks[index].on_done(output)
+        while not pending.is_empty():
+            batch = pending.next_batch(block=False)
+            for future in batch:
+                index, output = _output(future, client)
+                tasks[index].on_done(output)
+            if not batch:
+                watch.check()
+                time.sleep(0.05)
     finally:
-        client.cancel([f for f in futures if not f.done()])
+        with contextlib.suppress(Exception):  # the cluster may be gone: nothing left to cancel there
+            client.cancel([f for f in futures if not f.done()])
+
+
+def _where(client):
+    return getattr(client, "scheduler", None) and client.scheduler.address or "the Dask cluster"
+
+
+def _output(future, client):
+    """A finished future's output; a task the cluster gave up on (its workers died running it) is one line."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - KilledWorker, CancelledError (scheduler gone), a lost connection
+        if future.status == "error" and not _is_cluster_failure(exc):
+            raise  # the task itself failed: its own error
+        raise ClusterError(f"the Dask cluster at {_where(client)} could not finish a task ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); finished runs are saved, "
+                           "run the same command again to resume") from None
+
+
+def _is_cluster_failure(exc):
+    return type(exc).__name__ in ("KilledWorker", "CancelledError", "CommClosedError", "FutureCancelledError")
+
+
+class _WorkerWatch:
+    """Raises :class:`ClusterError` once the cluster has had no worker (or no answer) for ``timeout`` seconds."""
+
+    def __init__(self, client, timeout, every=0.5):
+        self.client, self.timeout, self.every = client, timeout, every
+        self.alone_since, self.last = None, 0.0
+
+    def check(self):
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        try:
+            workers = len(self.client.nthreads())
+        except Exception:  # noqa: BLE001 - the scheduler itself is gone or not answering
+            workers = 0
+        if workers:
+            self.alone_since = None
+            return
+        self.alone_since = self.alone_since or now
+        if now - self.alone_since >= self.timeout:
+            raise ClusterError(f"the Dask cluster at {_where(self.client)} has had no worker for {self.timeout:g} s "
+                               "(all lost); finished runs are saved, start workers and run the same command again to "
+                               "resume")
 
 
 def release_workers():

@@ -1,0 +1,109 @@
+"""Faults from outside: a cluster that loses its workers, a foreign service, hostile files, signals, sizes."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import StudyConfig, run_study
+from analysis.lock import StudyLock
+from analysis.store import StudyStore
+from autoenc import TrainConfig
+from autoenc_cli import study as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ["mse", "mse_clean", "noise_memorization", "membership_auc"]
+FLAGS = ["--quiet", "--bottlenecks", "2", "--widths", "8", "--seeds", "0", "--epochs", "2", "--audit", "none",
+         "--no-memorization", "--latent", "none", "--no-landscape", "--no-report", "--jobs", "1"]
+
+
+def tiny(**changes):
+    base = dict(bottlenecks=(2,), widths=(8,), seeds=(0,), memorization=False, audit=(), landscape=False,
+                latent="none", train=TrainConfig(epochs=3, batch_size=128, lr=2e-3))
+    return StudyConfig(**{**base, **changes})
+
+
+def metrics(results):
+    return results.sort_values(["run", "split"]).reset_index(drop=True)[["run", "split", *METRICS]]
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_losing_every_dask_worker_ends_the_study_with_one_line(tmp_path, monkeypatch, capsys):
+    import distributed
+
+    import analysis.study_audit
+
+    config = tiny(memorization=True, n_references=4, train=TrainConfig(epochs=20, batch_size=128, lr=2e-3))
+    real, worker = analysis.study_audit.write_npz, None
+
+    def commit_then_kill(path, **arrays):  # the worker dies once the first reference group is committed
+        real(path, **arrays)
+        if worker.poll() is None:
+            worker.kill()
+
+    monkeypatch.setattr(analysis.study_audit, "write_npz", commit_then_kill)
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
+                                   "--no-nanny", "--nthreads", "1", "--no-dashboard"], cwd=ROOT,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not cluster.scheduler.workers and time.monotonic() < deadline and worker.poll() is None:
+                time.sleep(0.1)
+            code = cli.main(["--out", str(tmp_path / "o"), "--quiet", "--bottlenecks", "2", "--widths", "8",
+                             "--seeds", "0", "--epochs", "20", "--batch-size", "128", "--lr", "0.002",
+                             "--n-references", "4", "--audit", "none", "--latent",
+                             "none", "--no-landscape", "--no-report", "--scheduler", cluster.scheduler_address,
+                             "--scheduler-timeout", "2"])
+        finally:
+            worker.kill()
+            worker.wait()
+    assert code == 2
+    assert "no worker for 2 s" in one_error_line(capsys)
+    StudyLock(tmp_path / "o").acquire().release()  # released
+    kept = sorted((tmp_path / "o" / "references").glob("*/group-*.npz"))
+    assert kept  # what finished stays
+    monkeypatch.undo()
+    resumed = run_study(config, tmp_path / "o", n_jobs=1, progress=False, report=False)
+    fresh = run_study(config, tmp_path / "fresh", n_jobs=1, progress=False, report=False)
+    pd.testing.assert_frame_equal(metrics(resumed.results), metrics(fresh.results))
+    pd.testing.assert_frame_equal(pd.read_csv(resumed.path / "memorization.csv"),
+                                  pd.read_csv(fresh.path / "memorization.csv"))
+
+
+def test_a_service_that_is_no_dask_scheduler_is_one_line(tmp_path, capsys):
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_like_http():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(64)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 8)
+                time.sleep(0.2)
+
+    threading.Thread(target=answer_like_http, daemon=True).start()
+    try:
+        code = cli.main(["--out", str(tmp_path / "o"), *FLAGS, "--scheduler", f"tcp://127.0.0.1:{port}",
+                         "--scheduler-timeout", "3"])
+    finally:
+        server.close()
+    assert code == 2 and "does not answer as a Dask scheduler" in one_error_line(capsys)
+    assert not (tmp_path / "o" / "study.json").exists()
