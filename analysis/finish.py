@@ -5,6 +5,8 @@ Everything here reads the committed runs back from the study folder and writes d
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 
@@ -15,7 +17,20 @@ from .select import simplest_adequate
 from .store import write_csv, write_json, write_npz
 from .tables import summarize_runs
 
-__all__ = ["finish", "select"]
+__all__ = ["finish", "select", "warm_up"]
+
+
+def warm_up(report, umap):
+    """While the workers train, the study process is idle: import the drawing code and compile UMAP's numba code
+    (its first call in a process costs 10-20 s) on a throwaway map."""
+    with contextlib.suppress(Exception):  # only a head start: the real calls report any problem themselves
+        if report:
+            from . import report as _  # noqa: F401  (matplotlib and seaborn: seconds)
+        if umap:
+            from .latent import embed_latents
+
+            Z = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+            embed_latents(Z, Z[:8], method="umap", n_epochs=5)
 
 
 def select(store, data, config, results):

@@ -8,7 +8,6 @@ killed at any moment loses nothing that finished and a rerun trains only what is
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
@@ -30,14 +29,14 @@ from autoenc.validation import check_int, check_positive_float
 
 from ._parallel import Task, dask_client, default_jobs, release_workers, run_tasks
 from .prepare import StudyData, prepare_data
-from .lock import StudyLock
+from ._preflight import check_names, check_sizes, claim
 from .config import RunSpec, StudyConfig
 from .dynamics import clean_minimum, log_epochs, measure_curves
 from .errors import seen_unseen
 from .intervals import FPRResolutionWarning
 from .reconstruction import pca_as_autoencoder, pca_baseline, reconstruct_with, row_errors
 from .select import grow_proposals, grow_start, grow_update
-from .finish import finish, select
+from .finish import finish, select, warm_up
 from .study_audit import (early_references, kfold_memorization, late_references, plan_references,
                           reference_tasks, write_memorization_and_audit)
 from .provenance import in_study, run_provenance, split_fingerprint
@@ -325,26 +324,30 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
         raise TypeError(f"on_progress must be a callable or None, got {type(on_progress).__name__}")
     if scheduler is None:  # a cluster's workers may have a GPU that this machine lacks: they check for themselves
         resolve_device(config.train.device)
+    check_names(config, out_dir, GROW_DEPTH)
     start = time.perf_counter()
-    data = prepare_data(config)
-    for spec in config.runs():  # an architecture the data cannot hold is refused before any work
-        model_config(spec, data, config)
-    # The cluster first: a study that cannot reach it leaves nothing behind. Then the folder, locked for the
-    # life of this call, so two studies never mix their runs in one folder.
-    with dask_client(scheduler, timeout) as client, StudyLock(Path(out_dir)):
-        store = StudyStore(out_dir)
-        store.open(config.to_dict(), {
-            "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
-            "n_features": int(data.n_features), "image_shape": list(data.image_shape) if data.image_shape else None,
-            "data_fingerprint": data.fingerprint,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
-        if not (store.path / "splits.npz").exists():
-            write_npz(store.path / "splits.npz", train=data.train, val=data.val, test=data.test)
-        umap = config.latent == "umap" and not (store.path / "embeddings.csv").exists()
-        if report or umap:
-            threading.Thread(target=_warm_up, args=(report, umap), daemon=True).start()
-        return _run(config, store, data, n_jobs, client, progress, on_progress, report, start, scheduler)
+    # The lock first: a second study on the folder is refused before any data is read. Then every check that can
+    # fail, and the cluster: a refused study leaves nothing behind (claim removes what it created).
+    with claim(out_dir):
+        data = prepare_data(config)
+        check_sizes(config, data, GROW_DEPTH)
+        for spec in config.runs():  # an architecture the data cannot hold is refused before any work
+            model_config(spec, data, config)
+        with dask_client(scheduler, timeout) as client:
+            store = StudyStore(out_dir)
+            store.open(config.to_dict(), {
+                "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
+                "n_features": int(data.n_features),
+                "image_shape": list(data.image_shape) if data.image_shape else None,
+                "data_fingerprint": data.fingerprint,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            })
+            if not (store.path / "splits.npz").exists():
+                write_npz(store.path / "splits.npz", train=data.train, val=data.val, test=data.test)
+            umap = config.latent == "umap" and not (store.path / "embeddings.csv").exists()
+            if report or umap:
+                threading.Thread(target=warm_up, args=(report, umap), daemon=True).start()
+            return _run(config, store, data, n_jobs, client, progress, on_progress, report, start, scheduler)
 
 
 def _run(config, store, data, n_jobs, client, progress, on_progress, report, start, scheduler):
@@ -388,17 +391,3 @@ def _run(config, store, data, n_jobs, client, progress, on_progress, report, sta
         timings["report"] = time.perf_counter() - start - sum(timings.values())
     write_json(store.path / "timings.json", {k: round(v, 2) for k, v in timings.items()})
     return StudyResult(store.path, results, samples, history, selection, trained=study.trained, reused=reused)
-
-
-# -- finishing: selection, reconstructions, latent map --------------------------------------------------------
-def _warm_up(report, umap):
-    """While the workers train, this process is idle: import the drawing code and compile UMAP's numba code
-    (its first call in a process costs 10-20 s) on a throwaway map."""
-    with contextlib.suppress(Exception):  # only a head start: the real calls report any problem themselves
-        if report:
-            from . import report as _  # noqa: F401  (matplotlib and seaborn: seconds)
-        if umap:
-            from .latent import embed_latents
-
-            Z = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
-            embed_latents(Z, Z[:8], method="umap", n_epochs=5)

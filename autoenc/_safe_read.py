@@ -69,7 +69,7 @@ def check_npy_header(f, name, max_bytes):
         header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
                   np.lib.format.read_array_header_2_0)(f, max_header_size=10000)
     except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise ValueError(f"{name} is not a readable .npy array ({exc})") from None
+        raise ValueError(f"could not read {name}: it is not a .npy array ({exc})") from None
     shape, _, dtype = header
     if dtype.hasobject:
         raise ValueError(f"{name} holds Python objects (dtype {dtype}); only numeric arrays are read")
@@ -103,7 +103,7 @@ def check_npz(path, max_bytes, *, file_bytes=None):
                                          f"but stores {_size(info.file_size)}; refused before allocating")
                     total += need
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as exc:
-        raise ValueError(f"{path} is not a readable .npz archive ({exc})") from None
+        raise ValueError(f"could not read {path}: it is not a .npz archive ({exc})") from None
     if total > max_bytes:
         raise ValueError(f"{path} holds {_size(total)} of arrays, more than the {_size(max_bytes)} allowed")
 

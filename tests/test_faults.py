@@ -1,5 +1,7 @@
 """Faults from outside: a cluster that loses its workers, a foreign service, hostile files, signals, sizes."""
+import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -107,3 +109,67 @@ def test_a_service_that_is_no_dask_scheduler_is_one_line(tmp_path, capsys):
         server.close()
     assert code == 2 and "does not answer as a Dask scheduler" in one_error_line(capsys)
     assert not (tmp_path / "o" / "study.json").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--widths", "100000000"], "parameters"),
+    (["--depths", "10000"], "run ids such as ae-k2-h8-8-8"),
+    (["--noise-std", "1e200"], "at most 1e\\+12"),
+])
+def test_what_cannot_work_is_refused_before_the_folder_exists(tmp_path, capsys, flags, message):
+    out = tmp_path / "a" / "o"
+    assert cli.main(["--out", str(out), *FLAGS, *flags]) == 2
+    assert re.search(message, one_error_line(capsys))
+    assert not (tmp_path / "a").exists()  # nothing left behind, not even the folder made for the lock
+
+
+def test_a_locked_folder_is_refused_before_any_data_is_read(tmp_path, monkeypatch):
+    import analysis.study
+    from analysis.lock import StudyLockedError
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data read while the folder is locked by another study")
+
+    with StudyLock(tmp_path):
+        monkeypatch.setattr(analysis.study, "prepare_data", no_data)
+        with pytest.raises(StudyLockedError):
+            run_study(tiny(), tmp_path, n_jobs=1, progress=False, report=False)
+    assert os.listdir(tmp_path) == [".lock"]
+
+
+def _npy_claiming(shape):
+    """An .npy header claiming ``shape`` of float64 (3.55 PiB for (10^9, 10^6)), followed by 64 bytes."""
+    header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue() + bytes(64)
+
+
+def test_array_headers_are_checked_before_anything_is_allocated(tmp_path, capsys):
+    import zipfile
+
+    from autoenc import load_dataset
+
+    bomb = _npy_claiming((10**9, 10**6))
+    (tmp_path / "bomb.npy").write_bytes(bomb)
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:
+        archive.writestr("X.npy", bomb)
+    for name in ("bomb.npy", "bomb.npz"):
+        with pytest.raises(ValueError, match=r"claims shape \(1000000000, 1000000\).*refused"):
+            load_dataset(tmp_path / name)
+    assert cli.main(["--out", str(tmp_path / "o"), *FLAGS, "--data", str(tmp_path / "bomb.npy")]) == 2
+    assert "refused" in one_error_line(capsys) and not (tmp_path / "o").exists()
+
+
+def test_gzip_idx_is_inflated_no_further_than_its_header_says(tmp_path):
+    import gzip
+
+    from autoenc import load_dataset
+
+    header = b"\x00\x00\x08\x03" + np.array([2, 2, 2], ">u4").tobytes()  # 2 images of 2 x 2 bytes
+    with gzip.open(tmp_path / "big-images-idx3-ubyte.gz", "wb", compresslevel=1) as f:
+        f.write(header)
+        for _ in range(64):  # 64 MiB of zeros from a file of about 64 KiB
+            f.write(bytes(1 << 20))
+    with pytest.raises(ValueError, match="truncated or corrupt.*needs 8 bytes of data, found more"):
+        load_dataset(tmp_path / "big-images-idx3-ubyte.gz")
