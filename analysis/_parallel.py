@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -73,6 +74,11 @@ def _exit_with_parent():
     if any(t.name == "autoenc-parent-watch" for t in threading.enumerate()):
         return
     parent = os.getppid()
+    # A worker draws no bars: a thread lock for tqdm instead of its process-shared semaphore, which a worker stopped
+    # with the study would leave registered (a "leaked semaphore" warning at the study's exit).
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
     def watch():
         while os.getppid() == parent:
@@ -113,8 +119,16 @@ def run_tasks(tasks, n_jobs=1, client=None):
 
     # The workers get an index, not the handler: handlers write files and stay in this process.
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    for index, output in parallel(delayed(_local)(i, t.fn, *t.args) for i, t in enumerate(tasks)):
-        tasks[index].on_done(output)
+    outputs = parallel(delayed(_local)(i, t.fn, *t.args) for i, t in enumerate(tasks))
+    try:
+        for index, output in outputs:
+            tasks[index].on_done(output)
+    except BaseException:  # Ctrl-C, SIGTERM, a full disk: stop the workers now, and say nothing of unread outputs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            outputs.close()
+        release_workers(kill=True)  # shut down, not abandoned: no leaked-semaphore warning at exit
+        raise
 
 
 def _run_on_dask(tasks, client):
@@ -192,8 +206,9 @@ class _WorkerWatch:
                                "resume")
 
 
-def release_workers():
-    """Stop joblib's idle local workers: each holds its own torch, and the study is done with them."""
+def release_workers(kill=False):
+    """Stop joblib's idle local workers: each holds its own torch, and the study is done with them (``kill``: busy
+    ones too)."""
     from joblib.externals.loky import get_reusable_executor
 
-    get_reusable_executor().shutdown(wait=True)
+    get_reusable_executor().shutdown(wait=True, kill_workers=kill)

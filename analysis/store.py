@@ -10,6 +10,7 @@ Layout (see DESIGN.md)::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -211,6 +212,18 @@ class StudyStore:
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(file, {"config": config_dict, **facts})
         return True
+
+    def remove_orphans(self):
+        """Delete the temporary files a killed study left (``.<name>.<random>.tmp`` of an atomic write); only the
+        lock's holder calls this, so no write of another study is under way. Returns how many were removed."""
+        removed = 0
+        for pattern in (".*.tmp", "models/*/.*.tmp", "references/*/.*.tmp", "figures/.*.tmp"):
+            for file in self.path.glob(pattern):
+                if file.is_file() and not file.is_symlink():
+                    with contextlib.suppress(OSError):
+                        file.unlink()
+                        removed += 1
+        return removed
 
     def read_study(self):
         doc = json.loads(read_bounded(self.path / "study.json", MAX_STUDY_BYTES, what="study.json").decode("utf-8"))

@@ -335,6 +335,7 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
             model_config(spec, data, config)
         with dask_client(scheduler, timeout) as client:
             store = StudyStore(out_dir)
+            store.remove_orphans()  # a killed study's half-written files
             store.open(config.to_dict(), {
                 "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
                 "n_features": int(data.n_features),

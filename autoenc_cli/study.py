@@ -243,10 +243,10 @@ def _main(argv):
         options["on_progress"] = _line_progress  # no terminal for a progress bar: one line per finished group
     try:
         result = run_study(config, out, **options)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (exit status 143)
         print(f"\ninterrupted: finished runs are saved in {out}; run the same command again to resume",
               file=sys.stderr)
-        return 130
+        return _cli.interrupted_status(exc)
     print(_verdict_text(result))
     failed = result.results[result.results["status"] != "ok"]["run"].unique()
     if len(failed):
@@ -259,7 +259,7 @@ def _main(argv):
 
 
 def main(argv=None):
-    """Run the study command line; return its exit status (0, 2 for a mistake, 130 for Ctrl-C)."""
+    """Run the study command line; return its exit status (0, 2 for a mistake, 130 for Ctrl-C, 143 for SIGTERM)."""
     return _cli.run(_main, argv)
 
 

@@ -173,3 +173,97 @@ def test_gzip_idx_is_inflated_no_further_than_its_header_says(tmp_path):
             f.write(bytes(1 << 20))
     with pytest.raises(ValueError, match="truncated or corrupt.*needs 8 bytes of data, found more"):
         load_dataset(tmp_path / "big-images-idx3-ubyte.gz")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    return run_study(tiny(), tmp_path_factory.mktemp("finished"), n_jobs=1, progress=False, report=False)
+
+
+def test_a_fifo_or_a_huge_result_json_is_refused_unread(finished, tmp_path):
+    import faulthandler
+    import shutil
+
+    folder = shutil.copytree(finished.path, tmp_path / "s")
+    (folder / "models" / "pca-k2" / "result.json").unlink()
+    os.mkfifo(folder / "models" / "pca-k2" / "result.json")  # opened for reading, it would wait for a writer
+    with open(folder / "models" / "ae-k2-h8-s0" / "result.json", "r+b") as f:
+        f.truncate(1 << 30)  # 1 GiB, sparse: costs no disk, and must cost no memory
+    faulthandler.dump_traceback_later(120, exit=True)  # a hang ends the run instead of blocking it forever
+    try:
+        with pytest.warns(RuntimeWarning) as caught:
+            again = run_study(tiny(), folder, n_jobs=1, progress=False, report=False)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    said = " ".join(str(w.message) for w in caught)
+    assert "pca-k2" in said and "not a regular file" in said and "ae-k2-h8-s0" in said and "bytes, more than" in said
+    assert again.trained == 2
+    pd.testing.assert_frame_equal(metrics(again.results), metrics(finished.results))
+
+
+def test_temporary_files_of_a_killed_study_are_removed_on_the_next(finished, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(finished.path, tmp_path / "s")
+    orphans = [folder / ".results.csv.k2x9q1ab.tmp", folder / "models" / "ae-k2-h8-s0" / ".result.json.a1b2c3d4.tmp",
+               folder / "models" / "pca-k2" / ".weights.safetensors.zz99yy88.tmp"]
+    for file in orphans:
+        file.write_bytes(b"half a file")
+    again = run_study(tiny(), folder, n_jobs=1, progress=False, report=False)
+    assert again.trained == 0 and not any(f.exists() for f in orphans)
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write() says it: no file named
+
+    monkeypatch.setattr(np, "savez", no_space)
+    assert cli.main(["--out", str(tmp_path / "o"), *FLAGS]) == 2
+    line = one_error_line(capsys)
+    assert line == f"error: No space left on device: {tmp_path / 'o' / 'splits.npz'}"
+    assert not list((tmp_path / "o").glob(".*.tmp"))
+
+
+def test_an_allocation_failure_is_one_line(tmp_path, monkeypatch, capsys):
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 3.01 EiB for an array")
+
+    monkeypatch.setattr(cli, "run_study", out_of_memory)
+    assert cli.main(["--out", str(tmp_path / "o"), *FLAGS]) == 2
+    assert one_error_line(capsys) == "error: out of memory: Unable to allocate 3.01 EiB for an array"
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_rerun_completes_the_study(tmp_path, monkeypatch, capsys):
+    def terminated(done, total, runs=()):  # the first group is committed, then the study gets SIGTERM
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "_line_progress", terminated)
+    args = ["--out", str(tmp_path / "o"), *[f for f in FLAGS if f != "--quiet"]]
+    assert cli.main(args) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"interrupted: finished runs are saved in {tmp_path / 'o'}; run the same command again to resume"
+    assert len(StudyStore(tmp_path / "o").finished()) == 1  # the autoencoder; PCA was still to come
+    monkeypatch.undo()
+    assert cli.main(args) == 0
+    config = tiny(train=TrainConfig(epochs=2, batch_size=64, lr=2e-3))
+    fresh = run_study(config, tmp_path / "fresh", n_jobs=1, progress=False, report=False)
+    pd.testing.assert_frame_equal(metrics(pd.read_csv(tmp_path / "o" / "results.csv", dtype={"hidden": str})),
+                                  metrics(fresh.results), check_dtype=False)
+
+
+def test_ctrl_c_with_worker_processes_leaves_no_leaked_semaphores(tmp_path):
+    args = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", str(tmp_path), "--bottlenecks", "2",
+            "--widths", "8", "--seeds", "0", "--epochs", "10", "--n-references", "12", "--audit", "none",
+            "--latent", "none", "--no-landscape", "--no-report", "--jobs", "2", "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("references/*/group-*.npz")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # the workers are busy with the other groups
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: finished runs are saved in")
+    assert "resource_tracker" not in err and "leaked" not in err and "Traceback" not in err, err
