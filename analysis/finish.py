@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from autoenc import load
+from autoenc._safe_read import regular_file
 
 from .config import RunSpec
 from .select import simplest_adequate
@@ -60,7 +61,8 @@ def finish(store, data, config, results, selection):
         _write_landscape(store, data, config, dict.fromkeys([chosen_run, largest_run]))
     if config.double_descent and not _readable_csv(store.path / "double_descent.csv", ["width", "mse_clean"]):
         _write_double_descent(store, data, config)
-    if config.latent != "none" and not _readable_csv(store.path / "embeddings.csv", ["run", "x", "y"]):
+    if config.latent != "none" and not _readable_csv(store.path / "embeddings.csv", ["run", "x", "y"],
+                                                     {chosen_run, pca_run}):
         _write_embeddings(store, data, config, chosen_run, pca_run)
 
 
@@ -109,9 +111,14 @@ def _write_double_descent(store, data, config):
     write_csv(store.path / "double_descent.csv", frame)
 
 
-def _readable_csv(path, columns):
-    """Whether a derived file is there and intact; a damaged one is rebuilt, never trusted."""
+def _readable_csv(path, columns, runs=None):
+    """Whether a derived file is there (a regular file: a FIFO is never opened), intact, and (given ``runs``) made
+    from exactly those runs; anything else is rebuilt, never trusted."""
+    if not regular_file(path):
+        return False
     try:
+        if runs is not None:
+            return set(pd.read_csv(path, usecols=["run"], dtype=str)["run"]) == set(runs)
         return set(columns) <= set(pd.read_csv(path, nrows=5).columns)
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
         return False

@@ -29,6 +29,7 @@ except ModuleNotFoundError:  # Python < 3.11
 from analysis import StudyConfig, run_study
 from analysis.config import (CONV_WIDTHS, LATENT_METHODS, MLP_WIDTHS, SCALINGS, SEARCHES, SELECTION_METRICS,
                              SELECTION_RULES)
+from analysis.lock import StudyLock
 from autoenc import ACTIVATIONS, DATASETS, load_dataset
 
 from . import _cli
@@ -232,10 +233,11 @@ def _verdict_text(result):
 def _main(argv):
     args = parse_args(argv)
     config = build_config(args)
+    out = Path(args.out or f"runs/{Path(config.dataset).stem}")
+    StudyLock.check_free(out)  # a busy folder is refused before the data are read for the bottlenecks
     config, note = _fit_bottlenecks(config, args)
     if note and not args.quiet:
         print(note, flush=True)
-    out = Path(args.out or f"runs/{Path(config.dataset).stem}")
     options = {"n_jobs": args.jobs, "scheduler": args.scheduler, "timeout": args.scheduler_timeout,
                "progress": False if args.quiet else None,
                "report": args.report}

@@ -267,3 +267,13 @@ def test_ctrl_c_with_worker_processes_leaves_no_leaked_semaphores(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1].startswith("interrupted: finished runs are saved in")
     assert "resource_tracker" not in err and "leaked" not in err and "Traceback" not in err, err
+
+
+def test_the_command_line_refuses_a_locked_folder_before_reading_data(tmp_path, monkeypatch, capsys):
+    def no_data(*args, **kwargs):
+        raise AssertionError("data read while the folder is locked by another study")
+
+    monkeypatch.setattr(cli, "load_dataset", no_data)
+    with StudyLock(tmp_path):  # no --bottlenecks: the command would read the data to fit the defaults
+        assert cli.main(["--out", str(tmp_path), "--quiet", "--no-report"]) == 2
+    assert f"in use by process {os.getpid()}" in one_error_line(capsys)
