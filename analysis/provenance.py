@@ -16,7 +16,7 @@ import json
 from .config import RunSpec, StudyConfig
 from .integrity import array_fingerprint
 
-__all__ = ["document_digest", "in_study", "mismatches", "run_provenance", "split_fingerprint"]
+__all__ = ["document_digest", "expectation", "in_study", "mismatches", "run_provenance", "split_fingerprint"]
 
 DIGEST_KEY = "sha256"
 
@@ -47,6 +47,21 @@ def in_study(spec: RunSpec, config: StudyConfig, grow_depth=3):
     return (spec.kind == config.architecture and spec.bottleneck in config.bottlenecks and spec.seed in config.seeds
             and len(widths) == 1 and min(config.widths) <= spec.hidden[0] <= max(config.widths)
             and 1 <= spec.depth <= depth)
+
+
+def expectation(config: StudyConfig, data_for, grow_depth=3):
+    """``expected(run_id)``: the provenance a run of this study must record, None for an id outside the study.
+
+    ``data_for(spec)`` gives the data draw a run trains on (with ``data_seeds``, its seed's own).
+    """
+    def expected(run):
+        try:
+            spec = RunSpec.from_run(run)
+        except ValueError:
+            return None
+        return run_provenance(spec, data_for(spec), config) if in_study(spec, config, grow_depth) else None
+
+    return expected
 
 
 def _canonical(value):

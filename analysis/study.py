@@ -27,7 +27,7 @@ from autoenc.io import versions
 from autoenc.train import resolve_device
 from autoenc.validation import check_int, check_positive_float
 
-from ._parallel import Task, dask_client, default_jobs, release_workers, run_tasks
+from ._parallel import Task, dask_client, default_jobs, one_thread, release_workers, run_tasks
 from .prepare import StudyData, prepare_data
 from ._preflight import check_names, check_sizes, claim
 from .config import RunSpec, StudyConfig
@@ -39,7 +39,7 @@ from .select import grow_proposals, grow_start, grow_update
 from .finish import finish, select, warm_up
 from .study_audit import (early_references, kfold_memorization, late_references, plan_references,
                           reference_tasks, write_memorization_and_audit)
-from .provenance import in_study, run_provenance, split_fingerprint
+from .provenance import expectation, split_fingerprint
 from .store import RunResult, StudyStore, write_csv, write_json, write_npz
 
 __all__ = ["StudyData", "StudyResult", "prepare_data", "run_study"]
@@ -186,18 +186,9 @@ class _Study:
         self.draws = {config.data_seed(s): prepare_data(config, config.data_seed(s)) for s in config.seeds
                       if config.data_seeds and config.data_seed(s) != config.seed}
         # A run is reused only when it records what this study would make; ids outside the study are ignored.
-        store.expect(self.expected, max_result_bytes=(4 << 20) + 1024 * (len(data.X) + config.train.epochs))
+        store.expect(expectation(config, self.data_for, GROW_DEPTH),
+                     max_result_bytes=(4 << 20) + 1024 * (len(data.X) + config.train.epochs))
         self.finished = store.finished()
-
-    def expected(self, run):
-        """The provenance the run ``run`` must record, or None when it is no run of this study."""
-        try:
-            spec = RunSpec.from_run(run)
-        except ValueError:
-            return None
-        if not in_study(spec, self.config, GROW_DEPTH):
-            return None
-        return run_provenance(spec, self.data_for(spec), self.config)
 
     def data_for(self, spec):
         """The data draw a run trains and is measured on."""
@@ -326,8 +317,16 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
         resolve_device(config.train.device)
     check_names(config, out_dir, GROW_DEPTH)
     start = time.perf_counter()
-    # The lock first: a second study on the folder is refused before any data is read. Then every check that can
-    # fail, and the cluster: a refused study leaves nothing behind (claim removes what it created).
+    with one_thread():  # the numbers do not depend on this process's thread settings (see one_thread)
+        return _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progress, timeout, start)
+
+
+def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progress, timeout, start):
+    """:func:`run_study` after its arguments are checked: the locked folder, the data, the cluster, the study.
+
+    The lock first: a second study on the folder is refused before any data is read. Then every check that can
+    fail, and the cluster: a refused study leaves nothing behind (``claim`` removes what it created).
+    """
     with claim(out_dir):
         data = prepare_data(config)
         check_sizes(config, data, GROW_DEPTH)

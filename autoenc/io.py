@@ -42,7 +42,7 @@ from .config import ModelConfig
 from .model import Autoencoder
 from .train import torch_threads
 
-__all__ = ["save", "load", "atomic_write", "versions", "read_config"]
+__all__ = ["save", "load", "atomic_write", "machine", "versions", "read_config"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -94,7 +94,32 @@ def versions():
 
         out["pandas"] = pandas.__version__
     out["platform"] = platform.platform()
+    out.update(machine())
     return out
+
+
+def machine():
+    """The CPU and the kernels that did the arithmetic: float32 results differ in their last digits across these.
+
+    Returns ``{"cpu": model name, "torch_cpu_capability": ATen's kernel level (e.g. AVX512, AVX2, DEFAULT),
+    "blas": numpy's BLAS and the core type it dispatched to (e.g. "openblas Haswell")}``.
+    """
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
+    blas = "unknown"
+    with contextlib.suppress(Exception):  # threadpoolctl inspects loaded libraries; a failure only loses a label
+        import numpy  # noqa: F401  (loads numpy's BLAS so that it can be found)
+        from threadpoolctl import threadpool_info
+
+        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        if pools:
+            blas = f"{pools[0].get('internal_api')} {pools[0].get('architecture') or ''}".strip()
+    return {"cpu": cpu, "torch_cpu_capability": capability, "blas": blas}
 
 
 def _umask():

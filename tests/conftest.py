@@ -8,6 +8,13 @@ import pytest
 matplotlib.use("Agg")  # before any test imports pyplot: no display here
 
 
+def pytest_report_header(config):
+    """The CPU and kernel level the numbers came from: tests with stored numbers hold within float32 rounding."""
+    from autoenc.io import machine
+
+    return "machine: " + ", ".join(f"{k} {v}" for k, v in machine().items())
+
+
 @pytest.fixture
 def rng():
     """A fresh seeded generator per test: tests never touch global random state."""

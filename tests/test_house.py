@@ -20,14 +20,24 @@ def study(tmp_path_factory):
     return run_study(config, tmp_path_factory.mktemp("house"), n_jobs=1, progress=False, report=False)
 
 
-def test_results_match_the_stored_reference_to_the_last_digit(study):
+# The reference was written on another CPU. Float32 training on other kernels (AVX-512 against AVX2 or none, MKL
+# against OpenBLAS) rounds differently in the last bits, and 4 epochs carry that into the weights: measured
+# against this file, mse and mse_clean differ by up to 8e-8 relative, noise_memorization by 1.5e-6, the rank
+# statistics not at all. rtol 1e-5 keeps a 7x margin; gap is a difference of two errors of about 0.1, so its
+# absolute error (3e-9 measured) is what is bounded, by atol 1e-7 (1e-6 of the errors it is taken from). A real
+# change in how a number is computed moves it by far more. Identifiers and counts stay exact.
+FLOAT_TOLERANCE = dict(rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.portable
+def test_results_match_the_stored_reference_within_float32_rounding(study):
     expected = pd.read_csv(REFERENCE)
     got = study.results[expected.columns].sort_values(["run", "split"]).reset_index(drop=True)
-    seen_unseen = (expected["split"] != "val").to_numpy()
-    pd.testing.assert_frame_equal(got[seen_unseen], expected[seen_unseen], check_exact=True, check_dtype=False)
-    # The validation row now goes through the same measurement as train and test (the difference taken in float64
-    # instead of float32): the same numbers up to float32 rounding.
-    pd.testing.assert_frame_equal(got[~seen_unseen], expected[~seen_unseen], rtol=1e-6, check_dtype=False)
+    exact = ["run", "split", "n_samples"]
+    pd.testing.assert_frame_equal(got[exact], expected[exact], check_exact=True, check_dtype=False)
+    floats = [c for c in expected.columns if c not in exact]
+    pd.testing.assert_frame_equal(got[floats], expected[floats], check_exact=False, check_dtype=False,
+                                  **FLOAT_TOLERANCE)
 
 
 def test_every_file_of_a_study_joins_on_the_run_id(study):
