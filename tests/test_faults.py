@@ -47,7 +47,7 @@ def test_losing_every_dask_worker_ends_the_study_with_one_line(tmp_path, monkeyp
 
     import analysis.study_audit
 
-    config = tiny(memorization=True, n_references=4, train=TrainConfig(epochs=20, batch_size=128, lr=2e-3))
+    config = tiny(memorization=True, n_references=4, train=TrainConfig(epochs=60, batch_size=128, lr=2e-3))
     real, worker = analysis.study_audit.write_npz, None
 
     def commit_then_kill(path, **arrays):  # the worker dies once the first reference group is committed
@@ -66,14 +66,14 @@ def test_losing_every_dask_worker_ends_the_study_with_one_line(tmp_path, monkeyp
             while not cluster.scheduler.workers and time.monotonic() < deadline and worker.poll() is None:
                 time.sleep(0.1)
             code = cli.main(["--out", str(tmp_path / "o"), "--quiet", "--bottlenecks", "2", "--widths", "8",
-                             "--seeds", "0", "--epochs", "20", "--batch-size", "128", "--lr", "0.002",
+                             "--seeds", "0", "--epochs", "60", "--batch-size", "128", "--lr", "0.002",
                              "--n-references", "4", "--audit", "none", "--latent",
                              "none", "--no-landscape", "--no-report", "--scheduler", cluster.scheduler_address,
                              "--scheduler-timeout", "2"])
         finally:
             worker.kill()
             worker.wait()
-    assert code == 2
+    assert code == 2, capsys.readouterr().err
     assert "no worker for 2 s" in one_error_line(capsys)
     StudyLock(tmp_path / "o").acquire().release()  # released
     kept = sorted((tmp_path / "o" / "references").glob("*/group-*.npz"))
