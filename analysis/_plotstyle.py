@@ -1,14 +1,28 @@
-"""What every plot shares: split names, metric labels, the bottleneck palette, log axes, legends."""
+"""What every plot shares: the look of seen and unseen, metric labels, the bottleneck palette, log axes, legends.
+
+One visual grammar: seen samples are drawn dashed with circles (blue where colour is free), unseen ones solid
+with crosses (orange), in every figure; PCA is dotted. Legends and the report's captions are both built from
+:data:`LOOKS` (:func:`split_handle`, :func:`split_key`), so they cannot disagree.
+"""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-SEEN, UNSEEN = "seen (train)", "unseen (test)"
-SPLIT_LABELS = {"train": SEEN, "test": UNSEEN}
+SEEN, UNSEEN, VALIDATION = "seen (train)", "unseen (test)", "unseen (validation)"
+SPLIT_LABELS = {"train": SEEN, "test": UNSEEN, "val": VALIDATION}
+LOOKS = {  # seaborn's dashes spec and matplotlib's linestyle of the same line
+    "seen": {"dashes": (3, 2), "linestyle": "--", "marker": "o", "color": "tab:blue"},
+    "unseen": {"dashes": "", "linestyle": "-", "marker": "X", "color": "tab:orange"},
+}
+PCA_LINESTYLE = ":"
+PAIR_MARKER = "^"  # lines of a measure of the pair (gap, membership): neither split's marker
+WORDS = {"--": "dashed", "-": "solid", ":": "dotted", "-.": "dash-dotted", "o": "circles", "X": "crosses",
+         "D": "diamonds", "^": "triangles", "*": "stars", "tab:blue": "blue", "tab:orange": "orange"}
 K = "bottleneck k"  # hue column name: seaborn shows it as the legend's title
 SPLIT = "split"
 PARAMS_LABEL = "parameters (log scale)"
@@ -21,6 +35,47 @@ METRIC_LABELS = {
     "ratio": "unseen / seen MSE (ratio)",
     "tpr_at_1pct_fpr": "true-positive rate at 1% false positives",
 }
+
+
+def look(label):
+    """The look (dashes, linestyle, marker, color) of a split label: seen, or unseen (test or validation)."""
+    return LOOKS["seen" if str(label).startswith("seen") else "unseen"]
+
+
+def look_words(linestyle=None, marker=None, color=None):
+    """``"dashed, circles"``: the words a caption uses for a line style, a marker and a colour (those given)."""
+    return ", ".join(WORDS.get(v, str(v)) for v in (color, linestyle, marker) if v not in (None, "", "None"))
+
+
+def split_key(labels=(SEEN, UNSEEN), *, line=True, marker=True, color=False):
+    """The caption's key to the splits, ``"seen (train): dashed, circles; unseen (test): solid, crosses"``.
+
+    Built from :data:`LOOKS`, as the legends are (:func:`split_handle`, :func:`split_style`); ``line``, ``marker``
+    and ``color`` say which of them the figure uses.
+    """
+    return "; ".join(f"{label}: " + look_words(look(label)["linestyle"] if line else None,
+                                               look(label)["marker"] if marker else None,
+                                               look(label)["color"] if color else None) for label in labels)
+
+
+def split_handle(label, *, line=True, marker=True, color=False, **kw):
+    """A legend handle drawn with the split's look (grey unless ``color``)."""
+    style = look(label)
+    return Line2D([], [], color=style["color"] if color else "0.35", linestyle=style["linestyle"] if line else "",
+                  marker=style["marker"] if marker else "", label=label, **kw)
+
+
+def split_style(labels=(SEEN, UNSEEN), column=None, *, markers=True):
+    """Keyword arguments of a seaborn ``lineplot`` whose ``style`` (``column``, default the split) is the split."""
+    labels = list(labels)
+    out = dict(style=column or SPLIT, style_order=labels, dashes={s: look(s)["dashes"] for s in labels})
+    out["markers"] = {s: look(s)["marker"] for s in labels} if markers else False
+    return out
+
+
+def split_colors(labels=(SEEN, UNSEEN)):
+    """Colour per split label, for figures whose hue is the split."""
+    return {s: look(s)["color"] for s in labels}
 
 
 def axes(ax):
@@ -48,8 +103,7 @@ def with_labels(frame):
 
 def ae_lines(ae, y, palette, ax, *, style=True, errorbar="sd"):
     """Autoencoder lines against parameter count: colour = bottleneck, style = split, band = spread over seeds."""
-    kw = dict(style=SPLIT, style_order=[SEEN, UNSEEN], markers={SEEN: "o", UNSEEN: "s"},
-              dashes={SEEN: (3, 2), UNSEEN: ""}) if style else dict(marker="o")
+    kw = split_style() if style else dict(marker=PAIR_MARKER)  # a pair metric is neither seen nor unseen
     sns.lineplot(data=ae, x="n_params", y=y, hue=K, hue_order=[k_label(k) for k in palette],
                  palette={k_label(k): c for k, c in palette.items()}, errorbar=errorbar, seed=0,
                  markersize=5, ax=ax, **kw)

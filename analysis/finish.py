@@ -68,7 +68,7 @@ def finish(store, data, config, results, selection):
 
 def _write_landscape(store, data, config, runs, n_samples=50):
     """Loss slices (seen and unseen, one filter-normalized direction) and attractors of the given runs."""
-    from .landscape import attractors, loss_slice
+    from .landscape import MARGIN, attractors, loss_slice
 
     slices, points = [], []
     rng = np.random.default_rng(config.seed)
@@ -79,9 +79,9 @@ def _write_landscape(store, data, config, runs, n_samples=50):
         slices.append(loss_slice(model, data.X[data.train], data.X[data.test], steps=21, seed=config.seed)
                       .assign(run=run))
         for split_name, rows in picks.items():
-            found = attractors(model, data.X[rows], seed=config.seed)
+            found = attractors(model, data.X[rows], margin=MARGIN, seed=config.seed)
             found["sample"] = rows[found["sample"].to_numpy()]
-            points.append(found.assign(run=run, split=split_name))
+            points.append(found.assign(run=run, split=split_name, margin=MARGIN))  # the plot draws 1 - margin
     write_csv(store.path / "landscape.csv", pd.concat(slices, ignore_index=True))
     write_csv(store.path / "attractors.csv", pd.concat(points, ignore_index=True))
 

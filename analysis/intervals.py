@@ -11,9 +11,11 @@ from scipy.special import expit, logit
 from autoenc.validation import check_array, check_int, check_positive_float
 
 __all__ = [
-    "FPRResolutionWarning", "auc_interval", "clopper_pearson", "delong_auc", "mean_interval", "one_standard_error",
-    "tpr_at_fpr_interval",
+    "FPRResolutionWarning", "SCALES", "auc_interval", "clopper_pearson", "delong_auc", "mean_interval",
+    "one_standard_error", "seed_interval", "tpr_at_fpr_interval",
 ]
+
+SCALES = ("raw", "log", "logit", "share", "signed")
 
 
 class FPRResolutionWarning(UserWarning):
@@ -231,6 +233,111 @@ def mean_interval(values, confidence=0.95):
     sd = float(np.std(values, ddof=1))
     half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
     return mean, sd, mean - half, mean + half
+
+
+def seed_interval(values, scale="raw", confidence=0.95, *, n_trials=None):
+    """Mean over seeds and a Student-t interval computed on a scale that keeps it inside the quantity's range.
+
+    The t-interval (``n - 1`` degrees of freedom) of the transformed values is mapped back:
+
+    - ``"log"`` for errors: the interval stays above 0 and widens upward;
+    - ``"logit"`` for proportions in [0, 1] such as an AUC or a TPR: it stays inside [0, 1], asymmetric near the
+      ends. A value of exactly 0 or 1 is read as the empirical logit ``log((v n + 1/2) / ((1 - v) n + 1/2))`` of
+      ``n = n_trials`` trials (Cox 1970); without ``n_trials`` such values are held 1e-6 inside the range;
+    - ``"share"`` for a share that may legitimately leave [0, 1] (noise memorization: a model can oppose or amplify
+      the noise): per set of values, the logit while all lie inside (0, 1), ``log(v)`` while all are above 0 but
+      one is 1 or more, ``-log(1 - v)`` while all are below 1 but one is 0 or less, else the raw scale. So the
+      interval crosses 0 only where a value lies at or below 0, and 1 only where one lies at or above 1;
+    - ``"signed"`` for a difference of two shares (seen minus unseen noise memorization): Fisher's
+      ``arctanh`` while every value lies inside (-1, 1), where the interval then stays, else the raw scale;
+    - ``"raw"`` for differences whose range is unbounded.
+
+    The mean is the arithmetic mean of ``values``.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_seeds,) or (..., n_seeds)
+        Finite values, one per seed on the last axis; positive for ``"log"``, in [0, 1] for ``"logit"``.
+    scale : {"raw", "log", "logit", "share", "signed"}, default "raw"
+    confidence : float, default 0.95
+    n_trials : float or array-like of shape ``values.shape[:-1]``, optional
+        Trials behind the values on the logit scale (e.g. the smaller split of an AUC).
+
+    Returns
+    -------
+    (mean, sd, low, high) : floats, or arrays of shape ``values.shape[:-1]``
+        ``sd`` over seeds with ``ddof=1`` on the raw scale; with a single seed ``sd``, ``low`` and ``high`` are NaN.
+
+    Examples
+    --------
+    >>> mean, sd, low, high = seed_interval([0.80, 0.90], scale="logit")
+    >>> round(mean, 2), 0 < low < 0.8, 0.9 < high < 1
+    (0.85, True, True)
+    >>> [round(v, 4) for v in seed_interval([0.01, 0.03], scale="log")[2:]]  # never below 0
+    [0.0, 18.6106]
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {list(SCALES)}, got {scale!r}")
+    alpha = 1 - _check_confidence(confidence)
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 0 or values.shape[-1] < 1 or not np.isfinite(values).all():
+        raise ValueError(f"values must be finite, with at least one seed on the last axis; got {values!r}")
+    if scale == "log" and np.any(values <= 0):
+        raise ValueError(f"values must be > 0 on the log scale, got {values.min()!r}")
+    if scale == "logit" and (np.any(values < 0) or np.any(values > 1)):
+        raise ValueError(f"values must be in [0, 1] on the logit scale, got {values.min()!r} to {values.max()!r}")
+    if n_trials is not None:
+        n_trials = np.asarray(n_trials, dtype=np.float64)
+        if not np.all(n_trials >= 1) or np.ndim(n_trials) > values.ndim - 1:
+            raise ValueError(f"n_trials must be >= 1, one per set of values, got {n_trials!r}")
+    n = values.shape[-1]
+    mean = values.mean(axis=-1)
+    if n == 1:
+        nan = np.full(mean.shape, np.nan)
+        out = (mean, nan, nan, nan)
+    else:
+        forward, back = _scale_maps(scale, values, n_trials)
+        y = forward(values)
+        centre, spread = y.mean(axis=-1), y.std(axis=-1, ddof=1)
+        half = stats.t.ppf(1 - alpha / 2, n - 1) * spread / math.sqrt(n)
+        out = (mean, values.std(axis=-1, ddof=1), back(centre - half), back(centre + half))
+    return tuple(float(v) for v in out) if mean.ndim == 0 else out
+
+
+def _scale_maps(scale, values, n_trials):
+    """Forward map (on values, shape (..., n_seeds)) and back map (on centres, shape (...)) of a scale."""
+    if scale == "raw":
+        return (lambda v: v), (lambda y: y)
+    if scale == "log":
+        return np.log, np.exp
+    if scale == "logit":
+        if n_trials is None:
+            return (lambda v: logit(np.clip(v, 1e-6, 1 - 1e-6))), expit
+        n = np.broadcast_to(n_trials, values.shape[:-1])
+        edge = np.any((values == 0) | (values == 1), axis=-1)  # the empirical logit only where a value needs it
+
+        def forward(v):
+            empirical = np.log((v * n[..., None] + 0.5) / ((1 - v) * n[..., None] + 0.5))
+            return np.where(edge[..., None], empirical, logit(np.clip(v, 1e-12, 1 - 1e-12)))
+
+        return forward, lambda y: np.where(edge, np.clip(((n + 1) * expit(y) - 0.5) / n, 0.0, 1.0), expit(y))
+    if scale == "signed":
+        inside = np.all(np.abs(values) < 1, axis=-1)[..., None]
+        return (lambda v: np.where(inside, np.arctanh(np.clip(v, -1 + 1e-12, 1 - 1e-12)), v)), \
+            (lambda y: np.where(inside[..., 0], np.tanh(y), y))
+    above, below = np.all(values > 0, axis=-1), np.all(values < 1, axis=-1)  # "share": per set, the sides it keeps
+    both, low_only, high_only = above & below, above & ~below, below & ~above
+
+    def forward(v):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.select([both[..., None], low_only[..., None], high_only[..., None]],
+                             [logit(v), np.log(v), -np.log(1 - v)], v)
+
+    def back(y):
+        with np.errstate(over="ignore"):
+            return np.select([both, low_only, high_only], [expit(y), np.exp(y), 1 - np.exp(-y)], y)
+
+    return forward, back
 
 
 def one_standard_error(means, sds, counts):

@@ -15,8 +15,8 @@ from matplotlib.lines import Line2D
 
 from autoenc.validation import check_columns
 
-from ._plotstyle import METRIC_LABELS, ae_lines as _ae_lines, axes as _axes, finish as _finish
-from ._plotstyle import k_palette as _k_palette, with_labels as _with_labels
+from ._plotstyle import METRIC_LABELS, PCA_LINESTYLE, SEEN, UNSEEN, ae_lines as _ae_lines, axes as _axes
+from ._plotstyle import finish as _finish, k_palette as _k_palette, look as _look, with_labels as _with_labels
 from .tables import ok_rows, run_gaps
 from .plots_runs import (plot_error_distributions, plot_latent, plot_learning_curves,  # noqa: F401  (re-exported)
                          plot_memorization_scores, plot_reconstructions)
@@ -48,8 +48,8 @@ def plot_capacity(results, *, metric="mse", errorbar="sd", ax=None):
     Returns
     -------
     Axes
-        Autoencoders as lines (dashed = seen, solid = unseen) with bands over seeds; PCA with the same k as
-        dotted horizontal lines at its unseen value.
+        Autoencoders as lines (seen dashed with circles, unseen solid with crosses: ``_plotstyle.LOOKS``) with
+        bands over seeds; PCA with the same k as dotted horizontal lines at its unseen value.
 
     Examples
     --------
@@ -64,8 +64,8 @@ def plot_capacity(results, *, metric="mse", errorbar="sd", ax=None):
     _ae_lines(_with_labels(ae), metric, palette, ax, errorbar=errorbar)
     pca = data[(data["model"] == "pca") & (data["split"] == "test")]
     for k, value in pca.groupby("bottleneck")[metric].mean().dropna().items():
-        ax.axhline(value, color=palette[int(k)], ls=":", lw=1.3, gid=f"pca-k{int(k)}")
-    extra = [Line2D([], [], color="0.4", ls=":", lw=1.3, label="PCA, same k (unseen)")] if len(pca) else []
+        ax.axhline(value, color=palette[int(k)], ls=PCA_LINESTYLE, lw=1.3, gid=f"pca-k{int(k)}")
+    extra = [Line2D([], [], color="0.4", ls=PCA_LINESTYLE, lw=1.3, label="PCA, same k (unseen)")] if len(pca) else []
     what = {"mse": "reconstruction error", "mse_clean": "error against the clean signal"}.get(metric, metric)
     return _finish(ax, extra, ylabel=METRIC_LABELS.get(metric, metric), title=f"Seen vs unseen {what} by model size")
 
@@ -113,8 +113,8 @@ def plot_gap(results, *, kind="line", errorbar="sd", ax=None):
     ax.axhline(0.0, color="black", lw=0.8)
     pca = gaps[gaps["model"] == "pca"]
     for k, value in pca.groupby("bottleneck")["gap"].mean().items():
-        ax.axhline(value, color=palette[int(k)], ls=":", lw=1.3, gid=f"pca-k{int(k)}")
-    extra = [Line2D([], [], color="0.4", ls=":", lw=1.3, label="PCA, same k")] if len(pca) else []
+        ax.axhline(value, color=palette[int(k)], ls=PCA_LINESTYLE, lw=1.3, gid=f"pca-k{int(k)}")
+    extra = [Line2D([], [], color="0.4", ls=PCA_LINESTYLE, lw=1.3, label="PCA, same k")] if len(pca) else []
     return _finish(ax, extra, ylabel=METRIC_LABELS["gap"], title="Generalization gap by model size")
 
 
@@ -130,9 +130,10 @@ def plot_memorization(results, *, errorbar="sd", ax=None):
     Returns
     -------
     Axes
-        Autoencoder lines (dashed = seen, solid = unseen); dash-dotted reference per bottleneck: ``nm_reference``
-        when results has it (what the rank-k PCA projection keeps of the noise, k/d for isotropic noise), else
-        k/d; PCA's values as diamonds (hollow = seen, filled = unseen); 1 = the identity map.
+        Autoencoder lines (seen dashed with circles, unseen solid with crosses); dash-dotted reference per
+        bottleneck: ``nm_reference`` when results has it (what the rank-k PCA projection keeps of the noise, k/d
+        for isotropic noise), else k/d; PCA's values as black-edged points with the split's marker; 1 = the
+        identity map.
     """
     check_columns(results, ["model", "bottleneck", "n_params", "n_features", "split", "noise_memorization"], "results")
     data = ok_rows(results)
@@ -150,20 +151,18 @@ def plot_memorization(results, *, errorbar="sd", ax=None):
         ax.axhline(value, color=palette[int(k)], ls="-.", lw=1.0, alpha=0.8, gid=f"reference-k{int(k)}")
     ax.axhline(1.0, color="0.3", lw=0.8, gid="identity")
     pca = data[(data["model"] == "pca")].dropna(subset=["noise_memorization"])
-    for split, face in (("train", "none"), ("test", None)):
+    for split, label in (("train", SEEN), ("test", UNSEEN)):
         part = pca[pca["split"] == split]
         if len(part):
-            colors = [palette[int(k)] for k in part["bottleneck"]]
-            ax.scatter(part["n_params"], part["noise_memorization"], marker="D", s=30, linewidths=1.0, zorder=3,
-                       facecolors=colors if face is None else face, edgecolors=colors if face else "black",
-                       gid=f"pca-{split}")
+            ax.scatter(part["n_params"], part["noise_memorization"], marker=_look(label)["marker"], s=45,
+                       linewidths=0.8, zorder=3, c=[palette[int(k)] for k in part["bottleneck"]],
+                       edgecolors="black", gid=f"pca-{split}")
     label = ("rank-k PCA projection (nm_reference)" if has_reference else "k/d: fixed rank-k projection")
     extra = [Line2D([], [], color="0.4", ls="-.", label=label),
              Line2D([], [], color="0.3", lw=0.8, label="1: identity (copies noise)")]
     if len(pca):
-        extra += [Line2D([], [], color="0.4", marker="D", ls="", markerfacecolor="none", label="PCA, same k (seen)"),
-                  Line2D([], [], color="0.6", marker="D", ls="", markeredgecolor="black",
-                         label="PCA, same k (unseen)")]
+        extra += [Line2D([], [], color="0.6", marker=_look(label)["marker"], ls="", markeredgecolor="black",
+                         markersize=7, label=f"PCA, same k, {label}") for label in (SEEN, UNSEEN)]
     top = max(1.05, float(np.nanmax(data["noise_memorization"])) + 0.05)
     ax.set_ylim(min(0.0, float(np.nanmin(data["noise_memorization"]))) - 0.02, top)
     return _finish(ax, extra, ylabel=METRIC_LABELS["noise_memorization"],

@@ -41,7 +41,9 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
     Returns
     -------
     Axes
-        One line per attack (gid ``roc:<attack>``) and the diagonal TPR = FPR (gid ``chance``).
+        One line per attack (gid ``roc:<attack>``) and the diagonal TPR = FPR (gid ``chance``). Both axes span
+        the drawn points (a decade below the lowest TPR at most, so curves near TPR = 1 stay apart from the
+        border); where every curve is TPR = 1, a note says so (gid ``all-flagged``).
 
     Examples
     --------
@@ -56,7 +58,8 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
         check_columns(summary, ["attack", "auc"], "summary")
         auc = summary.drop_duplicates("attack").set_index("attack")["auc"].to_dict()
     ax = _axes(ax)
-    palette = sns.color_palette("colorblind", n_colors=max(len(_ATTACK_LABELS), data["attack"].nunique()))
+    # colour-blind safe, without its blue and orange: those mean seen and unseen in every figure
+    palette = sns.color_palette("colorblind", 10)[2:] + sns.color_palette("husl", max(0, data["attack"].nunique() - 8))
     for color, (attack, curve) in zip(palette, data.groupby("attack", sort=False)):
         label = _ATTACK_LABELS.get(attack, attack) + (f" (AUC {auc[attack]:.3f})" if attack in auc else "")
         ax.plot(curve["fpr"], curve["tpr"], color=color, lw=1.4, label=label, gid=f"roc:{attack}")
@@ -65,11 +68,17 @@ def plot_audit_roc(roc, *, summary=None, ax=None):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(low, 1)
-    ax.set_ylim(min(low, float(data["tpr"].min())), 1.05)
+    bottom = float(data["tpr"].min())
+    # the data's own range, with room on a log scale: curves at TPR near 1 must not sit on the border
+    span = max(np.log10(1 / bottom), 0.1)
+    ax.set_ylim(10 ** (-1.1 * span), 10 ** (0.15 * span))
+    if bottom >= 1:  # every curve is the line TPR = 1: say so, rather than leave the reader to find six lines in one
+        note = f"TPR = 1 throughout: every attack flags all members\neven at {100 * low:.2g}% false positives"
+        ax.text(0.5, 0.45, note, transform=ax.transAxes, ha="center", va="center", fontsize="small", gid="all-flagged")
     ax.set_xlabel("false-positive rate (non-members flagged)")
     ax.set_ylabel("true-positive rate (members flagged)")
     ax.set_title("Membership attacks: ROC, log-log")
-    ax.legend(loc="lower right", fontsize="small", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)  # off the curves
     ax.grid(True, which="major", alpha=0.3)
     return ax
 
@@ -107,7 +116,9 @@ def plot_memorization_distribution(scores, *, ax=None):
         raise ValueError("scores has no finite score")
     ax = _axes(ax)
     hue = "model" if "model" in data.columns else None
-    sns.histplot(data=data, x="score", hue=hue, element="step", stat="density", common_norm=False, bins=50, ax=ax)
+    levels = list(dict.fromkeys(data[hue])) if hue else None
+    sns.histplot(data=data, x="score", hue=hue, hue_order=levels, element="step", stat="density", common_norm=False,
+                 palette=sns.color_palette("viridis", len(levels)) if hue else None, bins=50, ax=ax)
     ax.axvline(0.0, color="black", lw=0.8, gid="zero")
     ax.set_xlabel("memorization: error when unseen − error when seen (MSE per feature)")
     ax.set_ylabel("density")
@@ -149,7 +160,8 @@ def plot_most_memorized(X, scores, image_shape, *, n=8, sample_ids=None):
     n = min(n, len(data))
     rows = {"most memorized": data.head(n), "least memorized": data.tail(n).iloc[::-1]}
     low, high = float(X.min()), float(X.max())
-    fig, axes = plt.subplots(2, n, figsize=(1.2 * n + 0.8, 3.2), squeeze=False)
+    # constrained layout leaves room for each image's two-line title: no title prints over the row above
+    fig, axes = plt.subplots(2, n, figsize=(1.2 * n + 0.8, 3.8), squeeze=False, layout="constrained")
     for r, (label, frame) in enumerate(rows.items()):
         for c, (sample, score) in enumerate(zip(frame["sample"], frame["score"])):
             ax = axes[r, c]
@@ -160,5 +172,4 @@ def plot_most_memorized(X, scores, image_shape, *, n=8, sample_ids=None):
             ax.set_yticks([])
         axes[r, 0].set_ylabel(label, fontsize="small")
     fig.suptitle("Samples by memorization (error unseen − seen)", fontsize="small")
-    fig.tight_layout()
     return fig

@@ -14,24 +14,18 @@ from matplotlib.lines import Line2D
 
 from autoenc.validation import check_columns
 
+from ._plotstyle import (PCA_LINESTYLE, SEEN, SPLIT, SPLIT_LABELS as _SPLITS, UNSEEN, VALIDATION, look,
+                         plain_log_ticks, split_colors, split_handle, split_style)
 from .dynamics import clean_minimum
 
 __all__ = ["plot_attractors", "plot_double_descent", "plot_loss_slice", "plot_memorization_curves"]
 
-SEEN, UNSEEN = "seen (train)", "unseen (held out)"
-_SPLITS = {"train": SEEN, "val": UNSEEN, "test": UNSEEN}
-_COLORS = {SEEN: "tab:blue", UNSEEN: "tab:orange"}
+_COLORS = split_colors((SEEN, UNSEEN, VALIDATION))
 _NM_LABEL = "noise memorization (0 = removes noise, 1 = copies it)"
 
 
 def _axes(ax):
     return plt.gca() if ax is None else ax
-
-
-def _legend_title(ax, title):
-    legend = ax.get_legend()
-    if legend is not None and title:
-        legend.set_title(title)
 
 
 def plot_memorization_curves(curves, *, hue=None, ax=None):
@@ -51,8 +45,9 @@ def plot_memorization_curves(curves, *, hue=None, ax=None):
     Returns
     -------
     Axes
-        Solid lines seen (train), dashed unseen (validation); a star on each run's seen and unseen curve at its
-        epoch of lowest clean validation error (what early stopping on the clean signal would keep).
+        Seen (train) dashed, unseen (validation) solid, as in every figure (``_plotstyle.LOOKS``); a star on each
+        run's seen and unseen curve at its epoch of lowest clean validation error (what early stopping on the
+        clean signal would keep).
     """
     check_columns(curves, ["epoch", "noise_memorization_train", "noise_memorization_val", "mse_clean_val"],
                   "curves")
@@ -63,16 +58,16 @@ def plot_memorization_curves(curves, *, hue=None, ax=None):
         raise ValueError(f"hue={hue!r} is not a column of curves; it has {list(curves.columns)}")
     ids = [c for c in ("run", "member") if c in curves.columns] or ([hue] if hue else [])
     long = curves.melt(id_vars=list(dict.fromkeys([*ids, "epoch", *([hue] if hue else [])])),
-                       value_vars=["noise_memorization_train", "noise_memorization_val"], var_name="split",
+                       value_vars=["noise_memorization_train", "noise_memorization_val"], var_name=SPLIT,
                        value_name="noise_memorization")
-    long["split"] = long["split"].map({"noise_memorization_train": SEEN, "noise_memorization_val": UNSEEN})
+    long[SPLIT] = long[SPLIT].map({"noise_memorization_train": SEEN, "noise_memorization_val": VALIDATION})
     palette = None
     if hue:
         levels = sorted(long[hue].dropna().unique())
         long[hue] = pd.Categorical(long[hue], categories=levels)
         palette = dict(zip(levels, sns.color_palette("viridis", len(levels))))
-    sns.lineplot(data=long, x="epoch", y="noise_memorization", hue=hue, palette=palette, style="split",
-                 style_order=[SEEN, UNSEEN], dashes={SEEN: "", UNSEEN: (4, 2)}, errorbar="sd", ax=ax)
+    sns.lineplot(data=long, x="epoch", y="noise_memorization", hue=hue, palette=palette,
+                 **split_style((SEEN, VALIDATION), markers=False), errorbar="sd", ax=ax)
     best = clean_minimum(curves, by=ids)
     for column in ("noise_memorization_train", "noise_memorization_val"):
         colors = [palette[v] for v in best[hue]] if hue else "black"
@@ -82,8 +77,9 @@ def plot_memorization_curves(curves, *, hue=None, ax=None):
     handles.append(Line2D([], [], marker="*", color="none", markerfacecolor="white", markeredgecolor="black",
                           markersize=10))
     labels.append("lowest clean val error")
-    ax.legend(handles, labels, fontsize="small")
+    ax.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xscale("log")
+    plain_log_ticks(ax.xaxis)
     ax.set(xlabel="epoch (log scale)", ylabel=_NM_LABEL, title="Noise memorization over training")
     return ax
 
@@ -120,19 +116,20 @@ def plot_double_descent(frame, *, metric="mse", epoch=None, ax=None):
             raise ValueError(f"epoch={epoch} was not recorded; recorded epochs are {recorded}")
     ae = ae.assign(split=ae["split"].map(_SPLITS).fillna(ae["split"]))
     sns.lineplot(data=ae, x="n_params", y=metric, hue="split", hue_order=[SEEN, UNSEEN], palette=_COLORS,
-                 marker="o", errorbar="sd", ax=ax)
-    handles, labels = ax.get_legend_handles_labels()
+                 **split_style((SEEN, UNSEEN), column="split"), errorbar="sd", legend=False, ax=ax)
+    handles = [split_handle(s, color=True) for s in (SEEN, UNSEEN)]
+    labels = [SEEN, UNSEEN]
     for _, row in frame[frame["model"] == "pca"].iterrows():
         label = _SPLITS.get(row["split"], row["split"])
-        ax.axhline(row[metric], color=_COLORS.get(label, "grey"), linestyle=":", linewidth=1.2)
+        ax.axhline(row[metric], color=_COLORS.get(label, "grey"), linestyle=PCA_LINESTYLE, linewidth=1.2)
     if (frame["model"] == "pca").any():
-        handles.append(Line2D([], [], color="grey", linestyle=":"))
+        handles.append(Line2D([], [], color="grey", linestyle=PCA_LINESTYLE))
         labels.append("PCA (same bottleneck)")
     threshold = float(frame["interpolation_threshold"].iloc[0])
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
     handles.append(Line2D([], [], color="black", linestyle="--"))
     labels.append(f"interpolation threshold n·d = {threshold:,.0f}")
-    ax.legend(handles, labels, fontsize="small")
+    ax.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xscale("log")
     ax.set_yscale("log")
     what = "vs. clean signal" if metric == "mse_clean" else "vs. model input"
@@ -155,15 +152,17 @@ def plot_loss_slice(slice_frame, *, log=True, ax=None):
     Returns
     -------
     Axes
-        1-D: seen and unseen loss against the step, the trained weights at 0. 2-D: seen contours solid, unseen
-        dashed, on the same levels, the trained weights marked.
+        1-D: seen and unseen loss against the step, the trained weights at 0. 2-D: seen contours dashed, unseen
+        solid (as every figure draws them), on the same levels, the trained weights marked.
     """
     check_columns(slice_frame, ["alpha", "split", "loss"], "slice_frame")
     ax = _axes(ax)
     frame = slice_frame.assign(split=slice_frame["split"].map(_SPLITS).fillna(slice_frame["split"]))
     if "beta" not in frame.columns:
-        sns.lineplot(data=frame, x="alpha", y="loss", hue="split", hue_order=[s for s in (SEEN, UNSEEN)
-                     if s in set(frame["split"])], palette=_COLORS, ax=ax)
+        present = [s for s in (SEEN, UNSEEN) if s in set(frame["split"])]
+        sns.lineplot(data=frame, x="alpha", y="loss", hue="split", hue_order=present, palette=_COLORS,
+                     **split_style(present, column="split", markers=False), legend=False, ax=ax)
+        ax.legend(handles=[split_handle(s, color=True, marker=False) for s in present], fontsize="small")
         ax.axvline(0, color="grey", linewidth=0.8)
         if log:
             ax.set_yscale("log")
@@ -174,7 +173,8 @@ def plot_loss_slice(slice_frame, *, log=True, ax=None):
     low, high = np.nanmin(losses), np.nanmax(losses)
     levels = (np.geomspace(low, high, 12) if log and low > 0 else np.linspace(low, high, 12))[1:]
     handles, labels = [], []
-    for split, style in ((SEEN, "solid"), (UNSEEN, "dashed")):
+    for split in (SEEN, UNSEEN):
+        style = look(split)["linestyle"]
         part = frame[frame["split"] == split]
         if part.empty:
             continue
@@ -207,7 +207,8 @@ def plot_attractors(frame, *, x="split", ax=None):
     Returns
     -------
     Axes
-        One strip per group, its tick label giving the share of attractors.
+        One strip per group, its tick label giving the share of attractors; radius 1 (neutral) dashed and, when
+        ``frame`` has a ``margin`` column, the largest radius an attractor may have, ``1 - margin``, dash-dotted.
     """
     check_columns(frame, ["spectral_radius", "attractor"], "frame")
     ax = _axes(ax)
@@ -219,9 +220,12 @@ def plot_attractors(frame, *, x="split", ax=None):
     sns.stripplot(data=data, x=x, y="spectral_radius", hue="attractor", order=order,
                   hue_order=["attractor", "not an attractor"], palette={"attractor": "tab:green",
                   "not an attractor": "tab:grey"}, size=3, jitter=0.25, ax=ax)
-    ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1, gid="neutral")
+    if "margin" in frame.columns and frame["margin"].notna().any():
+        ax.axhline(1 - float(frame["margin"].max()), color="tab:green", linestyle="-.", linewidth=1, gid="bound")
     shares = frame["attractor"].astype(float).groupby(data[x].to_numpy()).mean()
     ax.set_xticks(range(len(order)), [f"{g}\n{shares[g]:.0%} attractors" for g in order])
     ax.set(xlabel="", ylabel="spectral radius of the Jacobian J_f(x)", title="Which samples attract the map")
-    _legend_title(ax, "")
+    if ax.get_legend() is not None:  # beside the strips, never over them
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=None)
     return ax

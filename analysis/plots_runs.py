@@ -12,7 +12,8 @@ import seaborn as sns
 
 from autoenc.validation import check_columns
 
-from ._plotstyle import SEEN, UNSEEN, SPLIT, SPLIT_LABELS, axes, finish, images_and_shape, plain_log_ticks
+from ._plotstyle import (SEEN, SPLIT, SPLIT_LABELS, UNSEEN, VALIDATION, axes, finish, images_and_shape, look,
+                         plain_log_ticks, split_handle, split_style)
 
 __all__ = ["plot_error_distributions", "plot_latent", "plot_learning_curves", "plot_memorization_scores",
            "plot_reconstructions"]
@@ -33,7 +34,7 @@ def _default_runs(history, limit=6):
 
 
 def plot_learning_curves(history, *, runs=None, ax=None):
-    """Training (dashed) and validation (solid) loss per epoch for a few runs, log y.
+    """Seen (training, dashed) and unseen (validation, solid) loss per epoch for a few runs, log y.
 
     Parameters
     ----------
@@ -55,14 +56,13 @@ def plot_learning_curves(history, *, runs=None, ax=None):
     if not runs:
         raise ValueError("history has no runs to draw")
     data = history[history["run"].isin(runs)]
-    long = data.melt(id_vars=["run", "epoch"], value_vars=["train_loss", "val_loss"], var_name="curve",
+    long = data.melt(id_vars=["run", "epoch"], value_vars=["train_loss", "val_loss"], var_name=SPLIT,
                      value_name="loss")
-    long["curve"] = long["curve"].map({"train_loss": "train (seen)", "val_loss": "validation (unseen)"})
+    long[SPLIT] = long[SPLIT].map({"train_loss": SEEN, "val_loss": VALIDATION})
     long = long.dropna(subset=["loss"])
     ax = axes(ax)
-    sns.lineplot(data=long, x="epoch", y="loss", hue="run", hue_order=runs, style="curve",
-                 style_order=["train (seen)", "validation (unseen)"],
-                 dashes={"train (seen)": (3, 2), "validation (unseen)": ""}, errorbar=None,
+    sns.lineplot(data=long, x="epoch", y="loss", hue="run", hue_order=runs, **split_style((SEEN, VALIDATION),
+                 markers=False), errorbar=None,
                  palette=sns.color_palette("viridis", len(runs)) if len(runs) > 1 else None, ax=ax)
     ax.set_yscale("log")
     plain_log_ticks(ax.yaxis)
@@ -83,12 +83,22 @@ def _pick_run(samples):
 
 def _error_panel(frame, ax, title):
     data = frame[frame["split"].isin(["train", "test"]) & (frame["error"] > 0)]
-    data = data.assign(**{SPLIT: data["split"].map(SPLIT_LABELS)})
-    colors = {SEEN: sns.color_palette()[0], UNSEEN: sns.color_palette()[3]}
-    sns.histplot(data=data, x="error", hue=SPLIT, hue_order=[SEEN, UNSEEN], palette=colors, log_scale=True,
-                 element="step", stat="density", common_norm=False, bins=30, ax=ax)
-    for label, part in data.groupby(SPLIT):
-        ax.axvline(part["error"].mean(), color=colors[label], ls="--", lw=1.0)
+    if data.empty:
+        raise ValueError(f"no positive seen or unseen error to draw for {title}")
+    edges = np.geomspace(data["error"].min(), data["error"].max() * (1 + 1e-9), 31)  # shared log-spaced bins
+    handles = []
+    for split, label in (("train", SEEN), ("test", UNSEEN)):
+        errors = data.loc[data["split"] == split, "error"]
+        if errors.empty:
+            continue
+        style = look(label)
+        ax.hist(errors, bins=edges, density=True, histtype="step", color=style["color"], ls=style["linestyle"],
+                lw=1.4, gid=f"hist-{split}")
+        ax.axvline(errors.mean(), color=style["color"], ls=style["linestyle"], lw=2.2, alpha=0.6,
+                   gid=f"mean-{split}")
+        handles.append(split_handle(label, marker=False, color=True))
+    ax.set_xscale("log")
+    ax.legend(handles=handles, title="split (thick: its mean)", fontsize="small", title_fontsize="small")
     plain_log_ticks(ax.xaxis)
     ax.set_xlabel("per-sample reconstruction error (MSE per feature, log scale)")
     ax.set_ylabel("density")
@@ -110,7 +120,8 @@ def plot_error_distributions(samples, *, run=None, ax=None):
     Returns
     -------
     Figure
-        Dashed vertical lines mark each split's mean error.
+        Step histograms, seen blue dashed and unseen orange solid; thick vertical lines of the same look mark each
+        split's mean error.
     """
     check_columns(samples, ["run", "model", "bottleneck", "split", "error"], "samples")
     if samples.empty:
@@ -206,14 +217,16 @@ def _reconstruction_heatmaps(rows, n, vmin, vmax, titles):
     return fig
 
 
-def plot_latent(embedding, *, run=None, ax=None):
-    """2-D embedding of latent codes: colour = label, dots = seen (train), crosses = unseen (test).
+def plot_latent(embedding, *, run=None, method=None, ax=None):
+    """2-D embedding of latent codes: colour = label, circles = seen (train), crosses = unseen (test).
 
     Parameters
     ----------
     embedding : DataFrame
         ``embeddings.csv``: columns x, y, split (and label, run). With several runs, ``run`` picks one
         (default: the first autoencoder run).
+    method : {"pca", "umap"}, optional
+        How the codes were mapped to 2-D (``StudyConfig.latent``), named in the title and axis labels.
     ax : matplotlib Axes, optional
 
     Returns
@@ -221,6 +234,8 @@ def plot_latent(embedding, *, run=None, ax=None):
     Axes
     """
     check_columns(embedding, ["x", "y", "split"], "embedding")
+    if method not in (None, "pca", "umap"):
+        raise ValueError(f"method must be None, 'pca' or 'umap', got {method!r}")
     data = embedding
     if "run" in data.columns and data["run"].nunique() > 1 or run is not None:
         check_columns(data, ["run"], "embedding")
@@ -243,11 +258,13 @@ def plot_latent(embedding, *, run=None, ax=None):
         hue, palette = "label", sns.color_palette("tab10" if len(order) <= 10 else "husl", len(order))
     ax = axes(ax)
     sns.scatterplot(data=data, x="x", y="y", hue=hue, hue_order=order, palette=palette, style=SPLIT,
-                    style_order=[SEEN, UNSEEN], markers={SEEN: "o", UNSEEN: "X"}, s=16, alpha=0.75,
-                    linewidth=0, ax=ax)
-    title = "2-D embedding of the latent codes" + (f" ({run})" if run is not None else "")
-    return finish(ax, xlabel="embedding dimension 1 (arbitrary units)",
-                   ylabel="embedding dimension 2 (arbitrary units)", logx=False, title=title)
+                    style_order=[SEEN, UNSEEN], markers={s: look(s)["marker"] for s in (SEEN, UNSEEN)}, s=16,
+                    alpha=0.75, linewidth=0, ax=ax)
+    name = {"pca": "PCA", "umap": "UMAP", None: "2-D embedding"}[method]
+    title = f"{name} map of the latent codes" + (f" ({run})" if run is not None else "")
+    axis = f"{name} dimension" if method else "embedding dimension"
+    return finish(ax, xlabel=f"{axis} 1 (arbitrary units)", ylabel=f"{axis} 2 (arbitrary units)", logx=False,
+                  title=title)
 
 
 def plot_memorization_scores(memorization, *, ax=None):
@@ -269,8 +286,9 @@ def plot_memorization_scores(memorization, *, ax=None):
         raise ValueError("memorization has no score values")
     ax = axes(ax)
     hue = "run" if "run" in data.columns else "model"
-    sns.histplot(data=data, x="score", hue=hue, element="step", stat="density", common_norm=False,
-                 bins=40, ax=ax)
+    levels = list(dict.fromkeys(data[hue]))  # viridis: blue and orange mean seen and unseen in every figure
+    sns.histplot(data=data, x="score", hue=hue, hue_order=levels, element="step", stat="density", common_norm=False,
+                 palette=sns.color_palette("viridis", len(levels)), bins=40, ax=ax)
     ax.axvline(0.0, color="black", lw=0.8)
     ax.set_xlabel("memorization score: error unseen − error seen (MSE per feature)")
     ax.set_ylabel("density")

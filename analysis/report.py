@@ -6,7 +6,6 @@ Everything is read from the files the study runner wrote (``study.json``, ``resu
 """
 from __future__ import annotations
 
-import base64
 import html
 import json
 import re
@@ -20,66 +19,20 @@ import pandas as pd
 from autoenc.io import atomic_write
 
 from . import plots
-from .tables import summary_table
-from .verdict import key_numbers, verdict
+from ._report_text import caption, figure_html, glossary_html, page
+from ._report_text import html_table as _html_table, md_table as markdown_table
+from .evidence import verdict_inputs
+from .tables import INTERVAL_METHOD, summary_table
+from .verdict import answer, key_numbers, verdict
 
-__all__ = ["draw_figures", "write_report", "summary_table"]
+__all__ = ["draw_figures", "markdown_table", "study_summary", "write_report", "summary_table"]
 
 FIGURES_DIR = "figures"
 # reconstructions.npz: these keys are data about the samples; every other (n, d) array is one model's row.
 _NPZ_RESERVED = ("clean", "noisy", "image_shape", "titles", "sample")
-_CAPTIONS = {
-    "capacity": "Seen (dashed) and unseen (solid) reconstruction error against model size; bands: ±1 sd over seeds; "
-                "dotted lines: PCA with the same bottleneck.",
-    "capacity_clean": "The same against the clean signal: a model that denoises beats its own input here.",
-    "gap": "Generalization gap (unseen minus seen error). Above zero the model does better on what it saw.",
-    "gap_heatmap": "Mean gap over seeds for each bottleneck and hidden width.",
-    "memorization": "Share of the injected training noise each model reproduces, seen vs unseen. Dash-dotted: what "
-                    "the rank-k PCA projection keeps of the noise (k/d for isotropic noise); 1 = the identity map.",
-    "membership": "How well the reconstruction error tells training samples from unseen ones (0.5 = not at all).",
-    "learning_curves": "Training (dashed) and validation (solid) loss per epoch.",
-    "error_distributions": "Per-sample error distributions of the run with the largest gap, and of PCA.",
-    "reconstructions": "Unseen samples, their noisy inputs, and each model's reconstruction.",
-    "latent": "2-D embedding of the latent codes: colour = label, dots = seen, crosses = unseen.",
-    "memorization_scores": "Per-sample memorization scores (error when left out minus error when trained on).",
-    "memorization_curves": "Noise memorization of seen (dashed) and validation (solid) samples over training, per "
-                           "width; the star marks the epoch of lowest clean validation error, what early stopping "
-                           "on the clean signal would keep.",
-    "landscape": "Reconstruction loss of seen and unseen samples along a filter-normalized random direction in "
-                 "weight space around the trained weights (Li et al. 2018), for the selected and the widest model.",
-    "attractors": "Spectral radius of the reconstruction map's Jacobian at seen and unseen samples; an attractor "
-                  "(radius < 1, and iterating the map from a perturbed sample returns to it) is a stored sample.",
-    "double_descent": "Test error against the clean signal over hidden width on 100 training samples trained to "
-                      "near zero error; the dashed line is the interpolation threshold (parameters = n x d), dotted "
-                      "PCA. A peak near the threshold is double descent.",
-    "memorized_samples": "The most (top) and least (bottom) memorized samples of the widest autoencoder.",
-    "audit": "Membership audit on log-log axes: true-positive rate of each attack against its false-positive rate "
-             "(the diagonal is chance); LiRA and RMIA calibrate each sample with reference models trained with "
-             "and without it, the loss threshold does not.",
-}
-_HOW_TO_READ = (
-    "<p><b>Seen</b> samples are the training split the model was fitted on; <b>unseen</b> samples are the held-out "
-    "test split. A model that learned the structure of the data reconstructs both about equally well; a model that "
-    "stored its training samples reconstructs the seen ones much better (a positive <b>gap</b>).</p>"
-    "<p><b>PCA</b> with the same number of components k is the baseline: the best linear k-dimensional code, "
-    "fitted on the same training inputs. An autoencoder that does not beat it on unseen data has not earned its "
-    "extra parameters.</p>"
-    "<p><b>Noise memorization</b> measures how much of the noise injected into each input comes back in its "
-    "reconstruction: 0 for a perfect denoiser, 1 for the identity map; the rank-k PCA projection keeps a share the "
-    "table lists (k/d when the noise is the same on every feature). Seen well above unseen means the network "
-    "stored its training samples' noise. A negative value means the reconstruction moves against the noise: the "
-    "model's output is pulled away from the clean signal opposite to the noise, which happens when it fits the "
-    "data badly (unscaled features of very different sizes are the usual cause: try <code>--scale standard</code>)."
-    "</p>"
-    "<p><b>Choosing a model.</b> Held-out error against the noisy input cannot penalize copying the noise (it keeps "
-    "falling as a model reproduces more of it), so the simplest adequate model is chosen on the validation error "
-    "against the clean signal when it is known, else on SURE (which needs the noise level), else on the error of "
-    "denoising fresh noise; adequate means within one standard error over seeds of the best.</p>"
-    "<p><b>Membership AUC</b> is the chance that a random training sample has a lower error than a random unseen "
-    "one: 0.5 means the error leaks nothing about who was in the training set; 1 means it gives them all away.</p>"
-)
-def _read_csv(path, **kw):
-    return pd.read_csv(path, **kw) if path.exists() else None
+def _read_csv(path, dtype=None):
+    # hidden widths are text ("16", "16-16"): a guess per chunk mixes types and warns (DtypeWarning)
+    return pd.read_csv(path, dtype={"hidden": str, **(dtype or {})}) if path.exists() else None
 
 
 def _read_results(folder):
@@ -155,10 +108,9 @@ def _figure_plan(folder):
                      lambda: plots.plot_reconstructions(clean, noisy, models, shape, titles=titles)))
     embeddings = _read_csv(folder / "embeddings.csv", dtype={"run": str})
     if embeddings is not None and len(embeddings):
-        runs = list(dict.fromkeys(embeddings["run"])) if "run" in embeddings.columns else [None]
-        for run in runs:
-            name = "latent" if run is None else "latent_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run)
-            plan.append((name, _single(lambda ax, run=run: plots.plot_latent(embeddings, run=run, ax=ax),
+        method, scores = _latent_meta(folder)
+        for name, run in _latent_figures(embeddings).items():
+            plan.append((name, _single(lambda ax, run=run: _latent(embeddings, run, method, scores.get(run), ax),
                                        (7.0, 5.5))))
     memorization = _read_csv(folder / "memorization.csv", dtype={"run": str})
     if memorization is not None and len(memorization):
@@ -171,8 +123,31 @@ def _figure_plan(folder):
     if roc is not None and audit is not None and len(roc):
         for run in dict.fromkeys(roc["run"]):
             name = "audit_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run)
-            plan.append((name, _single(lambda ax, run=run: _audit_roc(roc, audit, run, ax), (6.5, 5.0))))
+            plan.append((name, _single(lambda ax, run=run: _audit_roc(roc, audit, results, run, ax), (9.0, 5.0))))
     return plan
+
+
+def _latent_figures(embeddings):
+    """Figure name -> run of each latent map."""
+    runs = list(dict.fromkeys(embeddings["run"])) if "run" in embeddings.columns else [None]
+    return {("latent" if run is None else "latent_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run)): run for run in runs}
+
+
+def _latent_meta(folder):
+    """The map's method (the study's ``latent`` setting) and ``latent.json``'s scores per run."""
+    method = ((_read_json(folder / "study.json") or {}).get("config") or {}).get("latent")
+    scores = _read_json(folder / "latent.json") or {}
+    by_run = {entry["run"]: entry for entry in scores.values() if isinstance(entry, dict) and "run" in entry}
+    return (method if method in ("pca", "umap") else None), by_run
+
+
+def _latent(embeddings, run, method, scores, ax):
+    plots.plot_latent(embeddings, run=run, method=method, ax=ax)
+    facts = [f"trustworthiness {scores['trustworthiness']:.3f}" if scores and "trustworthiness" in scores else "",
+             f"kNN accuracy {scores['knn_accuracy']:.1%}" if scores and "knn_accuracy" in scores else ""]
+    if any(facts):
+        ax.set_title(ax.get_title() + "\n" + ", ".join(f for f in facts if f), fontsize="medium")
+    return ax
 
 
 def _curves(history, k, ax):
@@ -216,13 +191,45 @@ def _most_memorized(path):
     return fig
 
 
-def _audit_roc(roc, audit, run, ax):
+def _audit_roc(roc, audit, results, run, ax):
     from .plots_audit import plot_audit_roc
 
-    plot_audit_roc(roc[roc["run"] == run], summary=audit[audit["run"] == run], ax=ax)
-    targets = audit.loc[audit["run"] == run, "targets"].iloc[0]
-    ax.set_title(f"Membership audit of {targets}", fontsize="small")
+    mine = audit[audit["run"] == run]
+    plot_audit_roc(roc[roc["run"] == run], summary=mine, ax=ax)
+    ax.set_title(f"Membership audit: {_describe(results, run)}\n{_pooled(mine)}", fontsize="small")
     return ax
+
+
+def _describe(results, run):
+    """``autoencoder k=16, hidden 256`` for a run id (the id itself when results does not know it)."""
+    row = results[results["run"] == run].head(1)
+    if row.empty or "bottleneck" not in row.columns:
+        return str(run)
+    row = row.iloc[0]
+    model = str(row.get("model", "autoencoder"))
+    hidden = str(row.get("hidden", "") or "")
+    return f"{model} k={int(row['bottleneck'])}" + (f", hidden {hidden}" if hidden else "")
+
+
+def _pooled(summary):
+    """``3 seeds pooled, 24 reference models`` from an audit summary's counts."""
+    first = summary.iloc[0] if len(summary) else {}
+    parts = []
+    if "n_targets" in summary.columns and pd.notna(first["n_targets"]):
+        n = int(first["n_targets"])
+        parts.append(f"{n} seeds pooled" if n > 1 else "1 seed")
+    if "n_references" in summary.columns and pd.notna(first["n_references"]):
+        parts.append(f"{int(first['n_references'])} reference models")
+    return ", ".join(parts)
+
+
+def _captions(folder, figures):
+    """Figure name -> caption; the latent maps' name their method and carry latent.json's scores."""
+    embeddings = _read_csv(folder / "embeddings.csv", dtype={"run": str})
+    runs = _latent_figures(embeddings) if embeddings is not None and len(embeddings) else {}
+    method, scores = _latent_meta(folder) if runs else (None, {})
+    return {name: caption(name, method=method, scores=scores.get(runs.get(name)), run=runs.get(name))
+            for name in figures}
 
 
 def _write_text(path, text):
@@ -266,24 +273,6 @@ def draw_figures(study_dir, *, dpi=110):
     return drawn
 
 
-def _html_table(heads, rows, highlight=()):
-    esc = html.escape
-    out = ["<table>", "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"]
-    for i, row in enumerate(rows):
-        cls = ' class="selected"' if i in highlight else ""
-        out.append(f"<tr{cls}>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-    out.append("</table>")
-    return "\n".join(out)
-
-
-def _md_table(heads, rows):
-    def clean(s):
-        return str(s).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(map(clean, heads)) + " |", "|" + "---|" * len(heads)]
-    lines += ["| " + " | ".join(map(clean, row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _selection(folder):
     """The study's own choice (``selection.json``), or None: the report formats what it is given, never selects."""
     return _read_json(folder / "selection.json")
@@ -317,13 +306,37 @@ def _selected_rows(table, selection):
     return set(np.flatnonzero(match.to_numpy()))
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-.scroll{overflow-x:auto}ul.verdict li{margin:0.4em 0}
-table{border-collapse:collapse;font-size:0.9em;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;
-text-align:right}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}tr.selected{background:#fff3c4;
-font-weight:bold}figure{margin:1.5em 0}figure img{max-width:100%}figcaption{color:#555;font-size:0.9em}
-pre{background:#f6f6f6;padding:0.8em;overflow-x:auto;font-size:0.85em}.sentence{font-size:1.15em;background:#eef6ee;
-padding:0.6em 0.9em;border-left:4px solid #4a4}"""
+def study_summary(study_dir):
+    """What a study folder's ``summary.md`` and ``report.html`` open with: the verdict and the key numbers.
+
+    Parameters
+    ----------
+    study_dir : str or PathLike
+        A study folder with at least ``results.csv``.
+
+    Returns
+    -------
+    dict
+        ``results`` (``results.csv``), ``table`` (:func:`analysis.tables.summary_table` of it), ``heads`` and
+        ``rows`` (:func:`analysis.verdict.key_numbers`: the table as text), ``selection`` (``selection.json`` or
+        None), ``answer`` (:func:`analysis.verdict.answer`: one sentence) and ``lines`` (the verdict, one sentence
+        per item).
+
+    Examples
+    --------
+    >>> markdown_table(*(study_summary("runs/digits")[k] for k in ("heads", "rows")))  # doctest: +SKIP
+    """
+    folder = Path(study_dir)
+    results = _read_results(folder)
+    table = summary_table(results)
+    heads, rows = key_numbers(table)
+    selection = _selection(folder)
+    sentence = (selection or {}).get("sentence") or "No model was selected (no selection.json, or no run succeeded)."
+    inputs = verdict_inputs(folder)  # the same inputs the command line's verdict reads
+    lines = ((verdict(table, selection, inputs["audit"], inputs["agreement"], history=inputs["history"],
+                      scale_ratio=inputs["scale_ratio"]) if len(table) else []) + ([] if selection else [sentence]))
+    return {"results": results, "table": table, "heads": heads, "rows": rows, "selection": selection,
+            "answer": answer(table, selection) if len(table) else sentence, "lines": lines}
 
 
 def write_report(study_dir, *, dpi=110):
@@ -347,13 +360,11 @@ def write_report(study_dir, *, dpi=110):
     PosixPath('runs/digits/report.html')
     """
     folder = Path(study_dir)
-    results = _read_results(folder)
+    summary = study_summary(folder)
+    results, table, heads, rows, selection, lines, the_answer = (
+        summary[k] for k in ("results", "table", "heads", "rows", "selection", "lines", "answer"))
     meta = _read_json(folder / "study.json") or {}
     figures = draw_figures(folder, dpi=dpi)
-    table = summary_table(results)
-    heads, rows = key_numbers(table)
-    selection = _selection(folder)
-    sentence = (selection or {}).get("sentence") or "No model was selected (no selection.json, or no run succeeded)."
     failed = _failed(results)
     esc = html.escape
     config = meta.get("config", {})
@@ -364,23 +375,19 @@ def write_report(study_dir, *, dpi=110):
     if "created" in meta:
         facts.append(f"created {meta['created']}")
 
-    audit = _read_csv(folder / "audit_summary.csv", dtype={"run": str})
-    agreement = _read_json(folder / "memorization.json")
-    lines = ((verdict(table, selection, audit, agreement if isinstance(agreement, list) else None) if len(table)
-              else []) + ([] if selection else [sentence]))
+    captions = _captions(folder, figures)
+    lead = next((name for name in ("memorization", "capacity") if name in figures), None)
     parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(', '.join(facts))}</p>" if facts else "",
-             "<h2>Verdict</h2>", '<ul class="verdict">' + "".join(f"<li>{esc(line)}</li>" for line in lines)
-             + "</ul>"]
-    parts += ["<h2>Key numbers</h2>", "<p>Means over the successful seeds with 95% intervals (Student t over seeds; "
-              "for a single run, its own DeLong interval of the AUC); unseen = test split. PCA rows are the "
-              "baseline for the autoencoders below them; the selected model is highlighted.</p>",
+             f'<p class="sentence">{esc(the_answer)}</p>',
+             figure_html(lead, figures[lead], captions[lead]) if lead else "",
+             "<h2>The evidence</h2>", '<ul class="verdict">' + "".join(f"<li>{esc(line)}</li>" for line in lines)
+             + "</ul>", "<h2>How to read this</h2>", glossary_html()]
+    parts += ["<h2>Key numbers</h2>", f"<p>Means over the successful seeds with {esc(INTERVAL_METHOD)}. Unseen = "
+              "test split. PCA rows are the baseline for the autoencoders below them; the selected model is "
+              "highlighted.</p>",
               '<div class="scroll">' + _html_table(heads, rows, _selected_rows(table, selection)) + "</div>",
-              "<h2>How to read this</h2>", _HOW_TO_READ, "<h2>Figures</h2>"]
-    for name, path in figures.items():
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        caption = _CAPTIONS.get(name.split("_")[0] if name.startswith(("latent", "audit")) else name, "")
-        parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(name)}">'
-                     f"<figcaption>{esc(name)}: {esc(caption)}</figcaption></figure>")
+              "<h2>Figures</h2>"]
+    parts += [figure_html(name, path, captions[name]) for name, path in figures.items() if name != lead]
     parts.append("<h2>Failed runs</h2>")
     if len(failed):
         parts.append(_html_table(*_plain_rows(failed)))
@@ -390,14 +397,12 @@ def write_report(study_dir, *, dpi=110):
               f"<pre>{esc(json.dumps(config, indent=2, sort_keys=True, default=str))}</pre></details>",
               "<h2>Versions</h2>", _html_table(["package", "version"],
                                                [[str(k), str(v)] for k, v in meta.get("versions", {}).items()])]
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(p for p in parts if p) + "\n</body></html>\n")
-    report = _write_text(folder / "report.html", page)
+    report = _write_text(folder / "report.html", page(title, parts))
 
-    md = [f"# {title}", "", "## Verdict", ""] + [f"- {line}" for line in lines] + [""]
+    md = [f"# {title}", "", the_answer, "", "## The evidence", ""] + [f"- {line}" for line in lines] + [""]
     md += ["## Key numbers", "",
-          "Means over successful seeds; unseen = test split.", "", _md_table(heads, rows), "", "## Failed runs", ""]
+          f"Means over successful seeds with {INTERVAL_METHOD}; unseen = test split.", "", markdown_table(heads, rows),
+          "", "## Failed runs", ""]
     md += [f"- `{r.run}`: {getattr(r, 'reason', '') or getattr(r, 'status', '')}" for r in failed.itertuples()] \
         or ["none"]
     md += ["", "## Figures", ""] + [f"- [{name}]({FIGURES_DIR}/{path.name})" for name, path in figures.items()]

@@ -20,9 +20,9 @@ __all__ = ["grow_proposals", "grow_start", "grow_update", "selection_metric", "s
 def _describe(row):
     if row["model"] == "pca":
         return f"PCA with {int(row['bottleneck'])} components ({int(row['n_params']):,} parameters)"
-    hidden = str(row["hidden"]).replace("-", ", ")
-    return (f"the autoencoder with bottleneck {int(row['bottleneck'])} and hidden widths ({hidden}) "
-            f"({int(row['n_params']):,} parameters)")
+    hidden = str(row["hidden"])
+    widths = f"hidden width {hidden}" if "-" not in hidden else f"hidden widths ({hidden.replace('-', ', ')})"
+    return f"the autoencoder with bottleneck {int(row['bottleneck'])} and {widths} ({int(row['n_params']):,} parameters)"
 
 
 METRIC_WORDS = {

@@ -212,7 +212,9 @@ class _Study:
         todo = [g for g in groups if any(s.run not in self.finished for s in g)]
         # Widest groups first: they take longest, and the rest fill the gaps between them.
         todo.sort(key=lambda g: -sum(np.prod(s.hidden or (1,)) * s.depth for s in g))
-        total = sum(len(g) for g in todo)
+        # Tasks that commit a run (PCA) count on the bar like the autoencoders, as in the final "N trained".
+        counted = [t for t in (*before, *after) if t.on_done == self.commit]
+        total = sum(len(g) for g in todo) + len(counted)
         bar = tqdm(total=total, desc="training", unit="model",
                    disable=None if self.progress is None else not self.progress)
 
@@ -229,6 +231,8 @@ class _Study:
 
         # Epochs show under the bar where the group trains here; a worker process has no terminal to draw on.
         epochs = self.progress if self.n_jobs == 1 and self.client is None else False
+        before, after = ([Task(t.fn, t.args, lambda result: done([result])) if t.on_done == self.commit else t
+                          for t in part] for part in (before, after))
         tasks = [*before, *[Task(_train_group, (g, self.data_for(g[0]), self.config, epochs), done) for g in todo],
                  *after]
         try:

@@ -13,7 +13,8 @@ from autoenc._files import _FILE_TYPES, _kind, _read_file
 from autoenc._split import Split, split
 from autoenc.validation import check_array, check_int, check_positive_float
 
-__all__ = ["DATASETS", "Dataset", "load_dataset", "Split", "split", "add_noise", "Scaler", "scale_warning"]
+__all__ = ["DATASETS", "Dataset", "load_dataset", "Split", "split", "add_noise", "Scaler", "feature_scale_ratio",
+           "scale_warning"]
 
 DATASETS = ("digits", "mnist1d", "noise", "lowrank", "swissroll")
 # The optional arguments each source understands; any other one is an error rather than silently ignored.
@@ -247,6 +248,32 @@ class Scaler:
         if not hasattr(self, "scale_"):
             raise RuntimeError("this Scaler is not fitted yet; call fit(X_train) first")
         return check_array(X, "X", n_features=len(self.scale_))
+
+
+def feature_scale_ratio(X):
+    """Largest over smallest column standard deviation, leaving out columns that are (almost) constant.
+
+    A column whose 1st and 99th percentiles coincide (constant, or almost always one value, like a border pixel)
+    is left out.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+
+    Returns
+    -------
+    float
+        1.0 with fewer than two varying columns.
+
+    Examples
+    --------
+    >>> feature_scale_ratio(np.column_stack([np.linspace(0, 1, 50), np.linspace(0, 1000, 50)]))
+    1000.0
+    """
+    X = check_array(X, "X").astype(np.float64, copy=False)
+    low, high = np.percentile(X, [1, 99], axis=0)
+    sd = X.std(axis=0)[high > low]
+    return float(sd.max() / sd.min()) if len(sd) >= 2 else 1.0
 
 
 def scale_warning(X, *, ratio=100.0):

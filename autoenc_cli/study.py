@@ -207,26 +207,26 @@ def _summary_line(result):
     return ", ".join(f"{n} {word}" for word, n in counts.items()) or None
 
 
-def _verdict_text(result):
-    """The verdict in plain words, then the key numbers, as the report opens."""
+def _verdict_text(result, width=100):
+    """The one-sentence answer, the verdict in plain words, then the key numbers, each within ``width`` columns."""
     import textwrap
 
     import pandas as pd
 
-    from analysis import summary_table
-    from analysis.verdict import key_numbers, verdict
+    from analysis.tables import INTERVAL_METHOD
+    from analysis.verdict import answer, key_numbers, verdict, verdict_inputs
 
-    table = summary_table(result.results)
-    audit_file = Path(result.path) / "audit_summary.csv"
-    audit = pd.read_csv(audit_file, dtype={"run": str}) if audit_file.exists() else None
-    agreement_file = Path(result.path) / "memorization.json"
-    agreement = json.loads(agreement_file.read_text()) if agreement_file.exists() else None
-    lines = ["Verdict:"] + [textwrap.fill(line, 110, initial_indent="- ", subsequent_indent="  ")
-                            for line in verdict(table, result.selection, audit, agreement)]
+    inputs = verdict_inputs(result.path)
+    table = inputs.pop("summary")
+    lines = textwrap.wrap("Answer: " + answer(table, inputs["selection"]), width, subsequent_indent="  ")
+    lines += ["", "Verdict:"] + [textwrap.fill(line, width, initial_indent="- ", subsequent_indent="  ")
+                                 for line in verdict(table, **inputs)]
     if len(table):
-        heads, rows = key_numbers(table)
-        lines += ["", "Key numbers (means over seeds, 95% intervals; unseen = test split):",
-                  pd.DataFrame(rows, columns=heads).to_string(index=False)]
+        heads, rows = key_numbers(table, compact=True)
+        legend = (f"Key numbers (means over seeds, {INTERVAL_METHOD}; unseen = test split; noise mem. gap = seen "
+                  "minus unseen noise memorization):")
+        lines += ["", *textwrap.wrap(legend, width),
+                  pd.DataFrame(rows, columns=heads).to_string(index=False, line_width=width)]
     return "\n".join(lines)
 
 

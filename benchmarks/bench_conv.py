@@ -9,7 +9,8 @@ peak for one core (2048 x 2048 ``torch.mm``), counting 6 FLOPs per forward multi
 Timings are CPU time of this process, best of the
 repeats, measured interleaved with the peak so that ratios compare like with like; a shared machine makes single
 numbers noisy, the ratios less so. With ``--device cuda`` (or ``auto``) the same runs go to the GPU (wall-clock
-time; no percentage of peak).
+time; no percentage of peak). The output names the machine (CPU, torch's kernel level, numpy's BLAS), gives the
+range over repeats beside each best, and ends with a line in the README's words.
 
     python benchmarks/bench_conv.py            # a few minutes
     python benchmarks/bench_conv.py --quick    # about a minute, noisier
@@ -31,6 +32,8 @@ from autoenc import Autoencoder, ModelConfig, TrainConfig
 from autoenc._conv_batched import conv_macs
 from autoenc.batched import fit_group
 from autoenc.train import resolve_device
+
+from _machine import machine_line, span
 
 BOTTLENECK, BATCH, SHAPE = 16, 128, (1, 28, 28)
 
@@ -109,34 +112,53 @@ def main(argv=None):
     device = resolve_device(args.device)
     torch.set_num_threads(1)
     X = np.random.default_rng(0).random((rows, 784), dtype=np.float32)
+    print(machine_line())
     print(f"torch {torch.__version__}, one thread, {device}; {rows} rows of 28 x 28, batch {BATCH}, "
-          f"{args.members} models; {'CPU' if device.type == 'cpu' else 'wall-clock'} time, best of {repeats}")
+          f"{args.members} models; {'CPU' if device.type == 'cpu' else 'wall-clock'} time, best of {repeats} "
+          "(range over repeats in brackets)")
 
     batched(X[:256], configs("mlp", 16), 2, 1, device)  # warm-up: thread pools, kernels, imports
-    lines = []
+    lines, summary = [], {}
     for kind, width in (("mlp", 4 * args.width), ("conv", args.width)):
         config = configs(kind, width)
         flops = 6 * macs(config)
-        best = {"peak": 0.0, "loop": 0.0, "batched": 0.0}
-        for _ in range(repeats):
+        plain_loop(X[:256], config, 1, 1, device)  # warm-up of this shape's kernels: else the first repeat pays
+        batched(X[:256], config, 2, 1, device)
+        runs = {"peak": [], "loop": [], "batched": []}
+        for _ in range(repeats):  # interleaved, so that each repeat's ratio compares like with like
             if device.type == "cpu":
-                best["peak"] = max(best["peak"], matmul_peak())
-            best["loop"] = max(best["loop"], plain_loop(X, config, args.members, 1, device))
-            best["batched"] = max(best["batched"], batched(X, config, args.members, 1, device))
+                runs["peak"].append(matmul_peak())
+            runs["loop"].append(plain_loop(X, config, args.members, 1, device))
+            runs["batched"].append(batched(X, config, args.members, 1, device))
+        peak = max(runs["peak"], default=0.0)
+        ratios = [b / a for a, b in zip(runs["loop"], runs["batched"])]
         for method in ("loop", "batched"):
-            rate = best[method]
-            pct = f"{100 * rate * flops / best['peak']:.1f}%" if best["peak"] else "-"
-            lines.append((kind, config.hidden, method, rate, rate / best["loop"], pct))
+            rate = max(runs[method])
+            pct = f"{100 * rate * flops / peak:.1f}%" if peak else "-"
+            ratio = (f"{rate / max(runs['loop']):.2f}x [{span(ratios, unit='x')}]" if method == "batched"
+                     else "1.00x")
+            spread = f"[{span([r / args.members for r in runs[method]], '{:,.0f}')}]"
+            lines.append((kind, config.hidden, method, rate, spread, ratio, pct))
+            summary[kind, method] = pct
+        summary[kind] = (max(runs["batched"]) / max(runs["loop"]), span(ratios, unit="x"))
         print(f"  done: {kind}", flush=True)
-    header = f"{'model':<6}{'hidden':>10}  {'method':<10}{'samples/s per model':>21}{'vs loop':>9}{'% peak':>9}"
+    header = (f"{'model':<6}{'hidden':>10}  {'method':<10}{'samples/s per model':>21} {'[range]':<17}"
+              f"{'vs loop [range]':>21}{'% peak':>9}")
     print(header)
     print("-" * len(header))
-    for kind, hidden, method, rate, ratio, pct in lines:
-        print(f"{kind:<6}{str(hidden):>10}  {method:<10}{rate / args.members:>21,.0f}{ratio:>8.2f}x{pct:>9}")
-    conv_ratio = next(r for k, _, m, _, r, _ in lines if k == "conv" and m == "batched")
+    for kind, hidden, method, rate, spread, ratio, pct in lines:
+        print(f"{kind:<6}{str(hidden):>10}  {method:<10}{rate / args.members:>21,.0f} {spread:<17}{ratio:>21}{pct:>9}")
+    conv_ratio = summary["conv"][0]
     print(f"\ntarget: batched conv members >= 3x the loop: {'met' if conv_ratio >= 3 else 'NOT met'} "
           f"({conv_ratio:.2f}x)")
-
+    peak_words = lambda kind: ("" if device.type != "cpu" else  # noqa: E731
+                               f" ({summary[kind, 'batched']} of peak against the loop's {summary[kind, 'loop']})")
+    print(f"\nfor the README:\n`python benchmarks/bench_conv.py{' --quick' if args.quick else ''}` "
+          f"({rows} rows of 28 x 28, batch {BATCH}, {args.members} models, one thread, best of {repeats}, "
+          f"range over repeats in brackets): batched MLP members run {summary['mlp'][0]:.2f}x "
+          f"[{summary['mlp'][1]}] the per-model loop{peak_words('mlp')}; batched convolutional members, exact to "
+          f"solo training, run {conv_ratio:.2f}x [{summary['conv'][1]}] the loop{peak_words('conv')}. "
+          f"Measured on {machine_line().removeprefix('machine: ')}.")
 
 if __name__ == "__main__":
     main()

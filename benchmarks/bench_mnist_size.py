@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from _machine import machine_line
+
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--bottlenecks", "16", "--widths", "64", "--depths", "1", "--seeds", "0", "--epochs", "1"]
 
@@ -72,7 +74,8 @@ def main(argv=None):
         if proc.returncode:
             sys.exit(f"study failed with status {proc.returncode}:\n{out[-2000:]}")
         phases = (Path(tmp) / "study" / "timings.json").read_text().strip()
-    print(f"{' '.join(cmd[2:])}\nwall {wall:.1f} s; phases (s): {phases}")
+    print(machine_line())
+    print(f"{' '.join(cmd[2:])}\nwall {wall:.1f} s (one run); phases (s): {phases}")
     print(f"peak memory: {rss / 2**30:.2f} GB resident summed over processes, {pss / 2**30:.2f} GB proportional "
           f"(target < 4 GB): {'met' if max(rss, pss) < 4 * 2**30 else 'NOT met'}")
 

@@ -6,7 +6,9 @@
 
 "Without the audit" is the study as it ran before reference models existed: no audit, per-sample memorization by
 K-fold cross-fitting. The two are run alternately, so that a busy machine slows both alike. Peak memory is the
-largest sum of resident memory over the study process and its workers, sampled every 50 ms.
+largest sum of resident memory over the study process and its workers, sampled every 50 ms. The output names the
+machine (CPU, torch's kernel level, numpy's BLAS) and ends with a line in the README's words, with the range over
+repeats.
 """
 import argparse
 import subprocess
@@ -16,6 +18,8 @@ import time
 from pathlib import Path
 
 import psutil
+
+from _machine import machine_line, span
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,11 +60,13 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each (default 1)")
     parser.add_argument("extra", nargs="*", help="arguments passed on to scripts/study.py")
     args = parser.parse_args(argv)
-    walls = {"with": [], "without": []}
+    print(machine_line(), flush=True)
+    walls, peaks = {"with": [], "without": []}, []
     for _ in range(args.repeats):
         for name, extra in (("without", WITHOUT_AUDIT), ("with", [])):
             wall, peak, phases = run_once([*args.extra, *extra])
             walls[name].append(wall)
+            peaks.append(peak)
             print(f"study {name} the audit: wall {wall:.1f} s, peak memory {peak / 2**30:.2f} GB; phases (s): {phases}")
             if name == "with":
                 print(f"targets met: wall {'yes' if wall <= 60 else 'NO'} (<= 60 s), memory "
@@ -68,6 +74,12 @@ def main(argv=None):
     ratio = min(walls["with"]) / min(walls["without"])
     print(f"audit cost: {ratio:.2f}x the study without it (best of {args.repeats}; target <= 1.5x): "
           f"{'met' if ratio <= 1.5 else 'NOT met'}")
+    ratios = [w / wo for w, wo in zip(walls["with"], walls["without"])]
+    print(f"\nfor the README:\n`python benchmarks/bench_study.py --repeats {args.repeats}"
+          f"{' -- ' + ' '.join(args.extra) if args.extra else ''}`: {span(walls['with'], '{:.1f}', ' s')} wall with "
+          f"the audit against {span(walls['without'], '{:.1f}', ' s')} without it ({ratio:.2f}x, best of "
+          f"{args.repeats}; {span(ratios, unit='x')} run by run), peak {max(peaks) / 2**30:.2f} GB over all processes, "
+          f"on {machine_line().removeprefix('machine: ')}.")
 
 
 if __name__ == "__main__":

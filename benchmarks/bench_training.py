@@ -8,7 +8,9 @@ machine's measured float32 matrix-multiply peak for one core, counting 6 * sum(i
 (forward 2, backward 4). Timings are CPU time of this process and include building and initializing the models.
 Each measurement is repeated and the best kept (other processes disturb a shared machine); the measurements of one
 case, and the peak they are compared with, are interleaved so that ratios compare like with like. On the synthetic
-matrix each measurement trains on its first rows (at least 32 steps), enough for a steady rate.
+matrix each measurement trains on its first rows (at least 32 steps), enough for a steady rate. The output names the
+machine (CPU, torch's kernel level, numpy's BLAS), gives the range of each ratio over the repeats, and ends with
+the README's table.
 
     python benchmarks/bench_training.py            # a few minutes
     python benchmarks/bench_training.py --quick    # under a minute, noisier
@@ -33,6 +35,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from autoenc import Autoencoder, ModelConfig, TrainConfig, fit
 from autoenc.batched import fit_group, plan_groups
+
+from _machine import machine_line, span
 
 BOTTLENECK, BATCH = 16, 128
 
@@ -102,16 +106,17 @@ def _flops_per_sample(d, h):
 
 
 def run_case(X, h, model_samples, repeats, members):
-    """Best throughput (model-samples per CPU-second) of each method on ``X`` for width ``h``, and the best peak."""
+    """Throughput (model-samples per CPU-second) of each method on ``X`` for width ``h``, and the peak: a list per
+    method, one value per repeat."""
     # every method trains on the same rows (big data: the first rows, at least 32 steps), so each call of every
     # method runs as many steps per model; the batched trainer runs fewer epochs, or more models' worth of work
     rows = min(len(X), max(32 * BATCH, model_samples))
     Xs = Xg = X[:rows]
     epochs = max(1, round(model_samples / rows))
     group_epochs = max(1, round(epochs / members))
-    best = {"peak": 0.0}
+    every = {"peak": []}
     for _ in range(repeats):
-        best["peak"] = max(best["peak"], matmul_peak())  # measured next to the runs it is compared with
+        every["peak"].append(matmul_peak())  # measured next to the runs it is compared with
         runs = {
             "(a) plain DataLoader loop": lambda: plain_loop(Xs, h, epochs),
             "(b) autoenc.fit": lambda: package_fit(Xs, h, epochs),
@@ -124,8 +129,8 @@ def run_case(X, h, model_samples, repeats, members):
             if isinstance(out, tuple):
                 out, size = out
                 name = f"(c') fit_group, planned groups of {size}"
-            best[name] = max(best.get(name, 0.0), out)
-    return best
+            every.setdefault(name, []).append(out)
+    return every
 
 
 def main(argv=None):
@@ -140,16 +145,19 @@ def main(argv=None):
 
     digits = (load_digits().data / 16).astype(np.float32)[:1078]
     synthetic = np.random.default_rng(0).random((20000, 784), dtype=np.float32)
-    print(f"torch {torch.__version__}, one thread; CPU time; float32 matmul peak of one core measured per case")
+    print(machine_line())
+    print(f"torch {torch.__version__}, one thread; CPU time, best of {repeats}; float32 matmul peak of one core "
+          "measured per case")
     # model-samples per measurement: about this much arithmetic (about a CPU-second for (a)), capped for tiny models
     work_flops, cap = (5e9, 25000) if args.quick else (2e10, 100000)
     run_case(digits[:256], 16, 512, 1, 2)  # warm-up: first calls pay for thread pools, kernels, imports
-    peaks, rows, checks = [], [], []
+    peaks, rows, checks, readme = [], [], [], []
     for name, X in (("digits", digits), ("synthetic", synthetic)):
         for h in args.widths:
             flops = _flops_per_sample(X.shape[1], h)
             work = min(int(work_flops / flops), cap)
-            best = run_case(X, h, work, repeats, args.members)
+            every = run_case(X, h, work, repeats, args.members)
+            best = {method: max(values) for method, values in every.items()}
             peak = best.pop("peak")
             peaks.append(peak)
             plain = best["(a) plain DataLoader loop"]
@@ -160,6 +168,14 @@ def main(argv=None):
             planned = max(v for k, v in best.items() if k.startswith("(c')"))
             checks += [(name, h, group / plain, group / mlp, 100 * group * flops / peak,
                         planned / plain, 100 * planned * flops / peak)]
+            c = f"(c) fit_group, {args.members} members"
+            per_repeat = [g / p for g, p in zip(every[c], every["(a) plain DataLoader loop"])]
+            per_repeat_d = [g / p for g, p in zip(every[c], every["(d) MLPRegressor"])]
+            data = "digits" if name == "digits" else f"{X.shape[0]} x {X.shape[1]}"
+            readme.append(f"| {data} | {h} | {plain:,.0f} | {best['(b) autoenc.fit']:,.0f} | {group:,.0f} | "
+                          f"{group / plain:.1f}x [{span(per_repeat, '{:.1f}', 'x')}] | "
+                          f"{group / mlp:.1f}x [{span(per_repeat_d, '{:.1f}', 'x')}] | "
+                          f"{100 * group * flops / peak:.0f}% |")
             print(f"  done: {name} width {h}", flush=True)
     print(f"float32 matmul peak of one core (2048 x 2048 torch.mm), best per case: "
           f"{', '.join(f'{p / 1e9:.1f}' for p in peaks)} GFLOP/s\n")
@@ -191,6 +207,12 @@ def main(argv=None):
             target(f"c' >= 50% of peak on digits, width {h}", ppct >= 50, f"{ppct:.1f}% (c: {pct:.1f}%)")
         elif h >= 256:
             target(f"c' >= 80% of peak on synthetic, width {h}", ppct >= 80, f"{ppct:.1f}% (c: {pct:.1f}%)")
+
+    print(f"\nfor the README (best of {repeats}; in brackets the range of the per-repeat ratios)\n"
+          f"{machine_line().removeprefix('machine: ')}:\n")
+    print("| data | width | (a) DataLoader loop | (b) `fit` | (c) batched | (c) vs (a) | (c) vs (d) | % of peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(readme))
 
 
 if __name__ == "__main__":

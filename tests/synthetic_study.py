@@ -103,3 +103,53 @@ def write_study(folder, frames):
         frames[name].to_csv(folder / f"{name}.csv", index=False)
     np.savez(folder / "reconstructions.npz", **frames["reconstructions"])
     return folder
+
+
+def write_extras(folder, seed=0):
+    """The optional files of a study with every step on: curves over training, loss slices, attractors, the
+    double-descent sweep, a membership audit, the most memorized samples, the latent scores and the map's method."""
+    rng = np.random.default_rng(seed)
+    history = pd.read_csv(folder / "history.csv")
+    growth = history["width"] / 160 * (1 - np.exp(-history["epoch"] / 5))
+    history = history.assign(noise_memorization_train=history["bottleneck"] / D + 0.7 * growth,
+                             noise_memorization_val=history["bottleneck"] / D + 0.01 * growth,
+                             mse_clean_val=0.02 + 0.01 * (history["epoch"] - 8) ** 2 / 64)
+    history.to_csv(folder / "history.csv", index=False)
+    runs = ("ae-k8-h16-s0", "ae-k8-h128-s0")
+    alpha = np.linspace(-1, 1, 11)
+    pd.concat([pd.DataFrame({"alpha": alpha, "split": split, "loss": base + alpha ** 2, "run": run})
+               for run in runs for split, base in (("train", 0.01), ("test", 0.03))]).to_csv(
+        folder / "landscape.csv", index=False)
+    radius = np.r_[rng.uniform(0.4, 0.9, 6), rng.uniform(1.0, 1.4, 14)]
+    pd.concat([pd.DataFrame({"sample": np.arange(10), "spectral_radius": radius[s::2], "attractor":
+                             (radius[s::2] < 0.95) & (split == "train"), "run": run, "split": split, "margin": 0.05})
+               for run in runs for s, split in enumerate(("train", "test"))]).to_csv(
+        folder / "attractors.csv", index=False)
+    widths = (4, 16, 64)
+    pd.concat([pd.DataFrame({"model": "autoencoder", "width": w, "seed": s, "epoch": 100, "n_params": 160 * w,
+                             "split": split, "mse_clean": 0.02 + 0.01 * (split == "test") / w,
+                             "interpolation_threshold": 6400}, index=[0])
+               for w in widths for s in SEEDS for split in ("train", "test")]
+              + [pd.DataFrame({"model": "pca", "width": np.nan, "seed": np.nan, "epoch": 0, "n_params": 576,
+                               "split": ["train", "test"], "mse_clean": [0.03, 0.031],
+                               "interpolation_threshold": 6400})]).to_csv(folder / "double_descent.csv", index=False)
+    fpr = np.geomspace(1e-3, 1, 30)
+    attacks = ("loss", "lira_offline", "lira_online", "lira_offline_fixed", "lira_online_fixed", "rmia")
+    pd.concat([pd.DataFrame({"run": "ae-k8-h128-s0", "attack": a, "fpr": np.r_[0, fpr],
+                             "tpr": np.r_[0, np.minimum(1, 0.9 + 0.1 * fpr ** (0.2 + 0.1 * i))]})
+               for i, a in enumerate(attacks)]).to_csv(folder / "audit.csv", index=False)
+    pd.DataFrame({"run": "ae-k8-h128-s0", "targets": "ae-k8-h128-s0 ae-k8-h128-s1", "attack": attacks,
+                  "auc": 0.95, "fpr": 0.01, "fpr_achieved": 0.01, "tpr": 0.92, "tpr_ci_low": 0.9,
+                  "tpr_ci_high": 0.94, "n_true_positives": 74, "n_false_positives": 1, "n_members": 80,
+                  "n_nonmembers": 100, "n_targets": 2, "n_references": 8, "fpr_resolved": True}).to_csv(
+        folder / "audit_summary.csv", index=False)
+    np.savez(folder / "memorized_samples.npz", X=rng.uniform(0, 1, (16, D)), sample=np.arange(100, 116),
+             score=np.r_[np.linspace(0.04, 0.02, 8), np.linspace(0.002, -0.001, 8)], image_shape=np.array([8, 8]),
+             run=np.array("ae-k8-h128-s0"))
+    (folder / "latent.json").write_text(json.dumps(
+        {"autoencoder": {"run": "ae-k8-h128-s0", "trustworthiness": 0.9812, "knn_accuracy": 0.9375},
+         "pca": {"run": "pca-k8", "trustworthiness": 0.9723, "knn_accuracy": 0.9}}))
+    study = json.loads((folder / "study.json").read_text())
+    study["config"]["latent"] = "umap"
+    (folder / "study.json").write_text(json.dumps(study))
+    return folder

@@ -1,4 +1,5 @@
 """Membership audit: constructed truths (no leak, total leak, Gaussian signals with a known optimum), outliers."""
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,3 +180,21 @@ def test_plot_audit_roc_draws_each_attack_on_log_axes():
     assert "AUC" in ax.get_legend().get_texts()[0].get_text()
     with pytest.raises(ValueError, match="missing column"):
         plot_audit_roc(pd.DataFrame({"fpr": [0.1]}))
+
+
+def test_plot_audit_roc_of_a_perfect_attack_stays_off_the_border_and_says_so():
+    # the widest model of the default study: every attack flags every member at every FPR (six identical lines)
+    fpr = np.r_[0.0, np.geomspace(1e-3, 1, 20)]
+    roc = pd.concat([pd.DataFrame({"attack": a, "fpr": fpr, "tpr": np.r_[0.0, np.ones(20)]})
+                     for a in ("loss", "lira_online", "rmia")])
+    ax = plot_audit_roc(roc)
+    ax.figure.canvas.draw()
+    to_axes = ax.transData + ax.transAxes.inverted()
+    for line in ax.get_lines()[:3]:
+        heights = to_axes.transform(line.get_xydata())[:, 1]
+        assert 0.5 < heights.min() and heights.max() < 0.95  # drawn inside the box, not on its top edge
+    (note,) = [t for t in ax.texts if t.get_gid() == "all-flagged"]
+    assert "every attack flags all members" in note.get_text()
+    partial = plot_audit_roc(roc.assign(tpr=lambda r: np.where(r["fpr"] > 0, np.maximum(r["fpr"], 0.3), 0.0)),
+                             ax=plt.subplots()[1])
+    assert not [t for t in partial.texts if t.get_gid() == "all-flagged"]

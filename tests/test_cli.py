@@ -222,10 +222,15 @@ def test_a_study_of_ten_features_needs_no_flags(tmp_path, rng, capsys):
     results = pd.read_csv(tmp_path / "study" / "results.csv")
     assert set(results["bottleneck"]) == {2, 4, 8}
     assert set(results["model"]) == {"autoencoder", "pca"}
-    # not a terminal: one line per finished group, counting up to every autoencoder, then the summary
+    # not a terminal: one line per finished group, counting up to every model trained (PCA too), then the summary
     progress = [line for line in out.splitlines() if line.startswith("trained ")]
-    assert progress and progress[-1].startswith("trained 3/3 models (ae-k")
+    assert progress and progress[-1].startswith("trained 6/6 models (")
+    assert all(line.split()[1].endswith("/6") for line in progress)
     assert "runs: 6 trained, 0 reused" in out
+    # the one-sentence answer first, then the verdict and the key numbers, all within 100 columns
+    shown = out[out.index("Answer: "):out.index("runs: ")].splitlines()
+    assert shown[0].startswith("Answer: ") and any(line == "Verdict:" for line in shown)
+    assert max(map(len, shown)) <= 100 and any("Student t on the log scale" in line for line in shown)
     assert study.main(argv) == 0  # the rerun trains nothing and says so
     out = capsys.readouterr().out
     assert "runs: 0 trained, 6 reused" in out and "trained 0/" not in out

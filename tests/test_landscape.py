@@ -112,6 +112,33 @@ def test_pca_jacobian_is_a_projection_with_spectral_radius_one(rng):
     np.testing.assert_allclose(frame["fixed_point_error"], residual, rtol=1e-10)
 
 
+@pytest.mark.parametrize("d, k", [(10, 2), (20, 3), (64, 4), (64, 16)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("seed", [1, 3, 4])  # radius 1 rounds to 1 - 6e-16 (float64) or 1 - 6e-8 (float32) for some
+def test_data_in_pcas_subspace_has_no_attractors(d, k, dtype, seed):
+    # every sample is a fixed point of the projection, but a neutral one: the push's component in the subspace is
+    # never undone (radius exactly 1, rounding either side of it), however small k/d makes the distance look
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((800, k)) @ rng.standard_normal((k, d)) + 0.5
+    frame = attractors(pca_as_autoencoder(PCA(k).fit(X), dtype=dtype), X)
+    assert frame["attractor"].sum() == 0 and not frame["contracts"].any()
+    np.testing.assert_allclose(frame["distance"], frame["distance_first"], rtol=1e-3)  # nothing shrinks
+    np.testing.assert_allclose(frame["spectral_radius"], 1.0, rtol=0, atol=1e-5)
+
+
+def test_a_contraction_inside_the_margin_is_no_attractor(rng):
+    # f(x) = c x with c just below 1: the radius is under 1 and the iterates shrink, but not by the margin
+    model = Autoencoder(ModelConfig(5, 5, (), linear=True), dtype=torch.float64)
+    enc, dec = model.linear_layers()
+    with torch.no_grad():
+        enc.weight.copy_(torch.eye(5)), enc.bias.zero_(), dec.bias.zero_()
+        dec.weight.copy_(0.999 * torch.eye(5))
+    X = np.zeros((3, 5))
+    frame = attractors(model, X, n_iter=3, tol=10.0)  # any distance counts as returning: only contraction decides
+    assert frame["returns"].all() and not frame["contracts"].any() and not frame["attractor"].any()
+    assert attractors(model, X, n_iter=3, tol=10.0, margin=1e-4)["attractor"].all()  # a margin it does clear
+
+
 def test_spectral_radius_and_return_of_a_contraction(rng):
     # f(x) = c x: Jacobian c I, iterates c^n (x + delta) -> 0, so only the zero sample is returned to
     model = Autoencoder(ModelConfig(5, 5, (), linear=True), dtype=torch.float64)
@@ -162,6 +189,13 @@ def test_attractors_rejects(rng):
         attractors(model, np.zeros((3, 6)), tol=0)
     with pytest.raises(ValueError, match="reference has 4 features, expected 6"):
         attractors(model, np.zeros((3, 6)), reference=np.zeros((2, 4)))
+    for margin in (0, 1, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="margin must be a number in \\(0, 1\\)"):
+            attractors(model, np.zeros((3, 6)), margin=margin)
+    with pytest.raises(ValueError, match="n_iter must be >= 2"):
+        attractors(model, np.zeros((3, 6)), n_iter=1)
+    with pytest.raises(ValueError, match="perturbation must be a finite number > 0"):
+        attractors(model, np.zeros((3, 6)), perturbation=0)
 
 
 # --- plots -------------------------------------------------------------------------------------------------------
@@ -173,25 +207,30 @@ def test_plot_loss_slice_lines_and_contours(rng):
     X = rng.standard_normal((20, 6))
     ax = plot_loss_slice(loss_slice(model, X[:10], X[10:], steps=9))
     assert len([line for line in ax.lines if len(line.get_xdata()) == 9]) == 2 and ax.get_yscale() == "log"
-    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"seen (train)", "unseen (held out)"}
+    legend = ax.get_legend()
+    drawn = {t.get_text(): h.get_linestyle() for h, t in zip(legend.legend_handles, legend.get_texts())}
+    assert drawn == {"seen (train)": "--", "unseen (test)": "-"}  # as in every figure
     import matplotlib.pyplot as plt
 
     _, ax2 = plt.subplots()
     plot_loss_slice(loss_slice(model, X[:10], X[10:], directions=2, steps=9), ax=ax2)
     assert len(ax2.collections) >= 2  # a contour set per split (matplotlib >= 3.8: one collection each)
     labels = [t.get_text() for t in ax2.get_legend().get_texts()]
-    assert labels == ["seen (train)", "unseen (held out)", "trained weights"]
+    assert labels == ["seen (train)", "unseen (test)", "trained weights"]
+    styles = [h.get_linestyle() for h in ax2.get_legend().legend_handles[:2]]
+    assert styles == ["--", "-"]  # seen contours dashed, unseen solid
 
 
 def test_plot_attractors_shares_in_tick_labels():
     from analysis.plots_dynamics import plot_attractors
 
     frame = pd.DataFrame({"split": ["train"] * 4 + ["test"] * 2, "spectral_radius": [0.5, 0.7, 0.9, 1.2, 1.3, 1.1],
-                          "attractor": [True, True, True, False, False, False]})
+                          "attractor": [True, True, True, False, False, False], "margin": 0.05})
     ax = plot_attractors(frame)
     ticks = [t.get_text() for t in ax.get_xticklabels()]
-    assert ticks == ["seen (train)\n75% attractors", "unseen (held out)\n0% attractors"]
-    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.lines)
+    assert ticks == ["seen (train)\n75% attractors", "unseen (test)\n0% attractors"]
+    heights = {line.get_gid(): list(line.get_ydata()) for line in ax.lines if line.get_gid()}
+    assert heights == {"neutral": [1.0, 1.0], "bound": [0.95, 0.95]}  # neutral radius, and the attractors' bound
 
 
 @pytest.mark.parametrize("config", [ModelConfig(20, 3, (16,), activation="tanh"),

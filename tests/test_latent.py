@@ -44,8 +44,8 @@ def _embed_in_child(queue, Z):
     queue.put(embed_latents(Z, method="umap", n_epochs=10).shape)
 
 
+@pytest.mark.slow  # the first UMAP call in a process compiles numba code (18 s here): CI's slow step runs it
 def test_umap_places_test_codes_beside_their_training_neighbours(rng, monkeypatch):
-    # The first UMAP call in a process compiles numba code (measured here: about 20 s on a busy 2-core machine).
     monkeypatch.delenv("NUMBA_THREADING_LAYER", raising=False)
     Z, y = blobs(rng, 260)
     train_2d, test_2d = embed_latents(Z[:200], Z[200:], method="umap", n_epochs=30, random_state=0)
@@ -85,6 +85,7 @@ def test_umap_places_test_codes_beside_their_training_neighbours(rng, monkeypatc
     assert child.exitcode == 0 and queue.get(timeout=5) == (50, 2)
 
 
+@pytest.mark.slow  # UMAP's numba compilation, as above
 def test_umap_with_fewer_codes_than_neighbours(rng):
     out = embed_latents(rng.standard_normal((8, 3)), method="umap", n_neighbors=15, n_epochs=10)
     assert out.shape == (8, 2) and np.isfinite(out).all()

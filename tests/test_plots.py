@@ -126,7 +126,7 @@ def test_learning_curves_default_runs_log_y(frames, ax):
     # seven runs > six: one per width at the largest bottleneck, seed 0, each with train and val curves
     assert len(drawn) == 2 * len(WIDTHS)
     texts = _legend_texts(ax)
-    assert {"ae-k8-h16-s0", "ae-k8-h128-s0", "train (seen)", "validation (unseen)"} <= set(texts)
+    assert {"ae-k8-h16-s0", "ae-k8-h128-s0", "seen (train)", "unseen (validation)"} <= set(texts)
 
 
 def test_learning_curves_selected_runs_and_unknown_run(frames, ax):

@@ -2,13 +2,16 @@ import html
 """The report is checked from the files it writes: figures, inlined images, tables, failed runs, escaping."""
 import json
 import re
+import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 from synthetic_study import DIVERGED, DIVERGED_REASON, write_study
 
 import analysis.report as report_module
 from analysis.report import draw_figures, summary_table, write_report
+from analysis.verdict import answer
 
 DPI = 40  # small PNGs keep the tests fast; the content is the same
 ALL_FIGURES = {"capacity", "capacity_clean", "gap", "gap_heatmap", "memorization", "membership", "learning_curves",
@@ -121,14 +124,24 @@ def test_minimal_folder_plans_what_it_can(tmp_path, frames, only_figures):
     assert set(draw_figures(folder, dpi=DPI)) == {"gap_heatmap"}
     page = write_report(folder, dpi=DPI).read_text(encoding="utf-8")
     assert "<h2>Failed runs</h2>\n<p>none</p>" in page
-    assert "<h2>Verdict</h2>" in page and "No model was selected" in page
+    assert "<h2>The evidence</h2>" in page and "No model was selected" in page
 
 
-def test_report_opens_with_the_verdict_and_no_field_dump(tmp_path, frames, only_figures):
-    only_figures("capacity")
+def test_report_opens_with_the_answer_then_its_figure_evidence_and_glossary(tmp_path, frames, only_figures):
+    only_figures("capacity", "memorization")
     folder = write_study(tmp_path / "v", frames)
     page = write_report(folder, dpi=DPI).read_text(encoding="utf-8")
-    assert page.index("<h2>Verdict</h2>") < page.index("<h2>Key numbers</h2>") < page.index("<h2>Figures</h2>")
+    sentence = answer(summary_table(frames["results"]), frames["selection"])
+    order = [page.index("<h1>"), page.index(f'<p class="sentence">{html.escape(sentence)}</p>'),
+             page.index('<figure id="fig-memorization">'), page.index("<h2>The evidence</h2>"),
+             page.index("<h2>How to read this</h2>"), page.index("<h2>Key numbers</h2>"), page.index("<table>"),
+             page.index("<h2>Figures</h2>"), page.index('<figure id="fig-capacity">')]
+    assert order == sorted(order)  # the answer, the figure that shows it, the evidence, the words, then tables
+    assert page.count('<figure id="fig-memorization">') == 1
+    glossary = page.split('<dl class="glossary">')[1].split("</dl>")[0]
+    for term in ("seen / unseen", "noise memorization", "PCA keeps", "membership AUC", "TPR at 1% FPR", "LiRA",
+                 "RMIA", "reference models", "split-half agreement", "run id", "loss threshold", "Spearman"):
+        assert f"<dt>{html.escape(term)}</dt>" in glossary
     assert html.escape(frames["selection"]["sentence"]) in page  # escaped: the sentence holds < > &
     for field in ("best_error", "tolerance", "metric"):
         assert f"<td>{field}</td>" not in page
@@ -165,3 +178,126 @@ def test_all_diverged_still_writes_a_report(tmp_path, frames):
         page = write_report(folder, dpi=DPI).read_text(encoding="utf-8")
     assert re.search(r"ae-k2-h16-s0</td>", page)
     assert isinstance(summary_table(results), pd.DataFrame)
+
+
+# --- one visual grammar: legends and captions agree, nothing overlaps ----------------------------------------------
+
+_LINE_WORDS = {"--": "dashed", "-": "solid"}
+_MARKER_WORDS = {"o": "circles", "X": "crosses"}
+_COLOR_WORDS = {"#1f77b4": "blue", "#ff7f0e": "orange"}  # matplotlib's tab:blue and tab:orange
+SPLITS = ("seen (train)", "unseen (test)", "unseen (validation)")
+
+
+@pytest.fixture(scope="module")
+def full_study(tmp_path_factory, frames):
+    """A study folder with every optional file, and each figure drawn from it with its caption."""
+    from synthetic_study import write_extras
+
+    folder = write_extras(write_study(tmp_path_factory.mktemp("full") / "digits", frames))
+    captions = report_module._captions(folder, {name: None for name, _ in report_module._figure_plan(folder)})
+    return folder, report_module._figure_plan(folder), captions
+
+
+def _drawn_words(handle):
+    """What a legend handle shows, in words, read from the artist: colour (of a split), line style, marker."""
+    from matplotlib.colors import to_hex
+
+    color = _COLOR_WORDS.get(to_hex(handle.get_color()))
+    words = [color, _LINE_WORDS.get(handle.get_linestyle()), _MARKER_WORDS.get(handle.get_marker())]
+    return ", ".join(w for w in words if w)
+
+
+def test_every_figure_s_caption_describes_its_legend_s_seen_and_unseen(full_study):
+    from matplotlib.colors import to_hex
+
+    folder, plan, captions = full_study
+    looks = {}
+    assert {"memorization_curves", "landscape", "attractors", "double_descent", "audit_ae-k8-h128-s0",
+            "memorized_samples", "latent_ae-k8-h128-s0"} <= {name for name, _ in plan}
+    for name, make in plan:
+        fig = make()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            for handle, text in zip(legend.legend_handles if legend else [], legend.get_texts() if legend else []):
+                label = text.get_text().removeprefix("PCA, same k, ")
+                if label not in SPLITS:  # a line (or patch) of something else never wears a split's colour
+                    line = getattr(handle, "get_linestyle", lambda: "None")() not in ("None", "")
+                    color = handle.get_edgecolor() if hasattr(handle, "get_edgecolor") else handle.get_color()
+                    assert not (line and to_hex(color) in _COLOR_WORDS), (name, label)
+                    continue
+                words = _drawn_words(handle)
+                assert f"{label}: {words}" in captions[name], (name, label, words, captions[name])
+                style = (handle.get_linestyle(), handle.get_marker())
+                looks.setdefault(label.split()[0], set()).add(style)
+        for split, (line, marker) in (("seen", ("--", "o")), ("unseen", ("-", "X"))):  # the caption never lies
+            for other in {"dashed", "solid"} - {_LINE_WORDS[line]}:
+                assert not re.search(rf"(?<![a-z]){split} \([a-z]+\): [^;.]*\b{other}\b", captions[name]), (name, other)
+    # one look per split across all figures: a line style (or none, for scatter) and a marker (or none)
+    assert {line for line, _ in looks["seen"]} - {"None"} == {"--"}
+    assert {line for line, _ in looks["unseen"]} - {"None"} == {"-"}
+    assert {m for _, m in looks["seen"]} - {"None", ""} == {"o"}
+    assert {m for _, m in looks["unseen"]} - {"None", ""} == {"X"}
+
+
+def test_memorization_curves_draw_seen_dashed_as_the_caption_says(full_study):
+    _, plan, captions = full_study
+    fig = dict(plan)["memorization_curves"]()
+    legend = fig.axes[0].get_legend()
+    drawn = {t.get_text(): h.get_linestyle() for h, t in zip(legend.legend_handles, legend.get_texts())}
+    assert drawn["seen (train)"] == "--" and drawn["unseen (validation)"] == "-"
+    assert "seen (train): dashed" in captions["memorization_curves"]
+    assert "unseen (validation): solid" in captions["memorization_curves"]
+
+
+def test_memorized_samples_titles_stay_clear_of_the_images_above(full_study):
+    _, plan, _ = full_study
+    fig = dict(plan)["memorized_samples"]()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.get_window_extent(renderer) for ax in fig.axes]
+    for ax in fig.axes:
+        title = ax.title.get_window_extent(renderer)
+        assert ax.title.get_text()
+        for other, box in zip(fig.axes, boxes):
+            if other is not ax:
+                assert not title.overlaps(box), (ax.title.get_text(), other.title.get_text())
+
+
+def test_audit_axes_fit_curves_near_the_top_and_the_title_names_the_model(full_study):
+    _, plan, _ = full_study
+    fig = dict(plan)["audit_ae-k8-h128-s0"]()
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    curves = [line for line in ax.lines if (line.get_gid() or "").startswith("roc:")]
+    assert len(curves) == 6
+    to_axes = ax.transData + ax.transAxes.inverted()  # data -> 0..1 of the axes' box
+    heights = np.concatenate([to_axes.transform(line.get_xydata())[:, 1] for line in curves])
+    assert heights.max() < 0.97 and heights.max() - heights.min() > 0.25  # below the border, spread over the axis
+    title = ax.get_title()
+    assert "k=8" in title and "2 seeds pooled" in title and "8 reference models" in title
+    assert "ae-k8-h128-s1" not in title
+
+
+def test_latent_map_names_its_method_and_its_scores(full_study):
+    folder, plan, captions = full_study
+    fig = dict(plan)["latent_ae-k8-h128-s0"]()
+    title = fig.axes[0].get_title()
+    assert "UMAP" in title and "trustworthiness 0.981" in title and "kNN accuracy 93.8%" in title
+    text = captions["latent_ae-k8-h128-s0"]
+    assert "UMAP" in text and "trustworthiness 0.981" in text and "kNN accuracy 93.8%" in text
+    assert "seen (train): circles" in text and "unseen (test): crosses" in text
+    assert "PCA" in captions["latent_pca-k8"] or "UMAP" in captions["latent_pca-k8"]
+
+
+def test_a_grow_study_with_mixed_hidden_widths_reads_without_dtype_warnings(tmp_path, frames, only_figures):
+    """A grow search writes widths "16" and "16-16" into one column; pandas guesses per chunk and warns."""
+    only_figures("capacity")
+    folder = write_study(tmp_path / "grow", frames)
+    rows = 262_144 + 1_000  # past pandas' first low-memory chunk, so the two halves are typed apart
+    text = "run,hidden,epoch,train_loss,val_loss\n" + "ae-k2-h16-s0,16,1,0.5,0.5\n" * (rows - 1_000)
+    (folder / "history.csv").write_text(text + "ae-k2-h16-16-s0,16-16,1,0.5,0.5\n" * 1_000)
+    with pytest.warns(pd.errors.DtypeWarning):  # the symptom, read the plain way
+        pd.read_csv(folder / "history.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.DtypeWarning)
+        write_report(folder, dpi=DPI)

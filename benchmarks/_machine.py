@@ -1,0 +1,76 @@
+"""Which machine a benchmark's figures come from, and how far its repeats spread.
+
+Every benchmark prints :func:`machine_line` beside its figures: the CPU model, the kernel level torch dispatches to
+(``torch.backends.cpu.get_cpu_capability()``, which ``ATEN_CPU_CAPABILITY`` can lower) and numpy's BLAS as
+threadpoolctl finds it, since the same code runs at very different speeds (and ratios) on other kernels.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+
+
+def cpu_model():
+    """The CPU's model name, with family/model numbers where the name is generic (as under a hypervisor)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if not line.strip():
+                    break  # the first processor describes them all
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or _lscpu("Model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return f"{name}, {os.cpu_count()} logical CPUs"
+
+
+def _lscpu(field):
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return next((line.partition(":")[2].strip() for line in out.splitlines() if line.startswith(field + ":")), "")
+
+
+def torch_kernels():
+    """torch's CPU capability (``AVX512``, ``AVX2``, ``DEFAULT``, ...), or what stands in for it."""
+    import torch
+
+    get = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    return get() if get else "unknown (torch too old to say)"
+
+
+def numpy_blas():
+    """numpy's BLAS library and the core type its kernels were chosen for, as threadpoolctl reports them."""
+    import numpy  # noqa: F401  (loads its BLAS, so that threadpoolctl sees it)
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (no threadpoolctl)"
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    mine = [lib for lib in blas if "numpy" in lib.get("filepath", "")] or blas
+    return ", ".join(f"{lib.get('internal_api')} {lib.get('version') or ''} ({lib.get('architecture') or '?'})"
+                     .replace("  ", " ") for lib in mine) or "none found"
+
+
+def machine_line():
+    """One line naming the machine: CPU, torch's kernel level, numpy's BLAS."""
+    import torch
+
+    return (f"machine: {cpu_model()}; torch {torch.__version__} CPU capability {torch_kernels()}; "
+            f"numpy BLAS {numpy_blas()}")
+
+
+def span(values, fmt="{:.2f}", unit=""):
+    """``min-max`` of repeated measurements (one value when there was one repeat), e.g. ``0.90-1.07x``."""
+    values = list(values)
+    low, high = min(values), max(values)
+    if len(values) == 1 or fmt.format(low) == fmt.format(high):
+        return fmt.format(low) + unit
+    return f"{fmt.format(low)}-{fmt.format(high)}{unit}"
