@@ -289,7 +289,7 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
         ``on_progress(done, total, runs)`` after each finished group (``runs``: its run ids), e.g. to print a
         line per group where there is no terminal for a bar.
     timeout : float
-        Seconds to wait for a Dask scheduler to answer, and for its first worker.
+        Seconds to wait for a Dask scheduler to answer, for its first worker, and for a worker once all are lost.
 
     Raises
     ------

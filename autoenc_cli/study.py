@@ -138,7 +138,8 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: every core)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     p.add_argument("--scheduler-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="how long to wait for the scheduler to answer and for a first worker (default 30)")
+                   help="how long to wait for the scheduler to answer, for a first worker, and for a worker once all "
+                        "are lost (default 30)")
     p.add_argument("--quiet", action="store_true", help="no progress output, only the final lines")
     return p.parse_args(argv)
 

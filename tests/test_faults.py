@@ -277,3 +277,10 @@ def test_the_command_line_refuses_a_locked_folder_before_reading_data(tmp_path, 
     with StudyLock(tmp_path):  # no --bottlenecks: the command would read the data to fit the defaults
         assert cli.main(["--out", str(tmp_path), "--quiet", "--no-report"]) == 2
     assert f"in use by process {os.getpid()}" in one_error_line(capsys)
+
+
+def test_a_folder_name_too_long_for_the_file_system_is_refused_before_work(tmp_path, capsys):
+    out = tmp_path / "a" / ("x" * 300)
+    assert cli.main([*FLAGS, "--out", str(out)]) == 2
+    assert "more than the 255 a file name may have" in one_error_line(capsys)
+    assert not (tmp_path / "a").exists()

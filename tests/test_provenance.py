@@ -47,7 +47,8 @@ def test_a_run_of_another_study_is_retrained_naming_the_mismatch(reference, othe
     folder = copy(reference, tmp_path)
     shutil.rmtree(folder / "models" / "ae-k2-h8-s0")
     shutil.copytree(other / "models" / "ae-k2-h8-s0", folder / "models" / "ae-k2-h8-s0")
-    with pytest.warns(RuntimeWarning, match=r"ae-k2-h8-s0.*noise_std: 0.5 recorded, 0.2 in this study.*epochs: 5 recorded, 3"):
+    mismatch = r"ae-k2-h8-s0.*noise_std: 0.5 recorded, 0.2 in this study.*epochs: 5 recorded, 3"
+    with pytest.warns(RuntimeWarning, match=mismatch):
         again = study(folder)
     assert again.trained == 1
     pd.testing.assert_frame_equal(metrics(again), metrics(reference))
