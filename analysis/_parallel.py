@@ -6,6 +6,7 @@ worker exits by itself when the study process dies (even by SIGKILL): it would o
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -81,13 +82,34 @@ def dask_client(scheduler, timeout=30):
         raise ClusterError(f"{scheduler} does not answer as a Dask scheduler ({type(exc).__name__}); is another "
                            "service listening there?") from None
     client.autoenc_timeout = timeout  # how long a study waits for a worker to come back once all are gone
-    with client:
+    with client, _quiet_lost_results():
         try:
             client.wait_for_workers(1, timeout=timeout)
         except (OSError, TimeoutError):
             raise ClusterError(f"the Dask scheduler at {scheduler} has no workers after {timeout:g} s; start some "
                                f"with `dask worker {scheduler}`") from None
         yield client
+
+
+class _LostResultFilter(logging.Filter):
+    """Drops what distributed logs when a worker dies holding a finished result ("Couldn't gather ... keys", an
+    abandoned gather's ``AllExit``): the study says it in one line of its own, or waits for another worker."""
+
+    def filter(self, record):
+        text = record.getMessage()
+        return "Couldn't gather" not in text and "AllExit" not in text
+
+
+@contextlib.contextmanager
+def _quiet_lost_results():
+    loggers, quiet = [logging.getLogger("distributed.client"), logging.getLogger("asyncio")], _LostResultFilter()
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 def _exit_with_parent():
@@ -175,7 +197,7 @@ def _run_on_dask(tasks, client):
         while not pending.is_empty():
             batch = pending.next_batch(block=False)
             for future in batch:
-                index, output = _output(future, client)
+                index, output = _output(future, client, watch)
                 tasks[index].on_done(output)
             if not batch:
                 watch.check()
@@ -189,16 +211,24 @@ def _where(client):
     return getattr(client, "scheduler", None) and client.scheduler.address or "the Dask cluster"
 
 
-def _output(future, client):
-    """A finished future's output; a task the cluster gave up on (its workers died running it) is one line."""
-    try:
-        return future.result()
-    except Exception as exc:  # noqa: BLE001 - KilledWorker, CancelledError (scheduler gone), a lost connection
-        if future.status == "error" and not _is_cluster_failure(exc):
-            raise  # the task itself failed: its own error
-        raise ClusterError(f"the Dask cluster at {_where(client)} could not finish a task ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); finished runs are saved, "
-                           "run the same command again to resume") from None
+def _output(future, client, watch):
+    """A finished future's output; a task the cluster gave up on (its workers died running it) is one line.
+
+    Never waits unwatched: a future reported finished goes back to pending when the worker holding its result dies
+    before handing it over, and then only another worker can finish it.
+    """
+    while True:
+        try:
+            return future.result(timeout=watch.every)
+        except Exception as exc:  # noqa: BLE001 - KilledWorker, CancelledError (scheduler gone), a lost connection
+            if isinstance(exc, TimeoutError) and future.status != "error":
+                watch.check()  # pending again: raises once the cluster has had no worker for its timeout
+                continue
+            if future.status == "error" and not _is_cluster_failure(exc):
+                raise  # the task itself failed: its own error
+            raise ClusterError(f"the Dask cluster at {_where(client)} could not finish a task ({type(exc).__name__}"
+                               f": {str(exc).splitlines()[0] if str(exc) else 'no detail'}); finished runs are saved,"
+                               " run the same command again to resume") from None
 
 
 def _is_cluster_failure(exc):

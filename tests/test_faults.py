@@ -86,6 +86,23 @@ def test_losing_every_dask_worker_ends_the_study_with_one_line(tmp_path, monkeyp
                                   pd.read_csv(fresh.path / "memorization.csv"))
 
 
+def test_a_result_lost_with_its_worker_is_awaited_no_longer_than_the_timeout():
+    from types import SimpleNamespace
+
+    from analysis._parallel import ClusterError, _output, _WorkerWatch
+
+    class LostFuture:  # reported finished, then pending again: the worker holding its result died
+        status = "pending"
+
+        def result(self, timeout=None):
+            time.sleep(timeout)
+            raise TimeoutError()
+
+    client = SimpleNamespace(scheduler=SimpleNamespace(address="tcp://127.0.0.1:1"), nthreads=dict)
+    with pytest.raises(ClusterError, match="tcp://127.0.0.1:1 has had no worker for 0.3 s"):
+        _output(LostFuture(), client, _WorkerWatch(client, 0.3, every=0.05))
+
+
 def test_a_service_that_is_no_dask_scheduler_is_one_line(tmp_path, capsys):
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
