@@ -11,8 +11,7 @@ import math
 
 import torch
 
-from ._stacked import flat_views
-from .model import Autoencoder
+from ._stacked import empty_model, flat_views
 
 
 class _ModuleStack:
@@ -22,9 +21,7 @@ class _ModuleStack:
         if len(configs) != 1:
             raise ValueError(f"_ModuleStack holds one member, got {len(configs)}")
         self.M, self.configs = 1, configs
-        with torch.device("meta"):
-            model = Autoencoder(configs[0], dtype=dtype)
-        self.model = model.to_empty(device=device)
+        self.model = empty_model(configs[0], dtype, device)
         params = list(self.model.parameters())
         self.shapes = [(1, *p.shape) for p in params]
         n = sum(p.numel() for p in params)
@@ -59,9 +56,7 @@ class _ModuleStack:
         """The member as a new ``Autoencoder`` (weights from ``flat``, default the current ones)."""
         tensors = self.tensors if flat is None else self.views(flat)
         if model is None:
-            with torch.device("meta"):
-                model = Autoencoder(self.configs[0], dtype=self.param.dtype)
-            model = model.to_empty(device=self.param.device)
+            model = empty_model(self.configs[0], self.param.dtype, self.param.device)
         with torch.no_grad():
             for p, t in zip(model.parameters(), tensors):
                 p.copy_(t[0])

@@ -288,7 +288,7 @@ class _Reconstructor:
         M, d = stack.M, stack.configs[0].input_dim
         Xt = _member_data(X, "X", M, d, stack.param.dtype)[0].to(stack.param.device)
         out = torch.empty(Xt.shape, dtype=stack.param.dtype, device=stack.param.device)
-        widest = getattr(stack, "widest", max(stack.widths))  # values per sample in the widest layer
+        widest = stack.widest if hasattr(stack, "widest") else max(stack.widths)  # values per sample, widest layer
         chunk = max(1, 2**22 // (M * widest))  # bounds the activations, as mean_loss does
         with torch.no_grad():
             for s in range(0, Xt.shape[1], chunk):

@@ -259,3 +259,31 @@ def test_plan_groups_rejects():
         plan_groups([ModelConfig(64, 2)], max_members=0)
     with pytest.raises(ValueError, match="non-empty sequence"):
         can_group(ModelConfig(64, 2))
+
+
+# --- the FLOP count ----------------------------------------------------------------------------------------------
+
+def test_training_flops_of_a_small_mlp_by_hand():
+    config = ModelConfig(10, 3, (5,))
+    assert batched.forward_macs(config) == 10 * 5 + 5 * 3 + 3 * 5 + 5 * 10  # 130
+    assert batched.training_flops(config, 100, 2) == 6 * 130 * 100 * 2
+    assert batched.training_flops(ModelConfig(64, 2, (16, 8)), 1, 1) == 6 * (64 * 16 + 16 * 8 + 8 * 2) * 2
+    assert batched.training_flops(config, 100, 0) == 0
+
+
+@pytest.mark.parametrize("config", [ModelConfig(10, 3, (5,)), ModelConfig(64, 2, (16, 8), linear=True)])
+def test_forward_macs_is_what_torch_counts(config):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        Autoencoder(config)(torch.zeros(7, config.input_dim))
+    assert counter.get_total_flops() == 2 * 7 * batched.forward_macs(config)
+
+
+def test_training_flops_rejects():
+    with pytest.raises(ValueError, match="n_samples must be an int >= 0, got -1"):
+        batched.training_flops(ModelConfig(10, 3), -1, 2)
+    with pytest.raises(ValueError, match="epochs must be an int >= 0, got 2.5"):
+        batched.training_flops(ModelConfig(10, 3), 1, 2.5)
+    with pytest.raises(TypeError, match="config must be a ModelConfig, got dict"):
+        batched.training_flops({"input_dim": 10}, 1, 1)
