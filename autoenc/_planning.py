@@ -200,7 +200,9 @@ def plan_groups(configs, train_configs=None, max_members=MAX_MEMBERS, *, max_pad
 
     Compatible members are sorted by size and cut into runs whose padding waste is acceptable; each run is split
     into near-equal groups of at most ``max_members`` whose working set (weights, gradients, Adam moments and
-    activations, float32) fits ``cache_bytes``. Groups of one mean "train this model alone".
+    activations, float32) fits ``cache_bytes``. Groups of one mean "train this model alone": so are convolutional
+    members where one by one is faster on this CPU (:func:`conv_batching_pays`; ``fit_group`` then runs a lone
+    member on PyTorch's native kernels).
 
     Parameters
     ----------
