@@ -30,11 +30,13 @@ from .model import Autoencoder
 from ._conv_batched import _ConvStack
 # grouping lives in _planning; its public names are re-exported here, where callers have always found them
 from ._planning import (CACHE_BYTES, MAX_MEMBERS, MAX_PADDING, _CONV_FIELDS, _TRAIN_FIELDS, _as_lists, can_group,
-                        plan_groups)
+                        conv_batching_pays, forward_macs, plan_groups, training_flops)
+from ._solo import _ModuleStack
 from ._stacked import _FusedAdam, _Stack
 from .train import History, divergence_message, resolve_device, seeds, to_tensor, torch_threads
 
-__all__ = ["MemberResult", "can_group", "fit_group", "plan_groups"]
+__all__ = ["MemberResult", "can_group", "conv_batching_pays", "fit_group", "forward_macs", "plan_groups",
+           "training_flops"]
 
 _GATHER_BYTES = 64 * 2**20  # above this, an epoch's per-member batches are gathered step by step
 
@@ -236,8 +238,14 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
 
 
 def _make_stack(configs, train_configs, dtype, device):
-    """The stacked model on ``device``, member m initialized as solo ``fit`` would from its seed (draws on the CPU)."""
-    if configs[0].kind == "conv":
+    """The stacked model on ``device``, member m initialized as solo ``fit`` would from its seed (draws on the CPU).
+
+    A lone convolutional member that batching would not speed up (:func:`conv_batching_pays`) runs on PyTorch's
+    native convolution kernels (``_solo._ModuleStack``), as ``plan_groups`` assumes when it trains it alone.
+    """
+    if len(configs) == 1 and device.type == "cpu" and not conv_batching_pays(configs):
+        stack = _ModuleStack(configs, dtype, device)
+    elif configs[0].kind == "conv":
         stack = _ConvStack(configs, dtype, device)
     else:
         stack = _Stack(configs, dtype)
@@ -280,7 +288,7 @@ class _Reconstructor:
         M, d = stack.M, stack.configs[0].input_dim
         Xt = _member_data(X, "X", M, d, stack.param.dtype)[0].to(stack.param.device)
         out = torch.empty(Xt.shape, dtype=stack.param.dtype, device=stack.param.device)
-        widest = getattr(stack, "widest", max(stack.widths))  # values per sample in the widest layer
+        widest = stack.widest if hasattr(stack, "widest") else max(stack.widths)  # values per sample, widest layer
         chunk = max(1, 2**22 // (M * widest))  # bounds the activations, as mean_loss does
         with torch.no_grad():
             for s in range(0, Xt.shape[1], chunk):
