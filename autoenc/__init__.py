@@ -5,11 +5,12 @@ from .train import DivergenceError, History, encode, fit, reconstruct, resolve_d
 from .io import load, save
 from .data import DATASETS, Dataset, Split, add_noise, load_dataset, split
 from .estimator import AutoencoderTransformer
+from .planning import training_flops
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "DATASETS", "DEVICES", "KINDS", "Autoencoder", "AutoencoderTransformer", "Dataset",
     "DivergenceError", "History", "ModelConfig", "Split", "TrainConfig", "add_noise", "encode", "fit", "load",
-    "load_dataset", "reconstruct", "resolve_device", "save", "split",
+    "load_dataset", "reconstruct", "resolve_device", "save", "split", "training_flops",
 ]

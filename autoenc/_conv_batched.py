@@ -20,8 +20,7 @@ import math
 import torch
 
 from ._conv import _Geometry, _Workspace
-from ._stacked import flat_views
-from .model import Autoencoder
+from ._stacked import empty_model, flat_views
 
 __all__ = ["_ConvStack", "conv_macs", "conv_padded_macs", "conv_state_bytes"]
 
@@ -212,10 +211,8 @@ class _ConvStack:
     def get_member(self, m, flat=None, model=None):
         """Member ``m`` as an ``Autoencoder`` on the stack's device (weights from ``flat``, default the current ones)."""
         tensors = self.tensors if flat is None else self.views(flat)
-        if model is None:  # built on the meta device: no default initialization drawn only to be overwritten
-            with torch.device("meta"):
-                model = Autoencoder(self.configs[m], dtype=self.param.dtype)
-            model = model.to_empty(device=self.param.device)
+        if model is None:  # no default initialization drawn only to be overwritten
+            model = empty_model(self.configs[m], self.param.dtype, self.param.device)
         slots = self._slots(m)
         with torch.no_grad():
             for i, (layer, role) in enumerate(zip(model.weighted_layers(), self._roles())):
@@ -227,9 +224,8 @@ class _ConvStack:
 
     def init_member(self, m, generator):
         """Initialize member ``m`` exactly as ``Autoencoder(configs[m]).reset_parameters(generator)`` would."""
-        with torch.device("meta"):
-            model = Autoencoder(self.configs[m], dtype=self.param.dtype)
-        self.set_member(m, model.to_empty(device="cpu").reset_parameters(generator))
+        model = empty_model(self.configs[m], self.param.dtype)
+        self.set_member(m, model.reset_parameters(generator))
 
     # -- forward and backward ---------------------------------------------------------------------------------
     def _channels_last(self, x, work, tag):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
+import os
 import re
 import struct
 import warnings
@@ -13,6 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ._safe_read import check_npy, check_npz
+
+def _memory_bytes():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return 64 << 30
+
+
+# No data set larger than this machine's memory can be studied on it: a header claiming more is refused unread.
+MAX_DATA_BYTES = _memory_bytes()
 _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_NAME = re.compile(r"idx\d[-.]ubyte(\.gz)?$")
 _FILE_TYPES = ".npy, .npz, .csv or MNIST-style IDX (*-images-idx3-ubyte[.gz])"
@@ -34,8 +47,10 @@ def _read_file(path, label_column):
     name, image_shape, y = Path(path.name.removesuffix(".gz")).stem, None, None
     try:
         if kind == "npy":
+            check_npy(path, MAX_DATA_BYTES)  # a header's claims are checked before anything is allocated
             X = np.load(path, allow_pickle=False)
         elif kind == "npz":
+            check_npz(path, MAX_DATA_BYTES)
             with np.load(path, allow_pickle=False) as archive:
                 keys = list(archive.files)
                 if "X" not in keys and len(keys) != 1:
@@ -134,16 +149,23 @@ def _read_idx_pair(path):
 
 
 def _read_idx(path):
+    """An IDX array; the header's size is checked before reading on, and a gzip file is inflated no further than
+    the header says (a small file that inflates to gigabytes is refused early)."""
     with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number)")
-    header = 4 + 4 * raw[3]
-    if len(raw) < header:
-        raise ValueError(f"{path} is truncated: its header is incomplete")
-    dims = struct.unpack(f">{raw[3]}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    if len(raw) - header != int(np.prod(dims)) * dtype.itemsize:
+        magic = f.read(4)
+        if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_DTYPES:
+            raise ValueError(f"{path} is not an IDX file (bad magic number)")
+        raw_dims = f.read(4 * magic[3])
+        if len(raw_dims) < 4 * magic[3]:
+            raise ValueError(f"{path} is truncated: its header is incomplete")
+        dims = struct.unpack(f">{magic[3]}I", raw_dims)
+        dtype = np.dtype(_IDX_DTYPES[magic[2]])
+        need = math.prod(dims) * dtype.itemsize
+        if need > MAX_DATA_BYTES:
+            raise ValueError(f"{path}: its header claims shape {dims} ({need} bytes), more than the {MAX_DATA_BYTES} "
+                             "allowed; refused before reading on")
+        body = f.read(need + 1)  # one byte more: trailing data is damage too
+    if len(body) != need:
         raise ValueError(f"{path} is truncated or corrupt: the header says shape {dims}, "
-                         f"which needs {int(np.prod(dims)) * dtype.itemsize} bytes of data, found {len(raw) - header}")
-    return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+                         f"which needs {need} bytes of data, found {len(body) if len(body) < need else 'more'}")
+    return np.frombuffer(body, dtype).reshape(dims).astype(dtype.newbyteorder("="))

@@ -28,7 +28,8 @@ from .validation import check_array, check_int
 from .config import ModelConfig, TrainConfig
 from .model import Autoencoder
 from ._conv_batched import _ConvStack
-from .planning import _CONV_FIELDS, _TRAIN_FIELDS, _as_lists
+from .planning import _CONV_FIELDS, _TRAIN_FIELDS, _as_lists, conv_batching_pays
+from ._solo import _ModuleStack
 from ._stacked import _FusedAdam, _Stack
 from .train import History, divergence_message, resolve_device, seeds, to_tensor, torch_threads
 
@@ -234,8 +235,14 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
 
 
 def _make_stack(configs, train_configs, dtype, device):
-    """The stacked model on ``device``, member m initialized as solo ``fit`` would from its seed (draws on the CPU)."""
-    if configs[0].kind == "conv":
+    """The stacked model on ``device``, member m initialized as solo ``fit`` would from its seed (draws on the CPU).
+
+    A lone convolutional member that batching would not speed up (:func:`conv_batching_pays`) runs on PyTorch's
+    native convolution kernels (``_solo._ModuleStack``), as ``plan_groups`` assumes when it trains it alone.
+    """
+    if len(configs) == 1 and device.type == "cpu" and not conv_batching_pays(configs):
+        stack = _ModuleStack(configs, dtype, device)
+    elif configs[0].kind == "conv":
         stack = _ConvStack(configs, dtype, device)
     else:
         stack = _Stack(configs, dtype)
@@ -278,7 +285,7 @@ class _Reconstructor:
         M, d = stack.M, stack.configs[0].input_dim
         Xt = _member_data(X, "X", M, d, stack.param.dtype)[0].to(stack.param.device)
         out = torch.empty(Xt.shape, dtype=stack.param.dtype, device=stack.param.device)
-        widest = getattr(stack, "widest", max(stack.widths))  # values per sample in the widest layer
+        widest = stack.widest if hasattr(stack, "widest") else max(stack.widths)  # values per sample, widest layer
         chunk = max(1, 2**22 // (M * widest))  # bounds the activations, as mean_loss does
         with torch.no_grad():
             for s in range(0, Xt.shape[1], chunk):

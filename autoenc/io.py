@@ -71,9 +71,11 @@ def atomic_write(path, write):
         # After the write: mkstemp makes the file private, and some writers (safetensors) recreate it as 0600.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a write's ENOSPC names no file: name the target
+            raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     return path
 

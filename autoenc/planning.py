@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
+
 from .config import ModelConfig, TrainConfig
 from ._conv_batched import conv_macs, conv_padded_macs, conv_state_bytes
 from ._stacked import _padded_widths, _widths
 
-__all__ = ["CACHE_BYTES", "MAX_MEMBERS", "MAX_PADDING", "can_group", "plan_groups"]
+__all__ = ["CACHE_BYTES", "MAX_MEMBERS", "MAX_PADDING", "can_group", "conv_batching_pays", "forward_macs",
+           "plan_groups", "training_flops"]
 
-MAX_MEMBERS = 8  # measured here: no gain past 8 members on digits at width 64, losses at wider widths (cache)
+# Measured on the default grid's groups (digits, batch 64, one AVX-512 core; per model-sample against groups of 8):
+# width 16, 15 members 1.22x; width 64, 15 members 1.05x; wider groups are held back by CACHE_BYTES instead
+# (width 256: 4 members 69.6 GFLOP/s, 8 66.6, 15 55.9; width 1024: 2 members 75.2, 8 61.0).
+MAX_MEMBERS = 16
 MAX_PADDING = 2.0  # a member may cost at most twice its own arithmetic once padded to the group's widths
 CACHE_BYTES = 10 * 2**20  # working-set budget of one group (measured: see plan_groups)
 _TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "threads", "device")
@@ -41,6 +47,85 @@ def _key(config, train_config):
 def _size(config):
     """One member's matrix-multiply work per sample, the unit of the padding rule."""
     return conv_macs(config) if config.kind == "conv" else _matmul_size(_widths(config))
+
+
+def forward_macs(config):
+    """Multiply-adds of one forward pass of one sample through ``config``'s weight layers (biases not counted).
+
+    An MLP layer counts ``in * out``; a convolution counts its im2col product, ``positions_out * kernel_size**dims
+    * c_in * c_out``, and a transposed convolution the same as the convolution it mirrors.
+
+    Examples
+    --------
+    >>> forward_macs(ModelConfig(64, 2, (16,)))  # 64*16 + 16*2 + 2*16 + 16*64
+    2112
+    """
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+    return _size(config)
+
+
+def training_flops(model_config, n_samples, epochs):
+    """FLOPs of training one model: 6 per forward multiply-add (forward 2, backward 4), per sample, per epoch.
+
+    Counts the matrix products only (an MLP's ``in * out`` per layer, a convolution's im2col product); biases,
+    activations, the loss and the optimizer are left out, as are validation passes. Use it to express a measured
+    training time as a fraction of the machine's matrix-multiply peak.
+
+    Parameters
+    ----------
+    model_config : ModelConfig
+    n_samples : int
+        Training samples seen per epoch.
+    epochs : int
+        Epochs trained (``History.epochs`` where training stopped early).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> training_flops(ModelConfig(64, 2, (16,)), n_samples=1000, epochs=10)  # 6 * 2112 * 1000 * 10
+    126720000
+    """
+    for name, value in (("n_samples", n_samples), ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return 6 * forward_macs(model_config) * n_samples * epochs
+
+
+# Whether a group of convolutional members should train batched (an im2col product per layer over the members) or
+# one by one on PyTorch's native convolution kernels. Batching saves per-operator overhead, which dominates small
+# models; large ones are bound by arithmetic, where the native kernels of an AVX-512 CPU beat the im2col product.
+# A deterministic function of the CPU's kernel level and the shapes, never of a timing: a batched member is not bit
+# for bit its solo self (float rounding), so a timed choice would make the numbers depend on the machine's load.
+# Measured (one thread, 8 members, 1024 rows, batch 128 on 28 x 28 / 64 on the others; batched time over the
+# one-by-one time, range over 3 repeats) on an AMD EPYC with AVX512 kernels: (1, 8, 8) channels (16, 32), 43.5k
+# MACs: 0.32-0.39; (1, 28, 28) (8, 16), 166k: 0.89-0.96; (3, 16, 16) (16, 32), 219k: 0.85-0.98; (1, 28, 28)
+# (16, 32), 558k: 1.10-1.16. On an AVX2 machine batched members ran 1.44x the per-model loop at 558k.
+_CONV_SOLO_MACS = {"AVX512": 300_000}  # kernel level -> forward MACs per member from which one by one is faster
+
+
+def _cpu_capability():
+    get = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    return get() if get else "DEFAULT"
+
+
+def conv_batching_pays(configs, train_config=None):
+    """Whether convolutional ``configs`` train faster batched than one by one on this CPU (always True for MLPs).
+
+    A rule of the CPU's kernel level (``torch.backends.cpu.get_cpu_capability()``) and the members' padded
+    multiply-adds, measured once (see ``_CONV_SOLO_MACS``); where ``train_config.device`` is not ``"cpu"``,
+    batching always pays (an accelerator wants every member in one launch).
+    """
+    configs = [configs] if isinstance(configs, ModelConfig) else list(configs)
+    if configs[0].kind != "conv":
+        return True
+    if train_config is not None and train_config.device != "cpu":
+        return True
+    limit = _CONV_SOLO_MACS.get(_cpu_capability())
+    return limit is None or _padded_size(configs) < limit
 
 
 def _padded_size(configs):
@@ -115,13 +200,15 @@ def plan_groups(configs, train_configs=None, max_members=MAX_MEMBERS, *, max_pad
 
     Compatible members are sorted by size and cut into runs whose padding waste is acceptable; each run is split
     into near-equal groups of at most ``max_members`` whose working set (weights, gradients, Adam moments and
-    activations, float32) fits ``cache_bytes``. Groups of one mean "train this model alone".
+    activations, float32) fits ``cache_bytes``. Groups of one mean "train this model alone": so are convolutional
+    members where one by one is faster on this CPU (:func:`conv_batching_pays`; ``fit_group`` then runs a lone
+    member on PyTorch's native kernels).
 
     Parameters
     ----------
     configs : sequence of ModelConfig
     train_configs : TrainConfig or sequence of TrainConfig, optional
-    max_members : int, default 8
+    max_members : int, default 16
     max_padding : float, default 2.0
     cache_bytes : int, default 10 MiB
         Measured on one core with 512 KiB L2 and a shared 32 MiB L3: groups whose working set passes ~10 MiB
@@ -159,8 +246,11 @@ def plan_groups(configs, train_configs=None, max_members=MAX_MEMBERS, *, max_pad
                 run = [i]
         runs.append(run)
         for run in runs:
-            per_member = _member_bytes([configs[i] for i in run], train_configs[run[0]].batch_size)
+            members = [configs[i] for i in run]
+            per_member = _member_bytes(members, train_configs[run[0]].batch_size)
             cap = max(1, min(max_members, cache_bytes // per_member))
+            if not conv_batching_pays(members, train_configs[run[0]]):
+                cap = 1
             n_groups = -(-len(run) // cap)
             size, extra = divmod(len(run), n_groups)
             start = 0

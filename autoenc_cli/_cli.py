@@ -1,8 +1,12 @@
-"""What every command line shares: help with defaults, one-line errors with exit status 2, Ctrl-C with 130."""
+"""What every command line shares: help with defaults, one-line errors with exit status 2, Ctrl-C with 130 and
+SIGTERM with 143 (the same clean stop)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import warnings
 
 
@@ -23,12 +27,38 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt: the same clean stop, with exit status 143."""
+
+
+def interrupted_status(exc):
+    """The exit status of a stop: 143 for SIGTERM (128 + 15), 130 for Ctrl-C (128 + 2)."""
+    return 143 if isinstance(exc, Terminated) else 130
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(main, argv=None):
     """Call ``main(argv)``; turn a user's mistake into one line on stderr and exit status 2, no traceback.
 
-    Warnings print as ``warning: <message>`` lines, without the source line Python would show.
+    Warnings print as ``warning: <message>`` lines, without the source line Python would show. SIGTERM stops the
+    command like Ctrl-C (exit status 143 instead of 130).
     """
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _sigterm_as_interrupt():
         warnings.showwarning = _show_warning
         try:
             return main(argv)
@@ -39,9 +69,13 @@ def run(main, argv=None):
             where = f": {exc.filename}" if exc.filename else ""
             print(f"error: {exc.strerror or one_line(exc)}{where}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
+        except (MemoryError, ArithmeticError) as exc:  # an allocation or a number too large for this machine
+            what = "out of memory" if isinstance(exc, MemoryError) else "numbers out of range"
+            print(f"error: {what}: {one_line(exc) or type(exc).__name__}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:
             print("\ninterrupted", file=sys.stderr)
-            return 130
+            return interrupted_status(exc)
 
 
 def one_line(message):

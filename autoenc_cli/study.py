@@ -31,6 +31,7 @@ except ModuleNotFoundError:  # Python < 3.11
 from analysis import StudyConfig, run_study
 from analysis.study.config import (AUDIT_TARGETS, CONV_WIDTHS, LATENT_METHODS, MEMORIZATION_METHODS, MLP_WIDTHS,
                                    SCALINGS, SEARCHES, SELECTION_METRICS, SELECTION_RULES)
+from analysis.study.lock import StudyLock
 from autoenc import ACTIVATIONS, DATASETS, KINDS, load_dataset
 
 from . import _cli
@@ -139,7 +140,8 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: every core)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     p.add_argument("--scheduler-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="how long to wait for the scheduler to answer and for a first worker (default 30)")
+                   help="how long to wait for the scheduler to answer, for a first worker, and for a worker once all "
+                        "are lost (default 30)")
     p.add_argument("--quiet", action="store_true", help="no progress output, only the final lines")
     return p.parse_args(argv)
 
@@ -238,10 +240,11 @@ def _write_report(folder):
 def _main(argv):
     args = parse_args(argv)
     config = build_config(args)
+    out = Path(args.out or f"runs/{Path(config.dataset).stem}")
+    StudyLock.check_free(out)  # a busy folder is refused before the data are read for the bottlenecks
     config, note = _fit_bottlenecks(config, args)
     if note and not args.quiet:
         print(note, flush=True)
-    out = Path(args.out or f"runs/{Path(config.dataset).stem}")
     options = {"n_jobs": args.jobs, "scheduler": args.scheduler, "timeout": args.scheduler_timeout,
                "progress": False if args.quiet else None,
                "report": _write_report if args.report else None}
@@ -251,10 +254,10 @@ def _main(argv):
         threading.Thread(target=importlib.import_module, args=("analysis.report.html",), daemon=True).start()
     try:
         result = run_study(config, out, **options)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (exit status 143)
         print(f"\ninterrupted: finished runs are saved in {out}; run the same command again to resume",
               file=sys.stderr)
-        return 130
+        return _cli.interrupted_status(exc)
     print(_verdict_text(result))
     failed = result.results[result.results["status"] != "ok"]["run"].unique()
     if len(failed):
@@ -267,7 +270,7 @@ def _main(argv):
 
 
 def main(argv=None):
-    """Run the study command line; return its exit status (0, 2 for a mistake, 130 for Ctrl-C)."""
+    """Run the study command line; return its exit status (0, 2 for a mistake, 130 for Ctrl-C, 143 for SIGTERM)."""
     return _cli.run(_main, argv)
 
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from autoenc import ACTIVATIONS, Autoencoder, DivergenceError, ModelConfig, TrainConfig, fit, reconstruct
-from autoenc import _stacked, batched
+from autoenc import _stacked, batched, planning
 from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, fit_group
 from autoenc.planning import can_group, plan_groups
 
@@ -203,12 +203,13 @@ def test_plan_groups_on_the_default_grid():
     groups = plan_groups(configs, train_configs)
     assert sorted(i for g in groups for i in g) == list(range(len(grid)))
     for group in groups:
-        assert len(group) <= 8
+        assert len(group) <= 16
         assert len({configs[i].hidden for i in group}) == 1
         assert can_group([configs[i] for i in group], [train_configs[i] for i in group])
     sizes = {h: sorted(len(g) for g in groups if configs[g[0]].hidden == (h,)) for h in (16, 64, 256, 1024)}
-    assert sizes[16] == sizes[64] == [7, 8]
-    assert max(sizes[1024]) < 8  # a working set that would not fit in cache: smaller groups
+    assert sizes[16] == sizes[64] == [15]  # small working sets: one group per width
+    assert sizes[256] == [5, 5, 5] and max(sizes[1024]) <= 2  # working sets that would not fit in cache
+    assert [len(g) for g in plan_groups(configs, train_configs, max_members=8) if len(g) > 5] == [8, 8, 7, 7]
     assert plan_groups(configs, train_configs, max_members=1) == [[i] for i in range(len(grid))]
 
 
@@ -260,3 +261,57 @@ def test_plan_groups_rejects():
         plan_groups([ModelConfig(64, 2)], max_members=0)
     with pytest.raises(ValueError, match="non-empty sequence"):
         can_group(ModelConfig(64, 2))
+
+
+# --- the FLOP count ----------------------------------------------------------------------------------------------
+
+def test_training_flops_of_a_small_mlp_by_hand():
+    config = ModelConfig(10, 3, (5,))
+    assert planning.forward_macs(config) == 10 * 5 + 5 * 3 + 3 * 5 + 5 * 10  # 130
+    assert planning.training_flops(config, 100, 2) == 6 * 130 * 100 * 2
+    assert planning.training_flops(ModelConfig(64, 2, (16, 8)), 1, 1) == 6 * (64 * 16 + 16 * 8 + 8 * 2) * 2
+    assert planning.training_flops(config, 100, 0) == 0
+
+
+@pytest.mark.parametrize("config", [ModelConfig(10, 3, (5,)), ModelConfig(64, 2, (16, 8), linear=True)])
+def test_forward_macs_is_what_torch_counts(config):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        Autoencoder(config)(torch.zeros(7, config.input_dim))
+    assert counter.get_total_flops() == 2 * 7 * planning.forward_macs(config)
+
+
+def test_training_flops_rejects():
+    with pytest.raises(ValueError, match="n_samples must be an int >= 0, got -1"):
+        planning.training_flops(ModelConfig(10, 3), -1, 2)
+    with pytest.raises(ValueError, match="epochs must be an int >= 0, got 2.5"):
+        planning.training_flops(ModelConfig(10, 3), 1, 2.5)
+    with pytest.raises(TypeError, match="config must be a ModelConfig, got dict"):
+        planning.training_flops({"input_dim": 10}, 1, 1)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_transposed_products_of_narrow_layers_match_autograd(activation, rng):
+    """A code layer of a few units after a wide one runs as (out, batch) products (``_stacked._skinny``)."""
+    configs = [ModelConfig(20, k, (160,), activation=activation) for k in (2, 5, 8)]
+    stack = _Stack(configs, torch.float64)
+    assert stack.skinny == [False, True, False, False]
+    models = [Autoencoder(c, dtype=torch.float64).reset_parameters(torch.Generator().manual_seed(m))
+              for m, c in enumerate(configs)]
+    for m, model in enumerate(models):
+        stack.set_member(m, model)
+    for batch in (7, 3, 7):  # buffers reused across steps and batch sizes
+        x = torch.as_tensor(rng.normal(size=(3, batch, 20)))
+        cache = []
+        out = stack.forward(x, cache)
+        for m, model in enumerate(models):
+            torch.testing.assert_close(out[m], model(x[m]), rtol=1e-12, atol=1e-13)
+        stack.backward(out.sub_(x).mul_(2.0 / (batch * 20)), cache)
+        for m, model in enumerate(models):
+            model.zero_grad()
+            F.mse_loss(model(x[m]), x[m]).backward()
+            grads = stack.get_member(m, stack.grad)
+            for (name, p), q in zip(model.named_parameters(), grads.parameters()):
+                torch.testing.assert_close(q, p.grad, rtol=1e-10, atol=1e-13, msg=name)
+        assert torch.all(stack.grad[stack.pad_mask == 0] == 0)

@@ -306,3 +306,68 @@ def test_transformer_with_conv_kind(images):
     assert np.array_equal(again.transform(X_val), Z)  # the seed fixes the conv model too
     with pytest.raises(ValueError, match="input_shape=.*holds 100 values but input_dim=128"):
         clone(ae).set_params(input_shape=(1, 10, 10)).fit(X)
+
+
+# --- the FLOP count and the batched-or-alone rule ----------------------------------------------------------------
+
+def test_training_flops_of_a_small_conv_by_hand():
+    from autoenc.planning import forward_macs, training_flops
+
+    config = conv((1, 8, 8), 3, (2, 4))  # kernel 3, stride 2
+    assert config.spatial_shapes == [(8, 8), (4, 4), (2, 2)]
+    # im2col products: 16 positions x 9 taps x 1 -> 2 channels, 4 x 9 x 2 -> 4, the code 16 -> 3 and back, and
+    # the transposed convolutions mirroring the convolutions
+    macs = 16 * 9 * 1 * 2 + 4 * 9 * 2 * 4 + 16 * 3 + 3 * 16 + 4 * 9 * 2 * 4 + 16 * 9 * 1 * 2
+    assert forward_macs(config) == macs == 1248
+    assert training_flops(config, 50, 3) == 6 * 1248 * 50 * 3
+
+
+@pytest.mark.parametrize("config", [conv((1, 8, 8), 3, (2, 4)), conv((3, 12), 4, (4, 6), kernel_size=4),
+                                    conv((2, 9, 7), 5, (3, 5), kernel_size=5, stride=3)])
+def test_conv_forward_macs_is_what_torch_counts(config):
+    from torch.utils.flop_counter import FlopCounterMode
+    from autoenc.planning import forward_macs
+
+    with FlopCounterMode(display=False) as counter:
+        Autoencoder(config)(torch.zeros(5, config.input_dim))
+    assert counter.get_total_flops() == 2 * 5 * forward_macs(config)
+
+
+def test_large_conv_members_train_alone_where_native_kernels_win(images, monkeypatch):
+    from autoenc import planning as _planning
+    from autoenc._solo import _ModuleStack
+
+    small, large = conv((2, 8, 8), 2), conv((2, 8, 8), 2, (16, 32))
+    tcs = [FIVE.replace(seed=s) for s in range(3)]
+    monkeypatch.setattr(_planning, "_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(_planning, "_CONV_SOLO_MACS", {"AVX512": 20_000})
+    assert _planning.conv_batching_pays([small]) and not _planning.conv_batching_pays([large])
+    assert plan_groups([small] * 3, tcs) == [[0, 1, 2]] and plan_groups([large] * 3, tcs) == [[0], [1], [2]]
+    assert _planning.conv_batching_pays([large], FIVE.replace(device="cuda"))  # accelerators batch
+    assert plan_groups([ModelConfig(64, 2, (1024,))] * 2, [FIVE] * 2) == [[0, 1]]  # MLPs are not concerned
+    monkeypatch.setattr(_planning, "_cpu_capability", lambda: "AVX2")
+    assert _planning.conv_batching_pays([large]) and plan_groups([large] * 3, tcs) == [[0, 1, 2]]
+
+
+def test_a_member_alone_on_native_kernels_is_solo_fit(images, monkeypatch):
+    from autoenc import planning as _planning
+
+    X, X_val = images
+    config = conv((2, 8, 8), 3, (6, 8), activation="gelu")
+    monkeypatch.setattr(_planning, "_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(_planning, "_CONV_SOLO_MACS", {"AVX512": 1})
+    tc = FIVE.replace(seed=4, patience=2)
+    results, stack = _fit_group([config], X, X_val, tc, progress=False)
+    assert type(stack).__name__ == "_ModuleStack"
+    model = Autoencoder(config)
+    history = fit(model, X, X_val, tc, progress=False)
+    (result,) = results
+    # the same native kernels and Adam arithmetic as solo fit (the loss's gradient is formed in another order)
+    for (name, a), b in zip(model.state_dict().items(), result.model.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6, msg=name)
+    assert _rel(result.history.val_loss, history.val_loss) < 1e-6
+    assert _rel(result.history.train_loss, history.train_loss) < 1e-6
+    seen = []
+    fit_group([config], X, X_val, FIVE, progress=False, eval_epochs=[2],
+              on_eval=lambda epoch, rec: seen.append((epoch, rec(X_val).shape)))
+    assert seen == [(2, (1, 50, 128)), (5, (1, 50, 128))]

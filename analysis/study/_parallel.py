@@ -6,9 +6,11 @@ worker exits by itself when the study process dies (even by SIGKILL): it would o
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -76,7 +78,11 @@ def dask_client(scheduler, timeout=30):
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
                            f"({type(exc).__name__}); is `dask scheduler` running there?") from None
-    with client:
+    except Exception as exc:  # noqa: BLE001 - another service answered: its bytes decode as anything (3 EiB frames)
+        raise ClusterError(f"{scheduler} does not answer as a Dask scheduler ({type(exc).__name__}); is another "
+                           "service listening there?") from None
+    client.autoenc_timeout = timeout  # how long a study waits for a worker to come back once all are gone
+    with client, _quiet_lost_results():
         try:
             client.wait_for_workers(1, timeout=timeout)
         except (OSError, TimeoutError):
@@ -85,11 +91,37 @@ def dask_client(scheduler, timeout=30):
         yield client
 
 
+class _LostResultFilter(logging.Filter):
+    """Drops what distributed logs when a worker dies holding a finished result ("Couldn't gather ... keys", an
+    abandoned gather's ``AllExit``): the study says it in one line of its own, or waits for another worker."""
+
+    def filter(self, record):
+        text = record.getMessage()
+        return "Couldn't gather" not in text and "AllExit" not in text
+
+
+@contextlib.contextmanager
+def _quiet_lost_results():
+    loggers, quiet = [logging.getLogger("distributed.client"), logging.getLogger("asyncio")], _LostResultFilter()
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+
+
 def _exit_with_parent():
     """Exit this local worker when the study process that started it dies: it would train for nobody."""
     if any(t.name == "autoenc-parent-watch" for t in threading.enumerate()):
         return
     parent = os.getppid()
+    # A worker draws no bars: a thread lock for tqdm instead of its process-shared semaphore, which a worker stopped
+    # with the study would leave registered (a "leaked semaphore" warning at the study's exit).
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
     def watch():
         while os.getppid() == parent:
@@ -134,30 +166,104 @@ def run_tasks(tasks, n_jobs=1, client=None):
 
     # The workers get an index, not the handler: handlers write files and stay in this process.
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    for index, output in parallel(delayed(_local)(i, t.fn, *t.args) for i, t in enumerate(tasks)):
-        tasks[index].on_done(output)
+    outputs = parallel(delayed(_local)(i, t.fn, *t.args) for i, t in enumerate(tasks))
+    try:
+        for index, output in outputs:
+            tasks[index].on_done(output)
+    except BaseException:  # Ctrl-C, SIGTERM, a full disk: stop the workers now, and say nothing of unread outputs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            outputs.close()
+        release_workers(kill=True)  # shut down, not abandoned: no leaked-semaphore warning at exit
+        raise
 
 
 def _run_on_dask(tasks, client):
     """Every task goes to the cluster, however few threads it has; the queue is cancelled if this process stops.
 
     (joblib's Dask backend runs tasks in the calling process when the cluster counts a single thread.) A task
-    left queued when the study process dies is released with its client by the scheduler.
+    left queued when the study process dies is released with its client by the scheduler. A cluster left without
+    workers for the client's timeout (``dask_client``'s, else 30 s), or that cannot finish a task, is a
+    :class:`ClusterError`: what finished is committed already.
     """
     from distributed import as_completed
 
     futures = [client.submit(_remote, i, t.fn, *t.args, pure=False, key=f"autoenc-task-{i}-{os.getpid()}-"
                              f"{time.monotonic_ns()}") for i, t in enumerate(tasks)]
+    timeout = getattr(client, "autoenc_timeout", 30.0)
+    pending = as_completed(futures)
+    watch = _WorkerWatch(client, timeout)
     try:
-        for future in as_completed(futures):
-            index, output = future.result()
-            tasks[index].on_done(output)
+        while not pending.is_empty():
+            batch = pending.next_batch(block=False)
+            for future in batch:
+                index, output = _output(future, client, watch)
+                tasks[index].on_done(output)
+            if not batch:
+                watch.check()
+                time.sleep(0.05)
     finally:
-        client.cancel([f for f in futures if not f.done()])
+        with contextlib.suppress(Exception):  # the cluster may be gone: nothing left to cancel there
+            client.cancel([f for f in futures if not f.done()])
 
 
-def release_workers():
-    """Stop joblib's idle local workers: each holds its own torch, and the study is done with them."""
+def _where(client):
+    return getattr(client, "scheduler", None) and client.scheduler.address or "the Dask cluster"
+
+
+def _output(future, client, watch):
+    """A finished future's output; a task the cluster gave up on (its workers died running it) is one line.
+
+    Never waits unwatched: a future reported finished goes back to pending when the worker holding its result dies
+    before handing it over, and then only another worker can finish it.
+    """
+    while True:
+        try:
+            return future.result(timeout=watch.every)
+        except Exception as exc:  # noqa: BLE001 - KilledWorker, CancelledError (scheduler gone), a lost connection
+            if isinstance(exc, TimeoutError) and future.status != "error":
+                watch.check()  # pending again: raises once the cluster has had no worker for its timeout
+                continue
+            if future.status == "error" and not _is_cluster_failure(exc):
+                raise  # the task itself failed: its own error
+            raise ClusterError(f"the Dask cluster at {_where(client)} could not finish a task ({type(exc).__name__}"
+                               f": {str(exc).splitlines()[0] if str(exc) else 'no detail'}); finished runs are saved,"
+                               " run the same command again to resume") from None
+
+
+def _is_cluster_failure(exc):
+    return type(exc).__name__ in ("KilledWorker", "CancelledError", "CommClosedError", "FutureCancelledError")
+
+
+class _WorkerWatch:
+    """Raises :class:`ClusterError` once the cluster has had no worker (or no answer) for ``timeout`` seconds."""
+
+    def __init__(self, client, timeout, every=0.5):
+        self.client, self.timeout, self.every = client, timeout, every
+        self.alone_since, self.last = None, 0.0
+
+    def check(self):
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        try:
+            workers = len(self.client.nthreads())
+        except Exception:  # noqa: BLE001 - the scheduler itself is gone or not answering
+            workers = 0
+        if workers:
+            self.alone_since = None
+            return
+        self.alone_since = self.alone_since or now
+        if now - self.alone_since >= self.timeout:
+            raise ClusterError(f"the Dask cluster at {_where(self.client)} has had no worker for {self.timeout:g} s "
+                               "(all lost); finished runs are saved, start workers and run the same command again to "
+                               "resume")
+
+
+def release_workers(kill=False):
+    """Stop joblib's idle local workers: each holds its own torch, and the study is done with them (``kill``: busy
+    ones too)."""
     from joblib.externals.loky import get_reusable_executor
 
-    get_reusable_executor().shutdown(wait=True)
+    get_reusable_executor().shutdown(wait=True, kill_workers=kill)

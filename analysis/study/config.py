@@ -45,6 +45,7 @@ def _int_tuple(value, name, minimum):
     return out
 
 
+MAX_NOISE_STD = 1e12  # in the units the model sees; its squares summed over features and samples stay finite
 MLP_WIDTHS = (16, 64, 256, 1024)  # hidden units
 CONV_WIDTHS = (4, 16, 64, 256)  # channels per stage
 
@@ -182,6 +183,8 @@ class StudyConfig(JSONConfig):
         check_positive_float(self.tolerance, "tolerance", allow_zero=True)
         if self.data_noise_std is not None:
             check_positive_float(self.data_noise_std, "data_noise_std")
+        if (std := max(self.noise_std, self.data_noise_std or 0)) > MAX_NOISE_STD:  # float32 squares: inf
+            raise ValueError(f"noise_std and data_noise_std must be at most {MAX_NOISE_STD:g}, got {std:g}")
         for name in ("memorization", "landscape", "data_seeds", "double_descent"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -197,9 +200,7 @@ class StudyConfig(JSONConfig):
         if unknown:
             raise ValueError(f"unknown audit target(s) {unknown}; valid values are {list(AUDIT_TARGETS)}")
         object.__setattr__(self, "audit", audit)
-        train = self.train
-        if isinstance(train, dict):
-            train = TrainConfig.from_dict(train)
+        train = TrainConfig.from_dict(self.train) if isinstance(self.train, dict) else self.train
         if not isinstance(train, TrainConfig):
             raise TypeError(f"train must be a TrainConfig or a dict, got {type(train).__name__}")
         object.__setattr__(self, "train", train)
@@ -270,7 +271,6 @@ class StudyConfig(JSONConfig):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path} is not valid JSON: {exc}") from None
         raise ValueError(f"study config {str(path)!r} must end in .toml or .json")
-
 
 
 def _toml_value(value):

@@ -5,17 +5,30 @@ Everything here reads the committed runs back from the study folder and writes d
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 
 from autoenc import load
+from autoenc._safe_read import regular_file
 
 from .runspec import Run, RunSpec, format_hidden
 from .select import simplest_adequate
 from .store import write_csv, write_json, write_npz
 from .tables import summarize_runs
 
-__all__ = ["finish", "select"]
+__all__ = ["finish", "select", "warm_up"]
+
+
+def warm_up():
+    """While the workers train, the study process is idle: compile UMAP's numba code (its first call in a process
+    costs 10-20 s) on a throwaway map."""
+    with contextlib.suppress(Exception):  # only a head start: the real calls report any problem themselves
+        from ..measures.latent import embed_latents
+
+        Z = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+        embed_latents(Z, Z[:8], method="umap", n_epochs=5)
 
 
 def select(store, data, config, results):
@@ -45,7 +58,8 @@ def finish(store, data, config, results, selection):
         _write_landscape(store, data, config, dict.fromkeys([chosen_run, largest_run]))
     if config.double_descent and not _readable_csv(store.path / "double_descent.csv", ["width", "mse_clean"]):
         _write_double_descent(store, data, config)
-    if config.latent != "none" and not _readable_csv(store.path / "embeddings.csv", ["run", "x", "y"]):
+    if config.latent != "none" and not _readable_csv(store.path / "embeddings.csv", ["run", "x", "y"],
+                                                     {chosen_run, pca_run}):
         _write_embeddings(store, data, config, chosen_run, pca_run)
 
 
@@ -91,9 +105,14 @@ def _write_double_descent(store, data, config):
     write_csv(store.path / "double_descent.csv", frame)
 
 
-def _readable_csv(path, columns):
-    """Whether a derived file is there and intact; a damaged one is rebuilt, never trusted."""
+def _readable_csv(path, columns, runs=None):
+    """Whether a derived file is there (a regular file: a FIFO is never opened), intact, and (given ``runs``) made
+    from exactly those runs; anything else is rebuilt, never trusted."""
+    if not regular_file(path):
+        return False
     try:
+        if runs is not None:
+            return set(pd.read_csv(path, usecols=["run"], dtype=str)["run"]) == set(runs)
         return set(columns) <= set(pd.read_csv(path, nrows=5).columns)
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
         return False

@@ -136,6 +136,13 @@ class StudyLock:
         self.release()
         return False
 
+    @classmethod
+    def check_free(cls, folder):
+        """Raise :class:`StudyLockedError` now if an existing ``folder`` is locked (nothing is created): lets a
+        command refuse before slow work of its own, such as reading the data."""
+        if Path(folder).is_dir() and (Path(folder) / LOCK_FILE).is_file():
+            cls(folder).acquire().release()
+
     def acquire(self):
         """Take the lock or raise :class:`StudyLockedError` at once (never waits); returns ``self``."""
         if self.held:

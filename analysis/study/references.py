@@ -10,6 +10,10 @@ halves and correlating the halves' scores.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -21,11 +25,14 @@ from scipy.stats import spearmanr
 from sklearn.decomposition import PCA
 
 from autoenc import AutoencoderTransformer
+from autoenc._safe_read import check_npz
 
 from ._parallel import Task
 from ..measures.audit import membership_audit
+from .integrity import array_fingerprint
 from .runspec import Run, RunSpec
 from ..measures.memorization import memorization_scores
+from .provenance import split_fingerprint
 from ..measures.reference import memorization_from_references, plan_reference_tasks, reference_masks, train_references
 from .store import write_npz
 
@@ -46,27 +53,43 @@ class ReferencePlan:
     tasks: list            # lists of reference indices, one batched group each
     folder: Path
     audited: bool = False  # the study's runs of this architecture get a membership audit
+    provenance: str = ""   # hash of what the groups are made from: a group made otherwise is not reused
     model: object = None   # ModelConfig, or a PCA factory; built once, by plan_references
     train: object = None   # TrainConfig (None for PCA)
 
     def group_file(self, task):
         return self.folder / f"group-{task[0]:03d}-{task[-1]:03d}.npz"
 
-    def group_errors(self, task):
-        """The errors of one group, or None where its file is missing, damaged or written for another plan."""
+    def digest(self, task, errors):
+        """The checksum a group file records: of its errors, its indices and the plan's provenance."""
+        body = f"{self.provenance}|{array_fingerprint(np.asarray(task), np.asarray(errors, dtype=float))}"
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    def read(self, task):
+        """``(errors, problem)`` of a committed group: ``(array, None)`` when intact, ``(None, "")`` when not
+        there, else ``(None, what is wrong)``: a damaged or foreign group is never used."""
+        file = self.group_file(task)
+        if not os.path.lexists(file):
+            return None, ""
         try:
-            with np.load(self.group_file(task), allow_pickle=False) as npz:
-                if list(npz["indices"]) == list(task) and npz["errors"].shape == (len(task), len(self.pool)):
-                    return npz["errors"]
-        except (OSError, ValueError, KeyError):
-            pass
-        return None
+            check_npz(file, 16 * len(task) * len(self.pool) + (1 << 16))
+            with np.load(file, allow_pickle=False) as npz:
+                errors = np.asarray(npz["errors"], dtype=float)
+                if list(npz["indices"]) != list(task) or errors.shape != (len(task), len(self.pool)):
+                    return None, "its indices or shape are not the group's"
+                if str(npz["provenance"]) != self.provenance:
+                    return None, "it was made by another study (another model, training, data or split)"
+                if str(npz["sha256"]) != self.digest(task, errors):
+                    return None, "its errors changed since they were written (the SHA-256 differs)"
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            return None, f"unreadable: {exc}"
+        return errors, None
 
     def load(self):
-        """``(n_references, n_pool)`` errors, or None while a group is missing; a damaged group file is redone."""
+        """``(n_references, n_pool)`` errors, or None while a group is missing or damaged."""
         errors = np.full(self.masks.shape, np.nan)
         for task in self.tasks:
-            group = self.group_errors(task)
+            group, _ = self.read(task)
             if group is None:
                 return None
             errors[task] = group
@@ -170,9 +193,14 @@ def plan_references(spec, data, config, store_path, audited=False):
     masks = reference_masks(len(pool), config.n_references, seed=config.seed)
     run = Run.of(spec, config, data)
     model = partial(PCA, n_components=spec.bottleneck, random_state=0) if spec.model == "pca" else run.model
-    tasks = plan_reference_tasks(masks, model, run.train)
+    train = run.train
+    tasks = plan_reference_tasks(masks, model, train)
+    made_of = {"run": spec.run, "model": model.to_dict() if spec.model != "pca" else "pca",
+               "train": train.to_dict() if train is not None else None, "noise_std": config.noise_std,
+               "data": data.fingerprint, "split": split_fingerprint(data), "masks": array_fingerprint(masks)}
+    provenance = hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
     return ReferencePlan(spec, pool, masks, tasks, Path(store_path) / FOLDER / spec.architecture,
-                         audited and spec.model == "autoencoder", model, run.train)
+                         audited and spec.model == "autoencoder", provenance, model, train)
 
 
 def _train_task(model, train, data, masks, pool, task):
@@ -186,14 +214,23 @@ def reference_tasks(plan, data, config):
     """One :class:`Task` per group not yet committed; each commits its errors as soon as it is back."""
     def commit(output):
         task, errors = output
-        write_npz(plan.group_file(task), indices=np.asarray(task), errors=errors)
+        write_npz(plan.group_file(task), indices=np.asarray(task), errors=errors,
+                  provenance=np.asarray(plan.provenance), sha256=np.asarray(plan.digest(task, errors)))
 
     missing = [t for t in plan.tasks if not _committed(plan, t)]
     return [Task(_train_task, (plan.model, plan.train, data, plan.masks, plan.pool, t), commit) for t in missing]
 
 
 def _committed(plan, task):
-    return plan.group_errors(task) is not None
+    """Whether a group is committed and intact; a damaged or foreign one is removed with a warning naming it."""
+    errors, problem = plan.read(task)
+    if problem:
+        file = plan.group_file(task)
+        warnings.warn(f"reference group {file.parent.name}/{file.name} in {file.parent.parent} is damaged "
+                      f"({problem}); it will be recomputed", RuntimeWarning, stacklevel=3)
+        with contextlib.suppress(OSError):
+            os.unlink(file)
+    return errors is not None
 
 
 def _split_half_agreement(errors, masks):

@@ -7,7 +7,6 @@ hook). Only this process writes, one run at a time, atomically: a study killed a
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
@@ -31,7 +30,7 @@ from autoenc.validation import check_int, check_positive_float
 
 from ._parallel import Task, dask_client, default_jobs, one_thread, release_workers, run_tasks
 from .prepare import StudyData, prepare_data
-from .lock import StudyLock
+from ._preflight import check_names, check_sizes, claim
 from .config import StudyConfig
 from .runspec import Run, RunSpec
 from ..measures.dynamics import clean_minimum, log_epochs, measure_curves
@@ -39,9 +38,10 @@ from ..measures.errors import seen_unseen
 from ..measures.intervals import FPRResolutionWarning
 from ..measures.reconstruction import pca_as_autoencoder, pca_baseline, reconstruct_with, row_errors
 from .select import grow_proposals, grow_start, grow_update
-from .finish import finish, select
+from .finish import finish, select, warm_up
 from .references import (early_references, kfold_memorization, late_references, plan_references,
                           reference_tasks, write_memorization_and_audit)
+from .provenance import expectation, split_fingerprint
 from .store import RunResult, StudyStore, write_csv, write_json, write_npz
 
 __all__ = ["StudyResult", "run_study"]
@@ -98,7 +98,8 @@ def _result(run: Run, data: StudyData, config: StudyConfig, **fields):
     n_params = Autoencoder(mc).n_parameters if spec.model == "autoencoder" else spec.n_params(d)
     return RunResult(spec=spec, n_params=n_params, n_features=d,
                      noise_std=config.noise_std, model_config=mc.to_dict(),
-                     worker=f"{socket.gethostname()}:{os.getpid()}", **fields)
+                     worker=f"{socket.gethostname()}:{os.getpid()}", data_fingerprint=data.fingerprint,
+                     split_fingerprint=split_fingerprint(data), **fields)
 
 
 def _train_group(runs, data: StudyData, config: StudyConfig, progress=False):
@@ -175,11 +176,14 @@ class _Study:
     def __init__(self, store, data, config, runs, n_jobs, client, progress, on_progress):
         self.store, self.data, self.config, self.runs = store, data, config, runs
         self.n_jobs, self.client, self.progress, self.on_progress = n_jobs, client, progress, on_progress
-        self.finished = store.finished()
         self.trained = 0
         # With data seeds every training seed has its own split and noise draw; otherwise all share one.
         self.draws = {config.data_seed(s): prepare_data(config, config.data_seed(s)) for s in config.seeds
                       if config.data_seeds and config.data_seed(s) != config.seed}
+        # A run is reused only when it records what this study would make; ids outside the study are ignored.
+        store.expect(expectation(config, self.data_for, GROW_DEPTH),
+                     max_result_bytes=(4 << 20) + 1024 * (len(data.X) + config.train.epochs))
+        self.finished = store.finished()
 
     def data_for(self, spec):
         """The data draw a run trains and is measured on."""
@@ -283,7 +287,7 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
         ``on_progress(done, total, runs)`` after each finished group (``runs``: its run ids), e.g. to print a
         line per group where there is no terminal for a bar.
     timeout : float
-        Seconds to wait for a Dask scheduler to answer, and for its first worker.
+        Seconds to wait for a Dask scheduler to answer, for its first worker, and for a worker once all are lost.
 
     Raises
     ------
@@ -317,35 +321,41 @@ def run_study(config: StudyConfig, out_dir, *, n_jobs=None, backend="loky", sche
         raise TypeError(f"on_progress must be a callable or None, got {type(on_progress).__name__}")
     if scheduler is None:  # a cluster's workers may have a GPU that this machine lacks: they check for themselves
         resolve_device(config.train.device)
+    check_names(config, out_dir, GROW_DEPTH)
     start = time.perf_counter()
     with one_thread():  # the numbers do not depend on this process's thread settings (see one_thread)
         return _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progress, timeout, start)
 
 
 def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progress, timeout, start):
-    """:func:`run_study` after its arguments are checked: the data, the cluster, the locked folder, the study."""
-    data = prepare_data(config)
-    # Every run's configs, built once; an architecture the data cannot hold is refused before any work.
-    runs = {spec: Run.of(spec, config, data) for spec in (*config.runs(), *config.pca_runs())}
-    # The cluster first: a study that cannot reach it leaves nothing behind. Then the folder, locked for the
-    # life of this call, so two studies never mix their runs in one folder.
-    with dask_client(scheduler, timeout) as client, StudyLock(Path(out_dir)):
-        store = StudyStore(out_dir)
-        store.open(config.to_dict(), {
-            "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
-            "n_features": int(data.n_features), "image_shape": list(data.image_shape) if data.image_shape else None,
-            "data_fingerprint": data.fingerprint,
-            # the report names unequal feature scales as a cause of a bad fit without loading the data again
-            "feature_scale_ratio": feature_scale_ratio(data.clean) if config.scale == "none" else None,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
-        if not (store.path / "splits.npz").exists():
-            write_npz(store.path / "splits.npz", train=data.train, val=data.val, test=data.test)
-        umap = config.latent == "umap" and not (store.path / "embeddings.csv").exists()
-        if umap:
-            threading.Thread(target=_warm_up, daemon=True).start()
-        study = _Study(store, data, config, runs, n_jobs, client, progress, on_progress)
-        return _run(study, report, start, local_workers=scheduler is None and n_jobs > 1)
+    """:func:`run_study` after its arguments are checked: the locked folder, the data, the cluster, the study.
+
+    The lock first: a second study on the folder is refused before any data is read. Then every check that can
+    fail, and the cluster: a refused study leaves nothing behind (``claim`` removes what it created).
+    """
+    with claim(out_dir):
+        data = prepare_data(config)
+        check_sizes(config, data, GROW_DEPTH)
+        # Every run's configs, built once; an architecture the data cannot hold is refused before any work.
+        runs = {spec: Run.of(spec, config, data) for spec in (*config.runs(), *config.pca_runs())}
+        with dask_client(scheduler, timeout) as client:
+            store = StudyStore(out_dir)
+            store.remove_orphans()  # a killed study's half-written files
+            store.open(config.to_dict(), {
+                "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
+                "n_features": int(data.n_features),
+                "image_shape": list(data.image_shape) if data.image_shape else None,
+                "data_fingerprint": data.fingerprint,
+                # the report names unequal feature scales as a cause of a bad fit without loading the data again
+                "feature_scale_ratio": feature_scale_ratio(data.clean) if config.scale == "none" else None,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            })
+            if not (store.path / "splits.npz").exists():
+                write_npz(store.path / "splits.npz", train=data.train, val=data.val, test=data.test)
+            if config.latent == "umap" and not (store.path / "embeddings.csv").exists():
+                threading.Thread(target=warm_up, daemon=True).start()
+            study = _Study(store, data, config, runs, n_jobs, client, progress, on_progress)
+            return _run(study, report, start, local_workers=scheduler is None and n_jobs > 1)
 
 
 def _run(study, report, start, local_workers):
@@ -386,13 +396,3 @@ def _run(study, report, start, local_workers):
         timings["report"] = time.perf_counter() - start - sum(timings.values())
     write_json(store.path / "timings.json", {k: round(v, 2) for k, v in timings.items()})
     return StudyResult(store.path, results, samples, history, selection, trained=study.trained, reused=reused)
-
-
-# -- while the workers train ---------------------------------------------------------------------------------
-def _warm_up():
-    """While the workers train, compile UMAP's numba code (10-20 s at its first call) on a throwaway map."""
-    with contextlib.suppress(Exception):  # only a head start: the real calls report any problem themselves
-        from ..measures.latent import embed_latents
-
-        Z = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
-        embed_latents(Z, Z[:8], method="umap", n_epochs=5)

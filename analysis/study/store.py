@@ -10,8 +10,10 @@ Layout (the README's "The study folder" lists every file a finished study holds)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -21,11 +23,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from autoenc import Autoencoder, ModelConfig, save
-from autoenc.io import CONFIG_FILE, WEIGHTS_FILE, atomic_write
+from autoenc import Autoencoder, ModelConfig, load, save
+from autoenc._safe_read import read_bounded
+from autoenc.io import CONFIG_FILE, WEIGHTS_FILE, atomic_write, read_config
 
 from .runspec import RunSpec
 from .integrity import folder_checksums, safe_child, verify_checksums
+from .provenance import DIGEST_KEY, document_digest, mismatches
 
 __all__ = ["RunResult", "StudyStore", "RESULT_COLUMNS"]
 
@@ -42,6 +46,9 @@ HISTORY_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "se
                    "val_loss", "noise_memorization_train", "noise_memorization_val", "mse_clean_val",
                    "membership_auc_val"]
 RESULT_FILE = "result.json"
+MAX_RESULT_BYTES = 64 << 20  # without an expectation; a study sets a cap from its data's size
+MAX_STUDY_BYTES = 1 << 20
+_IGNORED = object()  # a folder that is no run of the study asking: neither reused nor removed
 
 
 @dataclass
@@ -64,6 +71,8 @@ class RunResult:
     epochs: int = 0
     train_seconds: float = 0.0
     worker: str = ""  # host:pid of the process that computed it
+    data_fingerprint: str | None = None  # content hash of the data it was trained and measured on
+    split_fingerprint: str | None = None  # content hash of the split it used
     rows: list = field(default_factory=list)
     samples: dict | None = None
     history: dict | None = None
@@ -77,6 +86,11 @@ class RunResult:
     def state_expected(self):
         """A finished run that trained has weights on disk."""
         return self.status == "ok"
+
+    def provenance(self):
+        """What it records about how it was made, as :func:`analysis.provenance.run_provenance` gives it."""
+        return {"model_config": self.model_config, "train_config": self.train_config, "noise_std": self.noise_std,
+                "data_fingerprint": self.data_fingerprint, "split_fingerprint": self.split_fingerprint}
 
     def to_dict(self):
         """The JSON document of ``result.json``: the run's identifying columns first, no weights."""
@@ -113,8 +127,13 @@ def _strict(value):
     return value
 
 
-def write_json(path, obj):
-    text = json.dumps(_strict(json.loads(json.dumps(obj, default=_json_default))), indent=1, allow_nan=False)
+def write_json(path, obj, *, digest=False):
+    """Strict JSON, atomically; ``digest=True`` adds ``"sha256"``: :func:`~analysis.provenance.document_digest` of
+    the document as written, so a number edited later is found."""
+    doc = _strict(json.loads(json.dumps(obj, default=_json_default)))
+    if digest:
+        doc[DIGEST_KEY] = document_digest(doc)
+    text = json.dumps(doc, indent=1, allow_nan=False)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
@@ -131,10 +150,31 @@ def write_csv(path, frame):
 
 
 class StudyStore:
-    """Reads and writes one study folder."""
+    """Reads and writes one study folder.
+
+    :meth:`expect` tells the store which runs the study makes and what each must record; from then on a run folder
+    is reused only when it matches (see :meth:`finished`).
+    """
 
     def __init__(self, path):
         self.path = Path(path)
+        self._expected = None  # run id -> the provenance it must record, or None for a run of no concern
+        self._max_result_bytes = MAX_RESULT_BYTES
+        self._good = None  # the runs found intact (and matching), kept up to date by commit
+        self._ignored = set()
+
+    def expect(self, expected, max_result_bytes=MAX_RESULT_BYTES):
+        """Reuse only runs for which ``expected(run)`` gives the provenance they record; ignore the others.
+
+        Parameters
+        ----------
+        expected : callable
+            ``expected(run_id) -> dict or None`` (:func:`analysis.provenance.run_provenance`); None: not a run of
+            this study, neither reused nor removed.
+        max_result_bytes : int
+            A ``result.json`` larger than this is damaged, refused unread.
+        """
+        self._expected, self._max_result_bytes, self._good = expected, int(max_result_bytes), None
 
     # -- the config -------------------------------------------------------------------------------------------
     def open(self, config_dict, facts):
@@ -150,11 +190,11 @@ class StudyStore:
             If the folder holds a study with a different config (naming the fields that differ) or other data.
         """
         file = self.path / "study.json"
-        if file.exists():
+        if os.path.lexists(file):
             try:
-                old_doc = json.loads(file.read_text(encoding="utf-8"))
+                old_doc = self.read_study()
                 old = old_doc["config"]
-            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, ValueError, RecursionError):
                 raise ValueError(f"{file} is not a study.json written by autoenc; choose another folder") from None
             fingerprint, old_fingerprint = facts.get("data_fingerprint"), old_doc.get("data_fingerprint")
             same_data = fingerprint is not None and fingerprint == old_fingerprint
@@ -173,54 +213,92 @@ class StudyStore:
         write_json(file, {"config": config_dict, **facts})
         return True
 
+    def remove_orphans(self):
+        """Delete the temporary files a killed study left (``.<name>.<random>.tmp`` of an atomic write); only the
+        lock's holder calls this, so no write of another study is under way. Returns how many were removed."""
+        removed = 0
+        for pattern in (".*.tmp", "models/*/.*.tmp", "references/*/.*.tmp", "figures/.*.tmp"):
+            for file in self.path.glob(pattern):
+                if file.is_file() and not file.is_symlink():
+                    with contextlib.suppress(OSError):
+                        file.unlink()
+                        removed += 1
+        return removed
+
     def read_study(self):
-        return json.loads((self.path / "study.json").read_text(encoding="utf-8"))
+        doc = json.loads(read_bounded(self.path / "study.json", MAX_STUDY_BYTES, what="study.json").decode("utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError("study.json is not a JSON object")
+        return doc
 
     # -- runs -------------------------------------------------------------------------------------------------
     def finished(self):
-        """Names of the runs whose results are committed and intact.
+        """Names of the runs whose results are committed, intact and (after :meth:`expect`) this study's own.
 
-        A run whose ``result.json`` cannot be read back, whose name is not a run id, or whose files do not match
-        the checksums recorded at commit is damaged: it is removed with a warning naming it, so the study trains
-        it again. Nothing damaged is trusted, and nothing damaged is fatal.
+        A run whose ``result.json`` cannot be read back, whose numbers or files do not match the checksums recorded
+        at commit, whose weights do not load, or whose records (run id, configs, noise, data, split) differ from
+        what the study expects, is removed with a warning naming it and why, so the study trains it again. A folder
+        that is no run of the study is ignored (left in place, never reused). Nothing damaged is trusted, nothing
+        damaged is fatal.
         """
         models = self.path / "models"
         if not models.is_dir():
+            self._good = set()
             return set()
         good = set()
         for folder in sorted(p for p in models.iterdir() if p.is_dir() or p.is_symlink()):
             problem = self._check(folder)
             if problem is None:
                 good.add(folder.name)
+            elif problem is _IGNORED:
+                if folder.name not in self._ignored:
+                    self._ignored.add(folder.name)
+                    warnings.warn(f"{folder.name!r} in {models} is not a run of this study; ignored (left in place, "
+                                  "never reused)", RuntimeWarning, stacklevel=2)
             elif problem:
-                warnings.warn(f"run {folder.name!r} in {models} is damaged ({problem}); it will be trained again",
+                warnings.warn(f"run {folder.name!r} in {models} {problem}; it will be trained again",
                               RuntimeWarning, stacklevel=2)
                 _remove(folder)
-        return good
+        self._good = good
+        return set(good)
 
     def _check(self, folder):
-        """None for an intact run, "" for an unfinished one (no result.json), else what is wrong."""
+        """None for an intact run, "" for an unfinished one (no result.json), ``_IGNORED`` for a folder that is no
+        run of the study, else what is wrong, in words."""
+        if self._expected is not None:
+            want = self._expected(folder.name)
+            if want is None:
+                return _IGNORED
         if folder.is_symlink():
-            return "a symbolic link, not a run folder"
+            return "is damaged (a symbolic link, not a run folder)"
         file = folder / RESULT_FILE
-        if not file.exists():
+        if not os.path.lexists(file):
             return ""
         try:
-            doc = json.loads(file.read_text(encoding="utf-8"))
+            doc = json.loads(read_bounded(file, self._max_result_bytes, what=RESULT_FILE).decode("utf-8"),
+                             parse_constant=_refuse_constant)
             result = RunResult.from_dict(doc)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            return f"{RESULT_FILE} unreadable: {type(exc).__name__}"
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            why = str(exc) if "refused unread" in str(exc) else type(exc).__name__
+            return f"is damaged ({RESULT_FILE} unreadable: {why})"
         if result.run != folder.name:
-            return f"{RESULT_FILE} names run {result.run!r}"
+            return f"is damaged ({RESULT_FILE} names run {result.run!r})"
+        if DIGEST_KEY not in doc:
+            return f"is damaged ({RESULT_FILE} records no checksum of its numbers)"
+        if doc[DIGEST_KEY] != document_digest(doc):
+            return f"is damaged (its numbers changed since they were written: {RESULT_FILE}'s SHA-256 differs)"
+        if self._expected is not None and (differ := mismatches(result.provenance(), want)):
+            return f"does not match this study ({'; '.join(differ)})"
         if not result.state_expected:  # a diverged or failed run has no files beside its result
             return None
         if not doc.get("checksums"):
-            return "no checksums recorded"
-        return "; ".join(verify_checksums(folder, doc["checksums"])) or None
+            return "is damaged (no checksums recorded)"
+        problems = verify_checksums(folder, doc["checksums"]) or _model_problems(folder, result)
+        return f"is damaged ({'; '.join(problems)})" if problems else None
 
     def commit(self, result: RunResult):
-        """Save one run: its weights (if any), then its ``result.json`` with their checksums, which marks it
-        finished."""
+        """Save one run: its weights (if any), then its ``result.json`` with their checksums and the checksum of
+        its own numbers, which marks it finished."""
         folder = safe_child(self.path / "models", result.run)
         checksums = {}
         if result.state is not None:
@@ -228,13 +306,16 @@ class StudyStore:
             model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in result.state.items()})
             save(model, folder, metadata={"run": result.run, "train": result.train_config})
             checksums = folder_checksums(folder, [CONFIG_FILE, WEIGHTS_FILE])
-        write_json(folder / RESULT_FILE, {**result.to_dict(), "checksums": checksums})
+        write_json(folder / RESULT_FILE, {**result.to_dict(), "checksums": checksums}, digest=True)
+        if self._good is not None:
+            self._good.add(result.run)
 
     def records(self):
-        """Every committed, intact :class:`RunResult`, in run-id order."""
+        """Every committed, intact :class:`RunResult` (of this study, after :meth:`expect`), in run-id order."""
         models = self.path / "models"
-        return [RunResult.from_dict(json.loads((models / run / RESULT_FILE).read_text(encoding="utf-8")))
-                for run in sorted(self.finished())]
+        runs = self._good if self._good is not None else self.finished()
+        return [RunResult.from_dict(json.loads(read_bounded(models / run / RESULT_FILE, self._max_result_bytes)))
+                for run in sorted(runs)]
 
     # -- tables -----------------------------------------------------------------------------------------------
     def tables(self):
@@ -268,6 +349,28 @@ class StudyStore:
         for name, frame in (("results", results), ("samples", samples), ("history", history)):
             write_csv(self.path / f"{name}.csv", frame)
         return results, samples, history
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def _model_problems(folder, result):
+    """What is wrong with a run's saved model: config.json naming another run or describing another model than
+    result.json, or weights that do not load (NaN included)."""
+    try:
+        doc = read_config(folder)
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        if meta.get("run") != folder.name:
+            return [f"{CONFIG_FILE} names run {meta.get('run')!r}"]
+        differ = mismatches({"model_config": doc["model"], "train_config": meta.get("train")},
+                            {"model_config": result.model_config, "train_config": result.train_config})
+        if differ:
+            return [f"{CONFIG_FILE} disagrees with {RESULT_FILE} ({'; '.join(differ)})"]
+        load(folder)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        return [str(exc)]
+    return []
 
 
 def _remove(folder):
