@@ -112,8 +112,8 @@ def fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.f
     ----------
     configs : sequence of ModelConfig
         Same kind, ``input_dim``, depth, activation and ``linear`` (convolutions: also input shape, kernel size
-        and stride); bottlenecks and hidden widths may differ (padded with exact zeros; :func:`~autoenc.planning.can_group` says
-        whether the padding is worth it).
+        and stride); bottlenecks and hidden widths may differ (padded with exact zeros;
+        :func:`~.planning.can_group` says whether the padding is worth it).
     X_train : array-like of shape (n_samples, n_features) or (n_members, n_samples, n_features)
         One matrix shared by all members, or one per member (for example each with its own noise draw).
     X_val : array-like of shape (n_val, n_features) or (n_members, n_val, n_features), optional

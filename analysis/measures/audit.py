@@ -111,7 +111,7 @@ def attack_scores(target_errors, ref_errors, ref_masks, *, attacks=ATTACKS, popu
     target_errors : array-like of shape (n_samples,) or (n_targets, n_samples)
         Per-sample reconstruction errors of each target model on the pool.
     ref_errors : array-like of shape (n_models, n_samples)
-        Errors of the reference models on the same pool (:func:`analysis.measures.reference.train_references`); rows with
+        Errors of the reference models on the same pool (:func:`~.reference.train_references`); rows with
         non-finite values (diverged models) are skipped with a warning.
     ref_masks : ndarray of bool, shape (n_models, n_samples)
         Which samples each reference model trained on.

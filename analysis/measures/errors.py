@@ -167,7 +167,7 @@ def seen_unseen(model, X_train, X_test, *, clean_train=None, noise_train=None, c
         A validation split, measured the same way (a ``val`` row between train and test).
     sigma : float, optional
         Std of isotropic Gaussian noise in the inputs, when known: adds ``df`` (the model's degrees of freedom,
-        :func:`~analysis.measures.divergence.degrees_of_freedom` over the unseen inputs, val and test; beyond 256 features
+        :func:`~.divergence.degrees_of_freedom` over the unseen inputs, val and test; beyond 256 features
         Hutchinson's estimate with ``DF_PROBES`` probes in all, at most 8 a row, so that its cost stays that of a
         few thousand rows on large data) and ``sure`` (Stein's estimate of the error against the clean signal,
         :func:`~analysis.measures.risk.sure`) to the unseen rows.

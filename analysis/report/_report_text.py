@@ -1,6 +1,6 @@
 """The report's words: figure captions built from the plots' own look (``_plotstyle``), and the glossary.
 
-A caption names seen and unseen with :func:`analysis.report._plotstyle.split_key`, the function the legends' handles come
+A caption names seen and unseen with :func:`._plotstyle.split_key`, the function the legends' handles come
 from, so a caption cannot call a line dashed that the legend draws solid.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pictures of a membership audit and of per-sample memorization from reference models.
 
-Draws the frames of :mod:`analysis.measures.audit` and :mod:`analysis.measures.reference`; computes nothing beyond sorting.
+Draws the frames of :mod:`~analysis.measures.audit` and :mod:`~analysis.measures.reference`; computes only sorting.
 """
 from __future__ import annotations
 

@@ -255,7 +255,8 @@ def _audit_lines(audit, fpr=0.01):
         best = rows[rows["attack"] != "loss"].sort_values("tpr").iloc[-1]
         loss = rows[rows["attack"] == "loss"]
         targets = str(best.get("targets", run)).split()
-        line = (f"Membership audit of {RunSpec.from_run(run).architecture} ({len(targets)} seed{'s' * (len(targets) > 1)} "
+        name = RunSpec.from_run(run).architecture
+        line = (f"Membership audit of {name} ({len(targets)} seed{'s' * (len(targets) > 1)} "
                 f"pooled, {int(best['n_references'])} reference models): {ATTACK_NAMES.get(best['attack'])} finds "
                 f"{best['tpr']:.1%} [{best['tpr_ci_low']:.1%}, {best['tpr_ci_high']:.1%}] of training samples at "
                 f"{fpr:.0%} false positives")

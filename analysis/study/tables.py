@@ -147,7 +147,7 @@ def summary_table(results, confidence=0.95):
     Each interval is a Student-t interval over seeds on a scale that keeps it inside the quantity's range
     (:data:`INTERVAL_METHOD` says it in words): the log scale for errors, the logit scale for the membership AUC
     (the empirical logit of the smaller split's size where a seed reaches 0 or 1) and for noise memorization (the
-    ``"share"`` scale of :func:`analysis.measures.intervals.seed_interval`: it leaves [0, 1] only on a side where a seed's
+    ``"share"`` scale of :func:`~.intervals.seed_interval`: it leaves [0, 1] only on a side where a seed's
     value does); differences are paired by seed, on the raw scale, or for seen minus unseen noise memorization on
     the ``"signed"`` (arctanh) scale while every seed's difference lies inside (-1, 1). A configuration whose
     seeds agree exactly on the AUC, or that has a single run, shows the widest of its runs' own DeLong intervals.

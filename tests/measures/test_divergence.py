@@ -1,4 +1,4 @@
-"""analysis.measures.divergence: degrees of freedom, SURE and the noise-memorization reference against constructed truths."""
+"""Degrees of freedom, SURE and the noise-memorization reference against constructed truths."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""analysis.measures.memorization: noise memorization, membership inference and per-sample scores against constructed truths."""
+"""Noise memorization, membership inference and per-sample scores against constructed truths."""
 import math
 
 import numpy as np
