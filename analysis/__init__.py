@@ -11,8 +11,9 @@ from .measures import (attractor_fraction, attractors, auc_interval, clean_minim
                        pair_metrics, pca_as_autoencoder, pca_baseline, reconstruct_with, reconstruction_errors,
                        reference_masks, sample_errors, seen_unseen, sure, tpr_at_fpr, tpr_at_fpr_interval,
                        train_references, training_curves, trustworthiness)
-from .study import RunSpec, StudyConfig, StudyResult, run_study, simplest_adequate, summarize_runs, summary_table
+from .study import RunSpec, StudyConfig, StudyResult, simplest_adequate, summarize_runs, summary_table
 from .report import verdict
+from .report.pipeline import run_study  # the study, then its report (the study layer never draws)
 from . import report as _report
 
 # Drawing needs matplotlib and seaborn (seconds to import): loaded on first use, so the study's worker

@@ -28,7 +28,7 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-from analysis import StudyConfig, run_study
+from analysis.study import StudyConfig, run_study  # the study alone: the command line passes its own report hook
 from analysis.study.config import (AUDIT_TARGETS, CONV_WIDTHS, LATENT_METHODS, MEMORIZATION_METHODS, MLP_WIDTHS,
                                    SCALINGS, SEARCHES, SELECTION_METRICS, SELECTION_RULES)
 from analysis.study.lock import StudyLock

@@ -9,7 +9,8 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 
-from analysis import embed_latents, knn_probe, latent, trustworthiness
+from analysis import embed_latents, knn_probe, trustworthiness
+from analysis.measures import latent
 
 
 def blobs(rng, n, d=8, centers=4, spread=10.0):

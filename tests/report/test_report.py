@@ -302,3 +302,24 @@ def test_a_grow_study_with_mixed_hidden_widths_reads_without_dtype_warnings(tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error", pd.errors.DtypeWarning)
         write_report(folder, dpi=DPI)
+
+
+def test_run_study_from_analysis_writes_the_report_unless_told_not_to(tmp_path, monkeypatch):
+    """``analysis.run_study`` is the study and its report, as the command line runs it; the study layer alone
+    never draws."""
+    import analysis
+    import analysis.report.html as html
+    from analysis.study import run_study as study_only
+    from autoenc import TrainConfig
+
+    drawn = []
+    monkeypatch.setattr(html, "write_report", lambda folder: drawn.append(folder))
+    config = analysis.StudyConfig(bottlenecks=(2,), widths=(4,), seeds=(0,), memorization=False, audit=(),
+                                  landscape=False, latent="none", train=TrainConfig(epochs=1, batch_size=256))
+    analysis.run_study(config, tmp_path / "a", n_jobs=1, progress=False)
+    assert drawn == [tmp_path / "a"]
+    analysis.run_study(config, tmp_path / "b", n_jobs=1, progress=False, report=False)
+    study_only(config, tmp_path / "c", n_jobs=1, progress=False)
+    assert drawn == [tmp_path / "a"]
+    with pytest.raises(TypeError, match="report must be a callable"):
+        study_only(config, tmp_path / "d", n_jobs=1, progress=False, report=True)

@@ -87,7 +87,7 @@ def test_swapped_weights_config_and_checksums_are_caught(reference, tmp_path):
 def test_a_consistent_swap_is_caught_by_the_recorded_run(reference, tmp_path):
     """config.json names its run: weights and config of s1 under s0, the checksums recomputed to match."""
     from analysis.study.integrity import folder_checksums
-    from analysis.provenance import document_digest
+    from analysis.study.provenance import document_digest
 
     folder = copy(reference, tmp_path)
     s0, s1 = folder / "models" / "ae-k2-h8-s0", folder / "models" / "ae-k2-h8-s1"
@@ -120,7 +120,7 @@ def test_nan_weights_with_recomputed_checksums_are_retrained(reference, tmp_path
     from safetensors.torch import load_file, save_file
 
     from analysis.study.integrity import folder_checksums
-    from analysis.provenance import document_digest
+    from analysis.study.provenance import document_digest
 
     folder = copy(reference, tmp_path)
     run = folder / "models" / "ae-k2-h8-s0"

@@ -90,7 +90,7 @@ def test_study_json_records_the_feature_scale_ratio_of_an_unscaled_study(tmp_pat
                           train=TrainConfig(epochs=1), audit=(), landscape=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the scales differ: the study warns, as it should
-        run_study(config, tmp_path / "o", n_jobs=1, progress=False)
+        run_study(config, tmp_path / "o", n_jobs=1, progress=False, report=False)
         recorded = json.loads((tmp_path / "o" / "study.json").read_text())["feature_scale_ratio"]
         expected = feature_scale_ratio(prepare_data(config).clean) if scale == "none" else None
     assert recorded == expected and (scale == "standard" or 200 < recorded < 1000)
@@ -106,7 +106,7 @@ def test_one_widest_autoencoder_with_two_depths(tmp_path):
     widest = config.widest_run()
     assert widest == RunSpec(4, (8, 8), 0)
     assert _kfold_runs(config)[0] == widest and early_references(config) == [widest]
-    result = run_study(config, tmp_path, n_jobs=1, progress=False)
+    result = run_study(config, tmp_path, n_jobs=1, progress=False, report=False)
     scored = pd.read_csv(tmp_path / "memorization.csv")
     assert set(scored.loc[scored["model"] == "autoencoder", "run"]) == {widest.run}
     audited = {RunSpec.from_run(r).architecture for r in pd.read_csv(tmp_path / "audit_summary.csv")["run"]}
