@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 
 
 def cpu_model():
@@ -74,3 +75,24 @@ def span(values, fmt="{:.2f}", unit=""):
     if len(values) == 1 or fmt.format(low) == fmt.format(high):
         return fmt.format(low) + unit
     return f"{fmt.format(low)}-{fmt.format(high)}{unit}"
+
+
+def matmul_peak(size=2048, repeats=3):
+    """Best float32 FLOP per CPU-second of ``torch.mm`` on two (size, size) matrices, one thread: the peak that
+    training rates are held against."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        out = torch.empty(size, size)
+        torch.mm(a, b, out=out)
+        best = 0.0
+        for _ in range(repeats):
+            start = time.process_time()
+            torch.mm(a, b, out=out)
+            best = max(best, 2 * size**3 / (time.process_time() - start))
+        return best
+    finally:
+        torch.set_num_threads(previous)

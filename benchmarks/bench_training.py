@@ -37,17 +37,9 @@ from autoenc import Autoencoder, ModelConfig, TrainConfig, fit
 from autoenc.batched import fit_group
 from autoenc.planning import plan_groups
 
-from _machine import machine_line, span
+from _machine import machine_line, matmul_peak, span
 
 BOTTLENECK, BATCH = 16, 128
-
-
-def matmul_peak(size=2048, repeats=3):
-    """Best float32 FLOP per CPU-second of ``torch.mm`` on two (size, size) matrices, one thread."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
-    torch.mm(a, b, out=out)
-    return max(2 * size**3 / _timed(lambda: torch.mm(a, b, out=out)) for _ in range(repeats))
 
 
 def _timed(fn):

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.decomposition import PCA
 
-from autoenc import AutoencoderTransformer
+from autoenc import AutoencoderTransformer, training_flops
 from autoenc._safe_read import check_npz
 
 from ._parallel import Task
@@ -219,6 +219,13 @@ def reference_tasks(plan, data, config):
 
     missing = [t for t in plan.tasks if not _committed(plan, t)]
     return [Task(_train_task, (plan.model, plan.train, data, plan.masks, plan.pool, t), commit) for t in missing]
+
+
+def reference_flops(tasks):
+    """Training FLOPs (:func:`autoenc.training_flops`) of the reference models that ``tasks`` train, each on its
+    half of the pool; PCA references and other tasks count 0."""
+    return sum(training_flops(t.args[0], int(t.args[3][i].sum()), t.args[1].epochs)
+               for t in tasks if t.fn is _train_task and t.args[1] is not None for i in t.args[5])
 
 
 def _committed(plan, task):

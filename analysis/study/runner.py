@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from autoenc import Autoencoder
+from autoenc import Autoencoder, training_flops
 from autoenc.batched import fit_group
 from autoenc.planning import plan_groups
 from autoenc.data import feature_scale_ratio
@@ -39,7 +39,7 @@ from ..measures.intervals import FPRResolutionWarning
 from ..measures.reconstruction import pca_as_autoencoder, pca_baseline, reconstruct_with, row_errors
 from .select import grow_proposals, grow_start, grow_update
 from .finish import finish, select, warm_up
-from .references import (early_references, kfold_memorization, late_references, plan_references,
+from .references import (early_references, kfold_memorization, late_references, plan_references, reference_flops,
                           reference_tasks, write_memorization_and_audit)
 from .provenance import expectation, split_fingerprint
 from .store import RunResult, StudyStore, write_csv, write_json, write_npz
@@ -144,13 +144,10 @@ def _train_group(runs, data: StudyData, config: StudyConfig, progress=False):
 
 def _with_curves(history, curves):
     """The per-epoch losses with the curve measures beside them (NaN at epochs that were not measured)."""
-    if curves is None or curves.empty:
-        return history
-    by_epoch = curves.set_index("epoch")
-    for column in CURVE_COLUMNS:
-        values = by_epoch[column].reindex(history["epoch"]) if column in by_epoch else None
-        history[column] = [None if values is None or not np.isfinite(v) else float(v)
-                           for v in (values if values is not None else history["epoch"])]
+    by_epoch = None if curves is None or curves.empty else curves.set_index("epoch")
+    for column in CURVE_COLUMNS if by_epoch is not None else ():
+        values = by_epoch[column].reindex(history["epoch"]) if column in by_epoch else [np.nan] * len(history["epoch"])
+        history[column] = [float(v) if np.isfinite(v) else None for v in values]
     return history
 
 
@@ -176,7 +173,7 @@ class _Study:
     def __init__(self, store, data, config, runs, n_jobs, client, progress, on_progress):
         self.store, self.data, self.config, self.runs = store, data, config, runs
         self.n_jobs, self.client, self.progress, self.on_progress = n_jobs, client, progress, on_progress
-        self.trained = 0
+        self.trained, self.flops = 0, 0  # models trained here, and their training FLOPs (autoenc.training_flops)
         # With data seeds every training seed has its own split and noise draw; otherwise all share one.
         self.draws = {config.data_seed(s): prepare_data(config, config.data_seed(s)) for s in config.seeds
                       if config.data_seeds and config.data_seed(s) != config.seed}
@@ -200,6 +197,9 @@ class _Study:
             self.store.commit(result)
             self.finished.add(result.run)
             self.trained += 1
+            if result.status == "ok" and result.spec.model == "autoencoder":  # PCA is fitted, not trained
+                self.flops += training_flops(self.run_of(result.spec).model, len(self.data_for(result.spec).train),
+                                             result.epochs)
 
     def train(self, specs, before=(), after=()):
         """Train every spec not yet in the folder, in batched groups (a group is retrained whole, so a resumed
@@ -343,8 +343,7 @@ def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progr
             store.remove_orphans()  # a killed study's half-written files
             store.open(config.to_dict(), {
                 "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
-                "n_features": int(data.n_features),
-                "image_shape": list(data.image_shape) if data.image_shape else None,
+                "n_features": int(data.n_features), "image_shape": list(data.image_shape) if data.image_shape else None,
                 "data_fingerprint": data.fingerprint,
                 # the report names unequal feature scales as a cause of a bad fit without loading the data again
                 "feature_scale_ratio": feature_scale_ratio(data.clean) if config.scale == "none" else None,
@@ -369,6 +368,7 @@ def _run(study, report, start, local_workers):
         plans = [plan_references(s, data, config, store.path, audited="widest" in config.audit)
                  for s in early_references(config)]
         before = [t for plan in plans for t in reference_tasks(plan, data, config)]
+        study.flops += reference_flops(before)
         if config.memorization and config.memorization_method == "kfold":
             memo_file = store.path / "memorization.csv"
             before.append(Task(kfold_memorization, (data, config), lambda f: write_csv(memo_file, f)))
@@ -377,12 +377,13 @@ def _run(study, report, start, local_workers):
             study.grow()
     finally:
         results, samples, history = store.write_tables()
-    timings["training"] = time.perf_counter() - start
+    timings["training"], flops = time.perf_counter() - start, {"training": study.flops}
     selection = select(store, data, config, results)
     plans += [plan_references(s, data, config, store.path, audited=True)
               for s in late_references(config, results, selection)
               if s.architecture not in {p.spec.architecture for p in plans}]
     tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
+    flops["references_and_audit"] = reference_flops(tasks)
     if tasks:
         run_tasks(tasks, study.n_jobs, study.client)
     write_memorization_and_audit(store.path, plans, data, samples, config)
@@ -394,5 +395,6 @@ def _run(study, report, start, local_workers):
     if report is not None:
         report(store.path)
         timings["report"] = time.perf_counter() - start - sum(timings.values())
-    write_json(store.path / "timings.json", {k: round(v, 2) for k, v in timings.items()})
+    write_json(store.path / "timings.json", {**{k: round(v, 2) for k, v in timings.items()},  # seconds, and the
+                                             **{f"{k}_flops": int(v) for k, v in flops.items()}})  # FLOPs trained
     return StudyResult(store.path, results, samples, history, selection, trained=study.trained, reused=reused)

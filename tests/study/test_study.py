@@ -381,3 +381,17 @@ def test_a_group_trained_in_the_study_process_shows_its_epochs(tmp_path, capsys)
     assert "training: 100%" in err and "0/3 [" in err and "epoch" in err  # the group's epochs, under the models
     run_study(config, tmp_path / "quiet", n_jobs=1, progress=False, report=False)
     assert capsys.readouterr().err == ""
+
+
+def test_timings_count_the_training_flops_of_what_was_trained(tmp_path):
+    from autoenc import ModelConfig, training_flops
+
+    config = small_config(bottlenecks=(2,), widths=(4, 8), seeds=(0,), audit=(), landscape=False,
+                          train=TrainConfig(epochs=2, batch_size=256))
+    run_study(config, tmp_path, n_jobs=1, progress=False, report=False)
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    expected = sum(training_flops(ModelConfig(64, 2, hidden=(h,)), 1078, 2) for h in (4, 8))  # PCA is not trained
+    assert timings["training_flops"] == expected == 6 * 1078 * 2 * (2 * 64 * 4 + 2 * 4 * 2 + 2 * 64 * 8 + 2 * 8 * 2)
+    assert timings["references_and_audit_flops"] == 0 and timings["training"] > 0
+    run_study(config, tmp_path, n_jobs=1, progress=False, report=False)  # nothing left to train
+    assert json.loads((tmp_path / "timings.json").read_text())["training_flops"] == 0
