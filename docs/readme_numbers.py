@@ -308,19 +308,38 @@ def parse_args(argv=None):
     return args
 
 
+def publish_figures(folder, docs=ROOT / "docs"):
+    """Copy the study's figures that the README shows into ``docs/``: the noise memorization against capacity and
+    over training, and the membership audit of the selected architecture."""
+    from autoenc.io import atomic_write
+    from analysis import RunSpec
+
+    selection = json.loads((Path(folder) / "selection.json").read_text(encoding="utf-8"))
+    chosen = selection.get("autoencoder") if selection.get("model") != "autoencoder" else selection
+    figures = {"memorization.png": "memorization.png", "memorization_curves.png": "memorization_curves.png"}
+    if isinstance(chosen, dict) and chosen.get("hidden"):  # the audit figure of its first seed
+        hidden = tuple(int(w) for w in str(chosen["hidden"]).split("-"))
+        figures["audit.png"] = f"audit_{RunSpec(int(chosen['bottleneck']), hidden, 0).run}.png"
+    for name, source in figures.items():
+        data = (Path(folder) / "figures" / source).read_bytes()
+        atomic_write(docs / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
+        print(f"docs/{name}: copied from {Path(folder) / 'figures' / source}")
+
+
 def computed_regions(args, readme_text):
     bodies = {}
     if args.only in (None, "python"):
         bodies.update(python_regions(*run_python_example(python_example_code(readme_text))))
     if args.only in (None, "study"):
-        if args.study:
-            check_default_study(args.study)
-            bodies.update(study_regions(args.study))
-        elif args.out:
-            bodies.update(study_regions(run_default_study(args.out)))
-        else:
-            with tempfile.TemporaryDirectory(prefix="readme-study-") as out:
-                bodies.update(study_regions(run_default_study(Path(out) / "digits")))
+        with tempfile.TemporaryDirectory(prefix="readme-study-") as out:
+            if args.study:
+                check_default_study(args.study)
+                folder = args.study
+            else:
+                folder = run_default_study(args.out or Path(out) / "digits")
+            bodies.update(study_regions(folder))
+            if not args.check:
+                publish_figures(folder)
     return bodies
 
 
