@@ -28,21 +28,9 @@ from autoenc import ModelConfig, TrainConfig, training_flops
 from autoenc.batched import fit_group
 from autoenc.planning import plan_groups
 
-from _machine import machine_line, span
+from _machine import machine_line, matmul_peak, span
 
 WIDTHS, BOTTLENECKS, SEEDS, N_TRAIN, N_VAL, BATCH = (16, 64, 256, 1024), (2, 4, 8, 16, 32), (0, 1, 2), 1078, 359, 64
-
-
-def peak(size=1024, repeats=3):
-    """Best float32 FLOP per CPU-second of ``torch.mm``, one thread."""
-    a, b, out = torch.randn(size, size), torch.randn(size, size), torch.empty(size, size)
-    torch.mm(a, b, out=out)
-    best = 0.0
-    for _ in range(repeats):
-        start = time.process_time()
-        torch.mm(a, b, out=out)
-        best = max(best, 2 * size**3 / (time.process_time() - start))
-    return best
 
 
 def seconds(groups, configs, train_configs, X, X_val):
@@ -85,7 +73,7 @@ def main(argv=None):
     fit_group(configs[:2], X_train[:128], train_configs=train_configs[:2], progress=False)  # warm-up
     runs, peaks = {name: [] for name in plans}, []
     for _ in range(args.repeats):  # interleaved, so that a busy machine slows every plan alike
-        peaks.append(peak())
+        peaks.append(matmul_peak(1024))
         for name, groups in plans.items():
             runs[name].append(seconds(groups, configs, train_configs, X_train, X_val))
     top = max(peaks)

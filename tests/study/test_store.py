@@ -14,25 +14,18 @@ import pytest
 from analysis import StudyConfig, run_study
 from analysis.study.lock import StudyLockedError
 from autoenc import TrainConfig
+from tiny_study import METRICS, metrics
+from tiny_study import study as _study, tiny as _tiny
 
-ROOT = Path(__file__).resolve().parents[2]
-METRICS = ["mse", "mse_clean", "noise_memorization", "membership_auc"]
 
-
-def tiny(**changes):
-    base = dict(bottlenecks=(2, 4), widths=(8,), seeds=(0,), memorization=False, audit=(), landscape=False,
-                latent="none", train=TrainConfig(epochs=3, batch_size=128, lr=2e-3))
-    return StudyConfig(**{**base, **changes})
+def tiny(**changes):  # the folder's tests here want two bottlenecks and one seed
+    return _tiny(**{"bottlenecks": (2, 4), "seeds": (0,), **changes})
 
 
 def study(folder, config=None, **kwargs):
-    return run_study(config or tiny(), folder, n_jobs=1, progress=False, report=False, **kwargs)
+    return _study(folder, config or tiny(), **kwargs)
 
-
-def metrics(result):
-    return result.results.sort_values(["run", "split"]).reset_index(drop=True)[["run", "split", *METRICS]]
-
-
+ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     return study(tmp_path_factory.mktemp("store"))
