@@ -22,6 +22,16 @@ def rng():
 
 
 @pytest.fixture(autouse=True)
+def _same_unseeded_init():
+    """A model built without a seed (``Autoencoder(config)``) gets the same weights whatever ran before it on its
+    worker: test order and worker count never decide a test's numbers."""
+    import torch
+
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _close_figures():
     yield
     if "matplotlib.pyplot" in sys.modules:
