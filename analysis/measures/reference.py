@@ -128,7 +128,7 @@ def plan_reference_tasks(masks, model, train_config=None, *, max_members=MAX_MEM
     model : ModelConfig or callable
     train_config : TrainConfig, optional
         Required with a ``ModelConfig``.
-    max_members : int, default 8
+    max_members : int, default ``autoenc.planning.MAX_MEMBERS`` (16)
 
     Returns
     -------
