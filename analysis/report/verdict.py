@@ -274,6 +274,9 @@ def _audit_lines(audit, fpr=0.01):
             line += (f": inconclusive, its lower bound ({low:.1%}, corrected for picking the strongest of {n_attacks}"
                      f" attacks) does not exceed the {chance:.1%} a guess flags; more reference models "
                      "(--n-references) or more samples would settle it")
+        if "epsilon_lb" in rows and np.isfinite(rows["epsilon_lb"]).any():
+            line += (f". Whatever trained it leaks at least epsilon = {rows['epsilon_lb'].max():.2f} (95% "
+                     "confidence, delta = 1/n, the strongest attack on one seed: an empirical lower bound)")
         lines.append(line + ".")
     return lines
 

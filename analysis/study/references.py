@@ -28,10 +28,11 @@ from autoenc import AutoencoderTransformer, training_flops
 from autoenc._safe_read import check_npz
 
 from ._parallel import Task
-from ..measures.audit import membership_audit
+from ..measures.audit import attack_scores, membership_audit
 from .integrity import array_fingerprint
 from .runspec import Run, RunSpec
 from ..measures.memorization import memorization_scores
+from ..measures.privacy import epsilon_lower_bound
 from .provenance import split_fingerprint
 from ..measures.reference import memorization_from_references, plan_reference_tasks, reference_masks, train_references
 from .store import write_npz
@@ -284,10 +285,23 @@ def memorization_and_audit(plan, data, samples, seeds=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # unresolvable FPRs are flagged in the frame itself
             summary, roc = membership_audit(target_errors, is_member, errors, plan.masks)
+        summary["epsilon_lb"] = summary["attack"].map(_epsilon_bounds(target_errors[0], in_train, errors, plan.masks,
+                                                                      delta=1 / len(data.train)))
         summary.insert(0, "run", run)
         summary.insert(1, "targets", " ".join(runs))
         roc.insert(0, "run", run)
     return scores, summary, roc, agreement
+
+
+def _epsilon_bounds(target_errors, in_train, ref_errors, masks, delta):
+    """{attack: the epsilon lower bound its scores prove for the first target} (one training run, so that the
+    audited samples are independent experiments; :mod:`analysis.measures.privacy`). Each holds at
+    ``1 - 0.05 / n_attacks``, so the largest of them holds at 95%."""
+    scores = attack_scores(target_errors, ref_errors, masks, population=~in_train[None])
+    confidence = 1 - 0.05 / scores["attack"].nunique()
+    return {attack: epsilon_lower_bound(group["score"].to_numpy(), in_train, delta=delta,
+                                        confidence=confidence)["epsilon_lb"]
+            for attack, group in scores.groupby("attack", sort=False)}
 
 
 def _target_errors(plan, samples, seeds=None):

@@ -113,6 +113,8 @@ def test_data_seeds_put_the_sampling_of_the_data_into_the_spread(tmp_path):
     assert set(memorization["run"]) <= runs  # joins on the run id
     audit = pd.read_csv(tmp_path / "audit_summary.csv")
     assert set(audit["targets"]) == {"ae-k4-h16-s0"}  # only the run that shares the references' data draw
+    # one run's audit proves at most about log(n_nonmembers / 3.7) (no false positive among half of them)
+    assert ((audit["epsilon_lb"] >= 0) & (audit["epsilon_lb"] < np.log(audit["n_nonmembers"] / 2))).all()
 
 
 def test_a_convolutional_study_runs_end_to_end_with_its_own_run_ids(tmp_path):
