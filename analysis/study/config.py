@@ -17,6 +17,7 @@ from autoenc import ACTIVATIONS, KINDS, TrainConfig
 from autoenc.config import JSONConfig
 from autoenc.validation import check_int, check_positive_float
 
+from .remedies import parse_remedies
 from .runspec import RunSpec
 
 __all__ = ["StudyConfig"]
@@ -28,6 +29,7 @@ SELECTION_METRICS = ("auto", "mse_clean", "sure", "mse_denoise", "mse")
 SELECTION_RULES = ("one_se", "tolerance")
 MEMORIZATION_METHODS = ("references", "kfold")
 AUDIT_TARGETS = ("widest", "selected")
+REMEDY_FIELDS = ("remedies", "remedy_targets", "dp_clip", "remedy_audit")  # may change on a finished study
 
 
 def _int_tuple(value, name, minimum):
@@ -122,6 +124,19 @@ class StudyConfig(JSONConfig):
     latent : str
         ``pca``, ``umap`` or ``none``: 2-D map of the selected autoencoder's codes and PCA's scores. UMAP shows
         more structure but compiles its numba code on first use in a process (about 15 s of CPU here).
+    remedies : tuple of str
+        Remedies to train the memorizing architectures with (:mod:`~.remedies`), as texts such as
+        ``"weight-decay=0.0001"``, ``"dropout=0.1"``, ``"denoise=0.1"``, ``"early-stop"``, ``"dp=1"``; each is a
+        run per seed of each target, measured like every other run (``remedies.csv``). A TOML ``[remedies]`` table
+        gives them as ``weight-decay = [1e-4, 1e-3]``, ``early-stop = true``, with ``targets``, ``dp-clip`` and
+        ``audit`` for the three fields below. Adding remedies to a finished study trains only them.
+    remedy_targets : tuple of str
+        Which architectures get the remedies: ``widest`` and/or ``selected`` (as for ``audit``).
+    dp_clip : float
+        DP-SGD's bound on each sample's gradient norm (the ``dp`` remedy's noise is its value times this).
+    remedy_audit : bool
+        Audit every remedied target against reference models trained with the same remedy (the membership audit
+        and the empirical lower bound on epsilon); reference models cost ``n_references`` runs per remedy.
     train : TrainConfig
         Training settings shared by every autoencoder (its ``seed`` is replaced by each run's seed).
     """
@@ -153,6 +168,10 @@ class StudyConfig(JSONConfig):
     landscape: bool = True
     double_descent: bool = False
     latent: str = "pca"
+    remedies: tuple = ()
+    remedy_targets: tuple = ("widest", "selected")
+    dp_clip: float = 1.0
+    remedy_audit: bool = True
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, batch_size=64, lr=2e-3))
 
     def __post_init__(self):
@@ -200,6 +219,24 @@ class StudyConfig(JSONConfig):
         if unknown:
             raise ValueError(f"unknown audit target(s) {unknown}; valid values are {list(AUDIT_TARGETS)}")
         object.__setattr__(self, "audit", audit)
+        table = self.remedies if isinstance(self.remedies, dict) else None
+        if table is not None:  # a TOML [remedies] table: the remedies, and optionally the three fields beside them
+            table = dict(table)
+            for key, name in (("targets", "remedy_targets"), ("dp-clip", "dp_clip"), ("audit", "remedy_audit")):
+                if key in table:
+                    object.__setattr__(self, name, table.pop(key))
+        object.__setattr__(self, "remedies", tuple(r.text for r in parse_remedies(table if table is not None
+                                                                                   else self.remedies)))
+        targets = (self.remedy_targets,) if isinstance(self.remedy_targets, str) else tuple(self.remedy_targets)
+        unknown = [a for a in targets if a not in AUDIT_TARGETS]
+        if unknown or (self.remedies and not targets):
+            raise ValueError(f"remedy_targets must name one or both of {list(AUDIT_TARGETS)}, got {list(targets)}")
+        object.__setattr__(self, "remedy_targets", targets)
+        object.__setattr__(self, "dp_clip", check_positive_float(self.dp_clip, "dp_clip"))
+        if not isinstance(self.remedy_audit, bool):
+            raise TypeError(f"remedy_audit must be True or False, got {self.remedy_audit!r}")
+        if self.remedies and self.search != "grid":
+            raise ValueError("remedies need search='grid' (the grow search has no fixed widest architecture)")
         train = TrainConfig.from_dict(self.train) if isinstance(self.train, dict) else self.train
         if not isinstance(train, TrainConfig):
             raise TypeError(f"train must be a TrainConfig or a dict, got {type(train).__name__}")
@@ -235,8 +272,12 @@ class StudyConfig(JSONConfig):
 
     # -- serialization ----------------------------------------------------------------------------------------
     def to_dict(self):
+        """The fields as JSON-ready values; the remedy fields only in a study that has remedies (a folder made
+        before they existed reads as the same config)."""
         out = {}
         for f in dataclasses.fields(self):
+            if f.name in REMEDY_FIELDS and not self.remedies:
+                continue
             value = getattr(self, f.name)
             out[f.name] = value.to_dict() if f.name == "train" else list(value) if isinstance(value, tuple) else value
         return out
@@ -245,8 +286,21 @@ class StudyConfig(JSONConfig):
         """TOML text with the top-level fields first and the training settings in a ``[train]`` table."""
         data = self.to_dict()
         train = data.pop("train")
+        remedies = {k: data.pop(k) for k in REMEDY_FIELDS if k in data}
         lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if v is not None]  # TOML has no null
         lines += ["", "[train]"] + [f"{k} = {_toml_value(v)}" for k, v in train.items() if v is not None]
+        if remedies:
+            table = {}
+            for text in remedies.pop("remedies"):
+                name, _, value = text.partition("=")
+                if value:
+                    table.setdefault(name, []).append(float(value))
+                else:
+                    table[name] = True
+            table.update({"targets": remedies["remedy_targets"], "dp-clip": remedies["dp_clip"],
+                          "audit": remedies["remedy_audit"]})
+            lines += ["", "[remedies]"] + [f"{json.dumps(k) if '-' in k else k} = {_toml_value(v)}"
+                                           for k, v in table.items()]
         return "\n".join(lines) + "\n"
 
     @classmethod

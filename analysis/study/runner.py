@@ -1,16 +1,12 @@
 """Capacity studies end to end: data, the grid (or the grow search), training, measurements, files.
 
-Read top to bottom: the tasks a worker runs (train a batched group of autoencoders, fit PCA), each returning plain
-records; ``run_study``, which sends the tasks out (``_parallel``), commits each record the moment it comes back
-(``store``), and finishes with the selection, reconstructions and the latent map (a report only through the caller's
-hook). Only this process writes, one run at a time, atomically: a study killed at any moment loses nothing finished.
+The tasks a worker runs (train a batched group of autoencoders, fit PCA) are in ``training``; ``run_study`` sends
+them out (``_parallel``), commits each record the moment it comes back (``store``), and finishes with the selection,
+the remedies, reconstructions and the latent map (a report only through the caller's hook). Only this process writes, one run at a time, atomically: a study killed at any moment loses nothing finished.
 """
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import warnings
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,8 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from autoenc import Autoencoder, training_flops
-from autoenc.batched import fit_group
+from autoenc import training_flops
 from autoenc.planning import plan_groups
 from autoenc.data import feature_scale_ratio
 from autoenc.io import versions
@@ -28,25 +23,21 @@ from autoenc.train import resolve_device
 from autoenc.validation import check_int, check_positive_float
 
 from ._parallel import Task, dask_client, default_jobs, one_thread, release_workers, run_tasks
-from .prepare import StudyData, prepare_data
+from .prepare import prepare_data
 from ._preflight import check_names, check_sizes, claim
-from .config import StudyConfig
+from .config import REMEDY_FIELDS, StudyConfig
 from .runspec import Run, RunSpec
-from ..measures.dynamics import clean_minimum, log_epochs, measure_curves
-from ..measures.errors import seen_unseen
-from ..measures.intervals import FPRResolutionWarning
-from ..measures.reconstruction import pca_as_autoencoder, pca_baseline, reconstruct_with, row_errors
+from .training import fit_pca, train_group
 from .select import grow_proposals, grow_start, grow_update
 from .finish import finish, select, warm_up
 from .references import (early_references, kfold_memorization, late_references, plan_references, reference_flops,
                           reference_tasks, write_memorization_and_audit)
-from .provenance import expectation, split_fingerprint
+from .provenance import expectation
 from .store import RunResult, StudyStore, write_csv, write_json, write_npz
 
 __all__ = ["StudyResult", "run_study"]
 
 GROW_DEPTH = 3  # layers a side the grow search may reach once widening stops helping (unless depths say more)
-CURVE_COLUMNS = ["noise_memorization_train", "noise_memorization_val", "mse_clean_val", "membership_auc_val"]
 
 
 @dataclass
@@ -60,109 +51,6 @@ class StudyResult:
     selection: dict | None
     trained: int = 0
     reused: int = 0
-
-
-# -- the tasks a worker runs ---------------------------------------------------------------------------------
-def _split_inputs(data: StudyData):
-    """Each non-empty split's (inputs, clean signal), gathered once per task for training and measuring alike."""
-    return {name: data.split_arrays(name)[:2] for name in ("train", "val", "test") if len(getattr(data, name))}
-
-
-def _measure(model, data: StudyData, bottleneck, splits=None):
-    """Result rows (train, val, test) and per-sample errors (rows of the dataset) of one fitted model.
-
-    The noise is not passed: the measures take it as inputs minus clean signal, chunk by chunk (data can be large).
-    """
-    arrays = {}
-    for name, (X, clean) in (splits or _split_inputs(data)).items():
-        arrays.update({f"X_{name}": X, f"clean_{name}": clean})
-    with warnings.catch_warnings():  # a small unseen split cannot resolve 1% FPR: said once, by the study
-        warnings.simplefilter("ignore", FPRResolutionWarning)
-        summary, samples = seen_unseen(model, **arrays, sigma=data.sigma, return_samples=True)
-    summary["nm_reference"] = data.nm_reference(bottleneck)
-    if data.denoise_noise is not None:  # error against the clean validation input of its noisy version
-        X_val = arrays["X_val"]
-        denoised = row_errors(reconstruct_with(model, X_val + data.denoise_noise), X_val).mean()
-        summary["mse_denoise"] = np.where(summary["split"] == "val", denoised, np.nan)
-    rows = [{k: v for k, v in row.items() if k != "memorization"} for row in summary.to_dict("records")]
-    for name in ("train", "val", "test"):  # row within its split -> row of the dataset
-        mask = (samples["split"] == name).to_numpy()
-        samples.loc[mask, "sample"] = getattr(data, name)[samples.loc[mask, "sample"].to_numpy()]
-    samples["label"] = data.y[samples["sample"].to_numpy()] if data.y is not None else np.nan
-    return rows, {c: samples[c].tolist() for c in ["split", "sample", "label", "error", "error_clean"]}
-
-
-def _result(run: Run, data: StudyData, config: StudyConfig, **fields):
-    spec, d, mc = run.spec, data.n_features, run.model
-    n_params = Autoencoder(mc).n_parameters if spec.model == "autoencoder" else spec.n_params(d)
-    return RunResult(spec=spec, n_params=n_params, n_features=d,
-                     noise_std=config.noise_std, model_config=mc.to_dict(),
-                     worker=f"{socket.gethostname()}:{os.getpid()}", data_fingerprint=data.fingerprint,
-                     split_fingerprint=split_fingerprint(data), **fields)
-
-
-def _train_group(runs, data: StudyData, config: StudyConfig, progress=False):
-    """Train ``runs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run.
-
-    ``progress``: an epoch bar under the study's (only where the group trains in the study's own process).
-    """
-    configs, train_configs = [r.model for r in runs], [r.train for r in runs]
-    splits = _split_inputs(data)
-    X_val = splits["val"][0] if "val" in splits else None
-    recorder = None
-    if X_val is not None:  # the measures over training, at log-spaced epochs (a batched forward each)
-        (X_t, clean_t), (X_v, clean_v) = splits["train"], splits["val"]
-        noise = {} if not data.noisy else {"noise_train": X_t - clean_t, "noise_val": X_v - clean_v}
-        recorder = measure_curves(X_t, X_v, clean_train=clean_t, clean_val=clean_v, **noise)
-        del noise
-    start = time.perf_counter()
-    # fit_group is exact to solo fit, and faster even for a group of one (no autograd, one fused Adam buffer).
-    members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=progress, on_eval=recorder,
-                        eval_epochs=log_epochs(config.train.epochs) if recorder else None)
-    seconds = (time.perf_counter() - start) / len(runs)
-    curves = recorder.frame() if recorder else None
-    results = []
-    for i, (run, member) in enumerate(zip(runs, members)):
-        result = _result(run, data, config, train_config=run.train.to_dict(), train_seconds=seconds,
-                         epochs=member.history.epochs)
-        if member.model is None:
-            result.status, result.reason = "diverged", member.error
-            result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
-        else:
-            result.rows, result.samples = _measure(member.model, data, run.spec.bottleneck, splits)
-            result.history = _with_curves(member.history.to_dict(), None if curves is None else
-                                          curves[curves["member"] == i])
-            if curves is not None:
-                best = clean_minimum(curves[curves["member"] == i]).iloc[0]
-                for row in result.rows:  # what early stopping on the clean signal would keep
-                    row.update(best_clean_epoch=int(best["epoch"]), memorization_gap_at_best=best["memorization_gap"])
-            result.state = {k: v.detach().cpu().numpy() for k, v in member.model.state_dict().items()}
-        results.append(result)
-    return results
-
-
-def _with_curves(history, curves):
-    """The per-epoch losses with the curve measures beside them (NaN at epochs that were not measured)."""
-    by_epoch = None if curves is None or curves.empty else curves.set_index("epoch")
-    for column in CURVE_COLUMNS if by_epoch is not None else ():
-        values = by_epoch[column].reindex(history["epoch"]) if column in by_epoch else [np.nan] * len(history["epoch"])
-        history[column] = [float(v) if np.isfinite(v) else None for v in values]
-    return history
-
-
-def _fit_pca(run: Run, data: StudyData, config: StudyConfig):
-    """PCA at one bottleneck, measured through the same code path, saved as the linear network it is; a numerical
-    failure is recorded with its reason, and the study goes on."""
-    spec, result = run.spec, _result(run, data, config)
-    try:
-        pca = pca_baseline(data.X[data.train], spec.bottleneck, random_state=0)
-    except FloatingPointError as exc:
-        result.status, result.reason = "failed", str(exc)
-        result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
-        return result
-    result.rows, result.samples = _measure(pca, data, spec.bottleneck)
-    result.state = {k: v.detach().numpy() for k, v in pca_as_autoencoder(pca).state_dict().items()}
-    return result
 
 
 # -- the study ------------------------------------------------------------------------------------------------
@@ -230,7 +118,7 @@ class _Study:
         epochs = self.progress if self.n_jobs == 1 and self.client is None else False
         before, after = ([Task(t.fn, t.args, lambda result: done([result])) if t.on_done == self.commit else t
                           for t in part] for part in (before, after))
-        tasks = [*before, *[Task(_train_group, (g, self.data_for(g[0].spec), self.config, epochs), done) for g in todo],
+        tasks = [*before, *[Task(train_group, (g, self.data_for(g[0].spec), self.config, epochs), done) for g in todo],
                  *after]
         try:
             run_tasks(tasks, self.n_jobs, self.client)
@@ -340,7 +228,7 @@ def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progr
         with dask_client(scheduler, timeout) as client:
             store = StudyStore(out_dir)
             store.remove_orphans()  # a killed study's half-written files
-            store.open(config.to_dict(), {
+            store.open(config.to_dict(), mutable=REMEDY_FIELDS, facts={
                 "versions": versions(), "dataset": data.name, "n_samples": int(len(data.X)),
                 "n_features": int(data.n_features), "image_shape": list(data.image_shape) if data.image_shape else None,
                 "data_fingerprint": data.fingerprint,
@@ -361,7 +249,7 @@ def _run(study, report, start, local_workers):
     store, data, config, timings = study.store, study.data, study.config, {}
     reused = len(study.finished)
     try:
-        pca = [Task(_fit_pca, (study.run_of(spec), study.data_for(spec), config), study.commit)
+        pca = [Task(fit_pca, (study.run_of(spec), study.data_for(spec), config), study.commit)
                for spec in config.pca_runs() if spec.run not in study.finished]
         # The widest model's reference models are known before anything trains: long tasks go first.
         plans = [plan_references(s, data, config, store.path, audited="widest" in config.audit)

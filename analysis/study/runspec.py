@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from autoenc import KINDS, ModelConfig, TrainConfig
 
+from .remedies import TAG_PATTERN, Remedy
+
 __all__ = ["Run", "RunSpec", "format_hidden", "hidden_words", "parse_hidden"]
 
 
@@ -76,13 +78,18 @@ class RunSpec:
     seed : int or None
         Training seed; None for PCA, which is deterministic.
     model : {"autoencoder", "pca"}
+    kind : {"mlp", "conv"}
+    remedy : str
+        The tag of the remedy it is trained with (:class:`~.remedies.Remedy`), "" for none.
 
     Examples
     --------
-    >>> RunSpec(32, (1024,), 0).run, RunSpec.pca(32).run
-    ('ae-k32-h1024-s0', 'pca-k32')
+    >>> RunSpec(32, (1024,), 0).run, RunSpec.pca(32).run, RunSpec(32, (1024,), 0, remedy="wd0.0001").run
+    ('ae-k32-h1024-s0', 'pca-k32', 'ae-k32-h1024-wd0.0001-s0')
     >>> RunSpec.from_run("ae-k8-h64-64-s2") == RunSpec(8, (64, 64), 2)
     True
+    >>> RunSpec.from_run("ae-k8-h64-dp1e-05-s2").remedy, RunSpec.from_run("ae-k8-h64-es-s0").architecture
+    ('dp1e-05', 'ae-k8-h64-es')
     """
 
     bottleneck: int
@@ -90,6 +97,7 @@ class RunSpec:
     seed: int | None = None
     model: str = "autoencoder"
     kind: str = "mlp"  # "conv": ``hidden`` are channel counts of strided convolution stages
+    remedy: str = ""  # a :class:`~.remedies.Remedy`'s tag (``"wd0.0001"``), or "" for the architecture as it is
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", parse_hidden(self.hidden))
@@ -101,6 +109,12 @@ class RunSpec:
             raise ValueError("an autoencoder run needs a seed")
         if self.kind not in KINDS or (self.kind == "conv" and self.model == "pca"):
             raise ValueError(f"unknown kind {self.kind!r} for a {self.model} run; valid values are {list(KINDS)}")
+        if isinstance(self.remedy, Remedy):
+            object.__setattr__(self, "remedy", self.remedy.tag)
+        if self.remedy:
+            if self.model == "pca":
+                raise ValueError("a PCA run takes no remedy")
+            object.__setattr__(self, "remedy", Remedy.from_tag(self.remedy).tag)  # checks it, one spelling
 
     @classmethod
     def pca(cls, bottleneck, seed=None):
@@ -113,7 +127,8 @@ class RunSpec:
         if self.model == "pca":
             return f"pca-k{self.bottleneck}" + ("" if self.seed is None else f"-s{self.seed}")
         letter = "c" if self.kind == "conv" else "h"
-        return f"ae-k{self.bottleneck}-{letter}{format_hidden(self.hidden) or 'none'}-s{self.seed}"
+        remedy = f"-{self.remedy}" if self.remedy else ""
+        return f"ae-k{self.bottleneck}-{letter}{format_hidden(self.hidden) or 'none'}{remedy}-s{self.seed}"
 
     @classmethod
     def from_run(cls, run):
@@ -124,7 +139,13 @@ class RunSpec:
         if match["pca"]:
             return cls.pca(int(match["pca"]), None if match["pseed"] is None else int(match["pseed"]))
         hidden = "" if match["hidden"] == "none" else match["hidden"]
-        return cls(int(match["k"]), hidden, int(match["seed"]), kind="conv" if match["letter"] == "c" else "mlp")
+        return cls(int(match["k"]), hidden, int(match["seed"]), kind="conv" if match["letter"] == "c" else "mlp",
+                   remedy=match["remedy"] or "")
+
+    @property
+    def base(self):
+        """The same run without its remedy."""
+        return RunSpec(self.bottleneck, self.hidden, self.seed, self.model, self.kind)
 
     @property
     def width(self):
@@ -142,7 +163,8 @@ class RunSpec:
     def fields(self):
         """The identifying columns every table of the study carries."""
         return {"run": self.run, "model": self.model, "bottleneck": self.bottleneck,
-                "hidden": format_hidden(self.hidden), "width": self.width, "depth": self.depth, "seed": self.seed}
+                "hidden": format_hidden(self.hidden), "width": self.width, "depth": self.depth, "seed": self.seed,
+                "remedy": self.remedy}
 
     def model_config(self, n_features, activation="relu", *, image_shape=None, kernel_size=3):
         """The ``ModelConfig`` of this run (PCA: the linear network it is).
@@ -158,11 +180,13 @@ class RunSpec:
                                input_shape=shape, kernel_size=kernel_size)
         return ModelConfig(n_features, self.bottleneck, hidden=self.hidden, activation=activation)
 
-    def train_config(self, train):
-        """The study's ``TrainConfig`` with this run's seed (every other field, patience and threads included)."""
+    def train_config(self, train, dp_clip=1.0):
+        """The study's ``TrainConfig`` with this run's seed (every other field, patience and threads included) and
+        its remedy (DP-SGD clips per-sample gradients at ``dp_clip``)."""
         if self.model == "pca":
             return None
-        return train.replace(seed=self.seed)
+        train = train.replace(seed=self.seed)
+        return Remedy.from_tag(self.remedy).train_config(train, dp_clip) if self.remedy else train
 
     def n_params(self, n_features, activation="relu", **shape):
         if self.model == "pca":
@@ -173,7 +197,7 @@ class RunSpec:
 
 
 _RUN_ID = re.compile(r"pca-k(?P<pca>\d+)(?:-s(?P<pseed>\d+))?|ae-k(?P<k>\d+)-(?P<letter>[hc])(?P<hidden>none|\d+(?:-\d+)*)"
-                     r"-s(?P<seed>\d+)")
+                     rf"(?:-(?P<remedy>{TAG_PATTERN}))?-s(?P<seed>\d+)")
 
 
 @dataclass(frozen=True)
@@ -199,7 +223,7 @@ class Run:
         ``data.image_shape``)."""
         model = spec.model_config(data.n_features, config.activation, image_shape=data.image_shape,
                                   kernel_size=config.kernel_size)
-        return cls(spec, model, spec.train_config(config.train))
+        return cls(spec, model, spec.train_config(config.train, getattr(config, "dp_clip", 1.0)))
 
     @property
     def run(self):

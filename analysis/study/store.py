@@ -30,6 +30,7 @@ from autoenc.io import CONFIG_FILE, WEIGHTS_FILE, atomic_write, read_config
 from .runspec import RunSpec
 from .integrity import folder_checksums, safe_child, verify_checksums
 from .provenance import DIGEST_KEY, document_digest, mismatches
+from ._write import write_csv, write_json, write_npz  # noqa: F401 (the study's writers, reached through here)
 
 __all__ = ["RunResult", "StudyStore", "RESULT_COLUMNS"]
 
@@ -108,47 +109,6 @@ class RunResult:
         return result
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _strict(value):
-    """NaN and infinities become null: the files are strict JSON that any reader accepts."""
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path, obj, *, digest=False):
-    """Strict JSON, atomically; ``digest=True`` adds ``"sha256"``: :func:`~analysis.provenance.document_digest` of
-    the document as written, so a number edited later is found."""
-    doc = _strict(json.loads(json.dumps(obj, default=_json_default)))
-    if digest:
-        doc[DIGEST_KEY] = document_digest(doc)
-    text = json.dumps(doc, indent=1, allow_nan=False)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def write_npz(path, **arrays):
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-    return atomic_write(path, write)
-
-
-def write_csv(path, frame):
-    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
 class StudyStore:
     """Reads and writes one study folder.
 
@@ -177,12 +137,15 @@ class StudyStore:
         self._expected, self._max_result_bytes, self._good = expected, int(max_result_bytes), None
 
     # -- the config -------------------------------------------------------------------------------------------
-    def open(self, config_dict, facts):
+    def open(self, config_dict, facts, mutable=()):
         """Create the folder for ``config_dict``, or check that an existing one was made with the same config
         and the same data.
 
         The data are identified by ``facts["data_fingerprint"]`` (a hash of their content), not by their path: the
         same file moved elsewhere resumes, a file changed in place is refused.
+
+        Fields named in ``mutable`` may differ: they add runs without changing any (the remedies), and the folder's
+        ``study.json`` takes their new values.
 
         Raises
         ------
@@ -198,8 +161,9 @@ class StudyStore:
                 raise ValueError(f"{file} is not a study.json written by autoenc; choose another folder") from None
             fingerprint, old_fingerprint = facts.get("data_fingerprint"), old_doc.get("data_fingerprint")
             same_data = fingerprint is not None and fingerprint == old_fingerprint
-            differ = _differences({k: v for k, v in old.items() if not (same_data and k == "dataset")},
-                                  {k: v for k, v in config_dict.items() if not (same_data and k == "dataset")})
+            fixed = [k for k in {*old, *config_dict} if k not in mutable and not (same_data and k == "dataset")]
+            differ = _differences({k: old[k] for k in fixed if k in old}, {k: config_dict[k] for k in fixed
+                                                                           if k in config_dict})
             if differ:
                 raise ValueError(
                     f"{self.path} holds a study with a different config ({'; '.join(differ)}); "
@@ -208,6 +172,10 @@ class StudyStore:
             if fingerprint is not None and old_fingerprint is not None and not same_data:
                 raise ValueError(f"the data of {old.get('dataset')!r} changed since {self.path} was made (content "
                                  "fingerprints differ); use another output folder for the new data")
+            if any(old.get(k) != config_dict.get(k) for k in mutable):
+                config = {k: v for k, v in old.items() if k not in mutable}
+                write_json(file, {**old_doc, "config": {**config, **{k: config_dict[k] for k in mutable
+                                                                     if k in config_dict}}})
             return False
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(file, {"config": config_dict, **facts})
@@ -318,9 +286,12 @@ class StudyStore:
                 for run in sorted(runs)]
 
     # -- tables -----------------------------------------------------------------------------------------------
-    def tables(self):
-        """``(results, samples, history)`` frames built from every committed run."""
-        records = self.records()
+    def tables(self, remedies=False, records=None):
+        """``(results, samples, history)`` frames built from every committed run of the grid (``remedies``: of
+        every remedy run, with the ``remedy`` column)."""
+        records = [rec for rec in (self.records() if records is None else records)
+                   if bool(rec.spec.remedy) == remedies]
+        extra = ["remedy"] if remedies else []
         results, samples, history = [], [], []
         for rec in records:
             ids = rec.spec.fields()
@@ -331,24 +302,36 @@ class StudyStore:
             if rec.samples:
                 samples.append(pd.DataFrame({**ids, **rec.samples}))
             if rec.history:
-                history.append(pd.DataFrame({**{c: ids[c] for c in HISTORY_COLUMNS[:7]}, **rec.history}))
-        results = pd.DataFrame(results).reindex(columns=RESULT_COLUMNS)
+                history.append(pd.DataFrame({**{c: ids[c] for c in HISTORY_COLUMNS[:7] + extra}, **rec.history}))
+        results = pd.DataFrame(results).reindex(columns=RESULT_COLUMNS + extra)
         order = {"train": 0, "val": 1, "test": 2}
         if len(results):
             results = results.sort_values(["model", "depth", "width", "bottleneck", "seed", "split"],
                                           key=lambda c: c.map(order) if c.name == "split" else c,
                                           na_position="first").reset_index(drop=True)
-        samples = pd.concat(samples, ignore_index=True) if samples else pd.DataFrame(columns=SAMPLE_COLUMNS)
-        history = (pd.concat(history, ignore_index=True).reindex(columns=HISTORY_COLUMNS) if history
-                   else pd.DataFrame(columns=HISTORY_COLUMNS))
+        samples = (pd.concat(samples, ignore_index=True).reindex(columns=SAMPLE_COLUMNS + extra) if samples
+                   else pd.DataFrame(columns=SAMPLE_COLUMNS + extra))
+        history = (pd.concat(history, ignore_index=True).reindex(columns=HISTORY_COLUMNS + extra) if history
+                   else pd.DataFrame(columns=HISTORY_COLUMNS + extra))
         return results, samples, history
 
     def write_tables(self):
-        """Write ``results.csv``, ``samples.csv`` and ``history.csv`` (atomically); return the frames."""
-        results, samples, history = self.tables()
-        for name, frame in (("results", results), ("samples", samples), ("history", history)):
-            write_csv(self.path / f"{name}.csv", frame)
-        return results, samples, history
+        """Write ``results.csv``, ``samples.csv`` and ``history.csv`` (atomically), and the remedy runs' own
+        ``remedies.csv``, ``remedy_samples.csv`` and ``remedy_history.csv`` where there are any; return the grid's
+        frames."""
+        records = self.records()
+        for names, remedies in ((("results", "samples", "history"), False),
+                                (("remedies", "remedy_samples", "remedy_history"), True)):
+            frames = self.tables(remedies, records)
+            for name, frame in zip(names, frames):
+                if remedies and frames[0].empty:
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.path / f"{name}.csv").unlink()  # remedies dropped from the config
+                else:
+                    write_csv(self.path / f"{name}.csv", frame)
+            if not remedies:
+                grid = frames
+        return grid
 
 
 def _refuse_constant(name):

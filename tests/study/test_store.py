@@ -140,21 +140,21 @@ def test_os_errors_are_one_line_on_the_command_line(tmp_path, monkeypatch):
         return real(path, write)
 
     monkeypatch.setattr(autoenc.io, "atomic_write", full_disk)
-    import analysis.study.store
+    import analysis.study._write
 
-    monkeypatch.setattr(analysis.study.store, "atomic_write", full_disk)
+    monkeypatch.setattr(analysis.study._write, "atomic_write", full_disk)
     args[1] = str(tmp_path / "full")
     assert cli.main(args) == 2
 
 
 def test_the_command_line_says_no_space_in_one_line(tmp_path, capsys, monkeypatch):
-    import analysis.study.store
+    import analysis.study._write
     from autoenc_cli import study as cli
 
     def full_disk(path, write):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(analysis.study.store, "atomic_write", full_disk)
+    monkeypatch.setattr(analysis.study._write, "atomic_write", full_disk)
     code = cli.main(["--out", str(tmp_path / "o"), "--quiet", "--widths", "8", "--seeds", "0", "--bottlenecks", "2",
                      "--epochs", "1", "--no-memorization", "--audit", "none", "--latent", "none", "--no-report",
                      "--jobs", "1"])

@@ -131,7 +131,7 @@ def test_rerun_trains_nothing_and_gives_identical_results(reference, tmp_path, m
     import analysis.study.runner as study
 
     calls = []
-    monkeypatch.setattr(study, "_train_group", lambda *a: calls.append(a) or [])
+    monkeypatch.setattr(study, "train_group", lambda *a: calls.append(a) or [])
     again = run_study(small_config(), reference.path, n_jobs=1, progress=False, report=False)
     assert calls == []
     pd.testing.assert_frame_equal(metric_frame(again.results), metric_frame(reference.results))

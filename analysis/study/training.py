@@ -1,0 +1,131 @@
+"""The tasks a worker runs: train a batched group of autoencoders, or fit PCA, and measure each run.
+
+Each returns plain :class:`~.store.RunResult` records; only the study's own process writes them.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+
+import numpy as np
+
+from autoenc import Autoencoder
+from autoenc.batched import fit_group
+
+from .prepare import StudyData
+from .config import StudyConfig
+from .runspec import Run
+from ..measures.dynamics import clean_minimum, log_epochs, measure_curves
+from ..measures.errors import seen_unseen
+from ..measures.intervals import FPRResolutionWarning
+from ..measures.reconstruction import pca_as_autoencoder, pca_baseline, reconstruct_with, row_errors
+from .provenance import split_fingerprint
+from .store import RunResult
+
+__all__ = ["CURVE_COLUMNS", "fit_pca", "train_group"]
+
+CURVE_COLUMNS = ["noise_memorization_train", "noise_memorization_val", "mse_clean_val", "membership_auc_val"]
+
+
+def _split_inputs(data: StudyData):
+    """Each non-empty split's (inputs, clean signal), gathered once per task for training and measuring alike."""
+    return {name: data.split_arrays(name)[:2] for name in ("train", "val", "test") if len(getattr(data, name))}
+
+
+def _measure(model, data: StudyData, bottleneck, splits=None):
+    """Result rows (train, val, test) and per-sample errors (rows of the dataset) of one fitted model.
+
+    The noise is not passed: the measures take it as inputs minus clean signal, chunk by chunk (data can be large).
+    """
+    arrays = {}
+    for name, (X, clean) in (splits or _split_inputs(data)).items():
+        arrays.update({f"X_{name}": X, f"clean_{name}": clean})
+    with warnings.catch_warnings():  # a small unseen split cannot resolve 1% FPR: said once, by the study
+        warnings.simplefilter("ignore", FPRResolutionWarning)
+        summary, samples = seen_unseen(model, **arrays, sigma=data.sigma, return_samples=True)
+    summary["nm_reference"] = data.nm_reference(bottleneck)
+    if data.denoise_noise is not None:  # error against the clean validation input of its noisy version
+        X_val = arrays["X_val"]
+        denoised = row_errors(reconstruct_with(model, X_val + data.denoise_noise), X_val).mean()
+        summary["mse_denoise"] = np.where(summary["split"] == "val", denoised, np.nan)
+    rows = [{k: v for k, v in row.items() if k != "memorization"} for row in summary.to_dict("records")]
+    for name in ("train", "val", "test"):  # row within its split -> row of the dataset
+        mask = (samples["split"] == name).to_numpy()
+        samples.loc[mask, "sample"] = getattr(data, name)[samples.loc[mask, "sample"].to_numpy()]
+    samples["label"] = data.y[samples["sample"].to_numpy()] if data.y is not None else np.nan
+    return rows, {c: samples[c].tolist() for c in ["split", "sample", "label", "error", "error_clean"]}
+
+
+def _result(run: Run, data: StudyData, config: StudyConfig, **fields):
+    spec, d, mc = run.spec, data.n_features, run.model
+    n_params = Autoencoder(mc).n_parameters if spec.model == "autoencoder" else spec.n_params(d)
+    return RunResult(spec=spec, n_params=n_params, n_features=d,
+                     noise_std=config.noise_std, model_config=mc.to_dict(),
+                     worker=f"{socket.gethostname()}:{os.getpid()}", data_fingerprint=data.fingerprint,
+                     split_fingerprint=split_fingerprint(data), **fields)
+
+
+def train_group(runs, data: StudyData, config: StudyConfig, progress=False):
+    """Train ``runs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run.
+
+    ``progress``: an epoch bar under the study's (only where the group trains in the study's own process).
+    """
+    configs, train_configs = [r.model for r in runs], [r.train for r in runs]
+    splits = _split_inputs(data)
+    X_val = splits["val"][0] if "val" in splits else None
+    recorder = None
+    if X_val is not None:  # the measures over training, at log-spaced epochs (a batched forward each)
+        (X_t, clean_t), (X_v, clean_v) = splits["train"], splits["val"]
+        noise = {} if not data.noisy else {"noise_train": X_t - clean_t, "noise_val": X_v - clean_v}
+        recorder = measure_curves(X_t, X_v, clean_train=clean_t, clean_val=clean_v, **noise)
+        del noise
+    start = time.perf_counter()
+    # fit_group is exact to solo fit, and faster even for a group of one (no autograd, one fused Adam buffer).
+    members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=progress, on_eval=recorder,
+                        eval_epochs=log_epochs(config.train.epochs) if recorder else None)
+    seconds = (time.perf_counter() - start) / len(runs)
+    curves = recorder.frame() if recorder else None
+    results = []
+    for i, (run, member) in enumerate(zip(runs, members)):
+        result = _result(run, data, config, train_config=run.train.to_dict(), train_seconds=seconds,
+                         epochs=member.history.epochs)
+        if member.model is None:
+            result.status, result.reason = "diverged", member.error
+            result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
+        else:
+            result.rows, result.samples = _measure(member.model, data, run.spec.bottleneck, splits)
+            result.history = _with_curves(member.history.to_dict(), None if curves is None else
+                                          curves[curves["member"] == i])
+            if curves is not None:
+                best = clean_minimum(curves[curves["member"] == i]).iloc[0]
+                for row in result.rows:  # what early stopping on the clean signal would keep
+                    row.update(best_clean_epoch=int(best["epoch"]), memorization_gap_at_best=best["memorization_gap"])
+            result.state = {k: v.detach().cpu().numpy() for k, v in member.model.state_dict().items()}
+        results.append(result)
+    return results
+
+
+def _with_curves(history, curves):
+    """The per-epoch losses with the curve measures beside them (NaN at epochs that were not measured)."""
+    by_epoch = None if curves is None or curves.empty else curves.set_index("epoch")
+    for column in CURVE_COLUMNS if by_epoch is not None else ():
+        values = by_epoch[column].reindex(history["epoch"]) if column in by_epoch else [np.nan] * len(history["epoch"])
+        history[column] = [float(v) if np.isfinite(v) else None for v in values]
+    return history
+
+
+def fit_pca(run: Run, data: StudyData, config: StudyConfig):
+    """PCA at one bottleneck, measured through the same code path, saved as the linear network it is; a numerical
+    failure is recorded with its reason, and the study goes on."""
+    spec, result = run.spec, _result(run, data, config)
+    try:
+        pca = pca_baseline(data.X[data.train], spec.bottleneck, random_state=0)
+    except FloatingPointError as exc:
+        result.status, result.reason = "failed", str(exc)
+        result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
+        return result
+    result.rows, result.samples = _measure(pca, data, spec.bottleneck)
+    result.state = {k: v.detach().numpy() for k, v in pca_as_autoencoder(pca).state_dict().items()}
+    return result
