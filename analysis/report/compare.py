@@ -153,7 +153,6 @@ def _tidy(curves):
     keys = ["study", "data", "model", "bottleneck", "hidden", "n_params", "split"]
     values = [c for c in curves.columns if c not in (*keys, "run", "seed", "depth")
               and pd.api.types.is_numeric_dtype(curves[c])]
-    curves = curves.assign(n_params=curves.groupby(["study", "run"])["n_params"].transform("mean"))
     grouped = curves.groupby(keys, sort=False, dropna=False)
     return grouped[values].mean().join(grouped.size().rename("n_seeds")).reset_index()
 
