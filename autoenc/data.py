@@ -16,11 +16,11 @@ from autoenc.validation import check_array, check_int, check_positive_float
 __all__ = ["DATASETS", "Dataset", "load_dataset", "Split", "split", "add_noise", "Scaler", "feature_scale_ratio",
            "scale_warning"]
 
-DATASETS = ("digits", "mnist1d", "noise", "lowrank", "swissroll")
+DATASETS = ("digits", "mnist1d", "noise", "lowrank", "swissroll", "patches")
 # The optional arguments each source understands; any other one is an error rather than silently ignored.
 _OPTIONS = {"digits": ("n_samples",), "mnist1d": ("n_samples", "n_features"), "noise": ("n_samples", "n_features"),
             "lowrank": ("n_samples", "n_features", "rank", "noise_std"), "swissroll": ("n_samples", "noise_std"),
-            "file": ("n_samples", "label_column")}
+            "patches": ("n_samples",), "file": ("n_samples", "label_column")}
 _DEFAULT_N = {"mnist1d": 4000, "noise": 1000, "lowrank": 1000, "swissroll": 1000}
 
 
@@ -37,7 +37,8 @@ class Dataset:
     name : str
         The dataset's name, or the file's stem.
     image_shape : tuple of int or None
-        ``(rows, cols)`` when each row of ``X`` is a flattened image: (8, 8) for digits, the IDX file's shape.
+        ``(rows, cols)`` when each row of ``X`` is a flattened image: (8, 8) for digits and patches, the IDX
+        file's shape.
     """
 
     X: np.ndarray
@@ -55,7 +56,9 @@ def load_dataset(name_or_path, *, n_samples=None, n_features=None, rank=None, no
     features, standardized by that package to mean 0 and std 1 over the whole set; the global ``random`` and
     ``numpy.random`` states are restored afterwards); ``noise`` (standard Gaussian); ``lowrank`` (``Z @ W`` with
     ``Z`` standard Gaussian of shape (n_samples, rank) and ``W`` with orthonormal rows, plus Gaussian noise of
-    ``noise_std``); ``swissroll`` (scikit-learn's 3-D roll, unscaled, ``y`` the position along it). A name that
+    ``noise_std``); ``swissroll`` (scikit-learn's 3-D roll, unscaled, ``y`` the position along it); ``patches``
+    (the 8,480 non-overlapping 8x8 grayscale tiles of the two photographs bundled with scikit-learn, in [0, 1],
+    ``y`` the photograph: see :func:`_patches`). A name that
     is not built in is read as a path: ``.npy`` (a 2-D array), ``.npz`` (arrays ``X`` and optional ``y``, or a
     single array), ``.csv`` (numeric columns, an optional header row, ``label_column`` becomes ``y``) or IDX
     (uint8 scaled to [0, 1]; labels are read from the ``labels-idx1`` file beside it when there is one).
@@ -65,8 +68,8 @@ def load_dataset(name_or_path, *, n_samples=None, n_features=None, rank=None, no
     name_or_path : str or os.PathLike
         One of :data:`DATASETS`, or a path.
     n_samples : int, optional
-        Samples to generate (default 4000 for mnist1d, 1000 for the others); for digits and files, keep the
-        first ``n_samples`` rows.
+        Samples to generate (default 4000 for mnist1d, 1000 for the others); for digits, patches and files, keep
+        the first ``n_samples`` rows.
     n_features : int, optional
         Dimension for noise and lowrank (default 64) and mnist1d (default 40).
     rank : int, optional
@@ -116,6 +119,8 @@ def load_dataset(name_or_path, *, n_samples=None, n_features=None, rank=None, no
         return _dataset(digits.data / 16.0, digits.target.astype(np.int64), "digits", n, image_shape=(8, 8))
     if source == "mnist1d":
         return _dataset(*_mnist1d(n, d, seed), "mnist1d", None)
+    if source == "patches":
+        return _dataset(*_patches(), "patches", n, image_shape=(_PATCH, _PATCH))
     rng = np.random.default_rng(seed)
     if source == "noise":
         return _dataset(rng.standard_normal((n, d)), None, "noise", None)
@@ -174,6 +179,32 @@ def _mnist1d(n, d, seed):
     X, y = np.concatenate([data["x"], data["x_test"]]), np.concatenate([data["y"], data["y_test"]])
     return X[:n], y[:n].astype(np.int64)
 
+
+_PATCH = 8  # pixels per side: the digits' shape, so the default grid's bottlenecks (up to 32) stay below d = 64
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, what Pillow's convert("L") uses
+
+
+def _patches():
+    """(X, y): the non-overlapping 8x8 tiles of scikit-learn's two sample photographs, in a fixed shuffled order.
+
+    ``china.jpg`` and ``flower.jpg`` (427 x 640 RGB, bundled with scikit-learn, decoded by Pillow, which
+    matplotlib already requires) become grayscale (BT.601 luma) divided by 255, so in [0, 1], and are cut into a
+    grid of 53 x 80 tiles each (the last 3 rows of pixels are left out): 8,480 patches, ``y`` 0 for china and 1 for
+    the flower. The tiles do not overlap, so an unseen patch shares no pixel with a seen one (overlapping patches
+    would make the unseen error, and any membership test, look better than they are). The order is one fixed
+    permutation, so that the first ``n_samples`` are a sample of both photographs, not the top of the first.
+    """
+    from sklearn.datasets import load_sample_images
+
+    tiles, labels = [], []
+    for label, image in enumerate(load_sample_images().images):
+        gray = image.astype(np.float64) @ _LUMA / 255.0
+        rows, cols = gray.shape[0] // _PATCH, gray.shape[1] // _PATCH
+        grid = gray[:rows * _PATCH, :cols * _PATCH].reshape(rows, _PATCH, cols, _PATCH).swapaxes(1, 2)
+        tiles.append(grid.reshape(rows * cols, _PATCH * _PATCH))
+        labels.append(np.full(rows * cols, label, dtype=np.int64))
+    order = np.random.default_rng(0).permutation(sum(map(len, tiles)))
+    return np.concatenate(tiles)[order], np.concatenate(labels)[order]
 
 
 def add_noise(X, std, seed=0):

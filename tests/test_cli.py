@@ -14,7 +14,7 @@ import torch
 from analysis import StudyConfig
 from autoenc import ACTIVATIONS, load, load_dataset
 from autoenc.data import scale_warning
-from autoenc_cli import plot, study, train
+from autoenc_cli import compare, plot, study, train
 from autoenc_cli.study import _fit_bottlenecks, _line_progress, build_config, default_bottlenecks, parse_args
 
 TINY = ["--epochs", "2", "--widths", "8", "--seeds", "0", "--no-memorization", "--latent", "none", "--jobs", "1",
@@ -263,7 +263,7 @@ def test_line_progress_prints_flushed_lines(capsys):
 
 def test_console_commands_are_installed_and_run_the_same_code():
     bin_dir = Path(sys.executable).parent
-    for name in ("autoenc-study", "autoenc-train", "autoenc-plot"):
+    for name in ("autoenc-study", "autoenc-train", "autoenc-plot", "autoenc-compare"):
         assert (bin_dir / name).is_file(), f"{name} is not installed; pip install -e . creates it"
     out = subprocess.run([str(bin_dir / "autoenc-study"), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -272,14 +272,14 @@ def test_console_commands_are_installed_and_run_the_same_code():
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.name.startswith("autoenc-")}
     assert scripts == {"autoenc-study": "autoenc_cli.study:main", "autoenc-train": "autoenc_cli.train:main",
-                       "autoenc-plot": "autoenc_cli.plot:main"}
+                       "autoenc-plot": "autoenc_cli.plot:main", "autoenc-compare": "autoenc_cli.compare:main"}
 
 
 def test_scripts_are_shims_over_the_package():
     import runpy
 
     root = Path(__file__).resolve().parents[1]
-    for name, module in (("study", study), ("train", train), ("plot", plot)):
+    for name, module in (("study", study), ("train", train), ("plot", plot), ("compare", compare)):
         namespace = runpy.run_path(str(root / "scripts" / f"{name}.py"))
         assert namespace["main"] is module.main
 

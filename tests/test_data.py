@@ -21,7 +21,7 @@ def write_idx(path, array):
 # ---------------------------------------------------------------- built-in datasets
 
 def test_names():
-    assert DATASETS == ("digits", "mnist1d", "noise", "lowrank", "swissroll")
+    assert DATASETS == ("digits", "mnist1d", "noise", "lowrank", "swissroll", "patches")
 
 
 def test_digits():
@@ -33,6 +33,45 @@ def test_digits():
     head = load_dataset("digits", n_samples=100)
     np.testing.assert_array_equal(head.X, data.X[:100])
     np.testing.assert_array_equal(head.y, data.y[:100])
+
+
+def test_patches_are_grayscale_tiles_of_the_sample_photographs():
+    data = load_dataset("patches")
+    assert data.name == "patches" and data.image_shape == (8, 8)
+    assert data.X.shape == (2 * 53 * 80, 64) and data.X.dtype == np.float32
+    assert 0 <= data.X.min() < 0.05 and 0.95 < data.X.max() <= 1
+    assert data.y.dtype == np.int64 and np.bincount(data.y).tolist() == [4240, 4240]  # china, flower
+    assert len(np.unique(data.X, axis=0)) > 8000  # real texture, not a constant background
+    assert set(data.y[:200]) == {0, 1}  # a fixed shuffle: the first rows sample both photographs
+
+
+def test_patches_are_the_same_numbers_every_call():
+    from sklearn.datasets import load_sample_image
+
+    a, b = load_dataset("patches"), load_dataset("patches", seed=7)  # no randomness: the seed changes nothing
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
+    head = load_dataset("patches", n_samples=500)
+    np.testing.assert_array_equal(head.X, a.X[:500])
+    # each patch is an 8x8 tile of its photograph's luma on the 8-pixel grid, row-major
+    gray = load_sample_image("china.jpg").astype(np.float64) @ [0.299, 0.587, 0.114] / 255
+    tile = a.X[np.flatnonzero(a.y == 0)[0]].reshape(8, 8).astype(np.float64)
+    hits = [(r, c) for r in range(0, 424, 8) for c in range(0, 640, 8)
+            if np.allclose(gray[r:r + 8, c:c + 8], tile, atol=1e-6)]
+    assert len(hits) == 1
+    with pytest.raises(ValueError, match=r"rank does not apply to dataset 'patches', which accepts n_samples"):
+        load_dataset("patches", rank=2)
+    with pytest.raises(ValueError, match=r"n_samples=9000 exceeds the 8480 samples in patches"):
+        load_dataset("patches", n_samples=9000)
+
+
+def test_a_study_config_accepts_patches():
+    from analysis.study.config import StudyConfig
+    from analysis.study.prepare import prepare_data
+
+    config = StudyConfig(dataset="patches", bottlenecks=(4,), widths=(16,), seeds=(0,))
+    assert StudyConfig.from_json(config.to_json()).dataset == "patches"
+    assert prepare_data(config).image_shape == (8, 8)
 
 
 def test_mnist1d_is_offline_seeded_and_leaves_global_state(tmp_path, monkeypatch):

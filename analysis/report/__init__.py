@@ -18,7 +18,7 @@ _DRAWING.update({name: "plots_audit" for name in (
     "plot_audit_roc", "plot_memorization_distribution", "plot_most_memorized")})
 _DRAWING.update({name: "plots_dynamics" for name in (
     "plot_attractors", "plot_double_descent", "plot_loss_slice", "plot_memorization_curves")})
-_DRAWING.update(draw_figures="html", write_report="html")
+_DRAWING.update(draw_figures="html", write_report="html", compare_studies="compare")
 
 
 def __getattr__(name):

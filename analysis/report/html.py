@@ -23,7 +23,7 @@ from ._report_text import caption, figure_html, glossary_html, page
 from ._report_text import html_table as _html_table
 from ..study.runspec import format_hidden
 from ..study.tables import INTERVAL_METHOD
-from .summary import _read_csv, _read_json, _read_results, markdown_table, study_summary
+from .summary import _read_csv, _read_json, _read_results, _selected_rows, markdown_table, study_summary
 
 __all__ = ["draw_figures", "write_report"]
 
@@ -278,16 +278,6 @@ def _plain_rows(frame):
             return ""
         return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
     return list(map(str, frame.columns)), [[fmt(v) for v in row] for row in frame.itertuples(index=False)]
-
-
-def _selected_rows(table, selection):
-    if not selection or "bottleneck" not in selection:
-        return set()
-    hidden = format_hidden(selection.get("hidden"))
-    match = (table["bottleneck"] == int(selection["bottleneck"])) & (table["hidden"] == hidden)
-    if selection.get("model") in ("autoencoder", "pca"):
-        match &= table["model"] == selection["model"]
-    return set(np.flatnonzero(match.to_numpy()))
 
 
 def write_report(study_dir, *, dpi=110):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from ..study.runspec import format_hidden
 from ..study.tables import summary_table
 from .evidence import verdict_inputs
 from .verdict import answer, key_numbers, verdict
@@ -41,6 +43,17 @@ def _read_json(path):
 def _selection(folder):
     """The study's own choice (``selection.json``), or None: the report formats what it is given, never selects."""
     return _read_json(folder / "selection.json")
+
+
+def _selected_rows(table, selection):
+    """Positions of the selected model's row(s) in a :func:`~analysis.study.tables.summary_table`."""
+    if not selection or "bottleneck" not in selection:
+        return set()
+    hidden = format_hidden(selection.get("hidden"))
+    match = (table["bottleneck"] == int(selection["bottleneck"])) & (table["hidden"] == hidden)
+    if selection.get("model") in ("autoencoder", "pca"):
+        match &= table["model"] == selection["model"]
+    return set(np.flatnonzero(match.to_numpy()))
 
 
 def markdown_table(heads, rows):

@@ -59,7 +59,8 @@ class StudyConfig(JSONConfig):
     Parameters
     ----------
     dataset : str
-        A built-in name (``digits``, ``mnist1d``, ``noise``, ``lowrank``, ``swissroll``) or a data file path.
+        A built-in name (``digits``, ``mnist1d``, ``noise``, ``lowrank``, ``swissroll``, ``patches``) or a data file
+        path.
     label_column : str or None
         For CSV files: the column holding the labels (kept out of the features; used for stratification, colours
         and probes).
