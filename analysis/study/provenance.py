@@ -14,6 +14,7 @@ import hashlib
 import json
 
 from .config import StudyConfig
+from .remedies import Remedy
 from .runspec import Run, RunSpec
 from .integrity import array_fingerprint
 
@@ -37,7 +38,11 @@ def run_provenance(spec: RunSpec, data, config: StudyConfig):
 
 
 def in_study(spec: RunSpec, config: StudyConfig, grow_depth=3):
-    """Whether ``spec`` is a run this study can make: one of its grid, or one the grow search may reach."""
+    """Whether ``spec`` is a run this study can make: one of its grid, or one the grow search may reach, or a
+    remedy of ``config.remedies`` on one of the grid's architectures."""
+    if spec.remedy:
+        return (any(Remedy.parse(text).tag == spec.remedy for text in config.remedies)
+                and in_study(spec.base, config, grow_depth))
     if spec.model == "pca":
         return spec in config.pca_runs()
     if config.search == "grid":

@@ -30,6 +30,7 @@ from .runspec import Run, RunSpec
 from .training import fit_pca, train_group
 from .select import grow_proposals, grow_start, grow_update
 from .finish import finish, select, warm_up
+from .remedy_plan import remedy_specs, write_remedy_summary
 from .references import (early_references, kfold_memorization, late_references, plan_references, reference_flops,
                           reference_tasks, write_memorization_and_audit)
 from .provenance import expectation
@@ -51,6 +52,7 @@ class StudyResult:
     selection: dict | None
     trained: int = 0
     reused: int = 0
+    remedies: pd.DataFrame | None = None  # ``remedies.csv``: the remedy runs' rows, when the study has remedies
 
 
 # -- the study ------------------------------------------------------------------------------------------------
@@ -266,17 +268,27 @@ def _run(study, report, start, local_workers):
         results, samples, history = store.write_tables()
     timings["training"], flops = time.perf_counter() - start, {"training": study.flops}
     selection = select(store, data, config, results)
+    remedied, remedies, audit_samples = remedy_specs(config, selection), None, samples
+    if remedied:  # the remedies of the widest and selected architectures, once the selection is known
+        study.train(remedied)
+        results, samples, history = store.write_tables()
+        remedies, remedy_samples, _ = store.tables(remedies=True)
+        audit_samples = pd.concat([samples, remedy_samples], ignore_index=True)
+        timings["remedies"] = time.perf_counter() - start - timings["training"]
+        flops["remedies"] = study.flops - flops["training"]
+    audited = [s for s in remedied if s.seed == config.seeds[0]] if config.remedy_audit else []
     plans += [plan_references(s, data, config, store.path, audited=True)
-              for s in late_references(config, results, selection)
+              for s in [*late_references(config, results, selection), *audited]
               if s.architecture not in {p.spec.architecture for p in plans}]
     tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
     flops["references_and_audit"] = reference_flops(tasks)
     if tasks:
         run_tasks(tasks, study.n_jobs, study.client)
-    write_memorization_and_audit(store.path, plans, data, samples, config)
+    write_memorization_and_audit(store.path, plans, data, audit_samples, config)
     if local_workers:
         release_workers()
-    timings["references_and_audit"] = time.perf_counter() - start - timings["training"]
+    write_remedy_summary(store.path, remedies, results, config, selection, len(data.train))
+    timings["references_and_audit"] = time.perf_counter() - start - sum(timings.values())
     finish(store, data, config, results, selection)
     timings["reconstructions_and_latent"] = time.perf_counter() - start - sum(timings.values())
     if report is not None:
@@ -284,4 +296,5 @@ def _run(study, report, start, local_workers):
         timings["report"] = time.perf_counter() - start - sum(timings.values())
     write_json(store.path / "timings.json", {**{k: round(v, 2) for k, v in timings.items()},  # seconds, and the
                                              **{f"{k}_flops": int(v) for k, v in flops.items()}})  # FLOPs trained
-    return StudyResult(store.path, results, samples, history, selection, trained=study.trained, reused=reused)
+    return StudyResult(store.path, results, samples, history, selection, trained=study.trained, reused=reused,
+                       remedies=remedies)
