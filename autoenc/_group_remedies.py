@@ -35,7 +35,8 @@ class GroupRemedies:
             param = stack.param
             self.clip = torch.tensor([[t.dp_clip] for t in train_configs], dtype=param.dtype, device=param.device)
             self.noise_scale = [t.dp_noise * t.dp_clip for t in train_configs]
-            self.index = {m: stack.flat_index(m) for m in range(self.M) if self.noise_scale[m] > 0}
+            self.noisy = [m for m in range(self.M) if self.noise_scale[m] > 0]
+            self.n_params = [sum(v.numel() for v in stack.member_views(m)) for m in range(self.M)]
 
     @property
     def hidden_layers(self):
@@ -97,12 +98,15 @@ class GroupRemedies:
                 valid[m, : len(drawn[s])] = 1
             yield idx.to(device), valid.to(device)
 
-    def finish_dp(self, grad):
-        """Add each member's Gaussian noise to its summed clipped gradients, then divide by the expected batch."""
-        for m, index in self.index.items():
-            noise = torch.randn(len(index), generator=self.dp_gens[m], dtype=grad.dtype).to(grad.device)
-            grad.index_add_(0, index, noise, alpha=self.noise_scale[m])
-        grad.div_(self.denominator)
+    def add_noise(self, grad):
+        """Add each member's Gaussian noise, over the expected batch size, to its (already divided) gradient."""
+        views = self.stack.views(grad)
+        for m in self.noisy:  # drawn as _remedies.dp_noise_draws lays them out: each member's own slots in turn
+            noise, start = torch.randn(self.n_params[m], generator=self.dp_gens[m], dtype=grad.dtype), 0
+            noise, scale = noise.to(grad.device), self.noise_scale[m] / self.denominator
+            for view in self.stack.member_views(m, views):
+                view.add_(noise[start : start + view.numel()].view(view.shape), alpha=scale)
+                start += view.numel()
 
 
 def criterion_values(returned, val, M):

@@ -85,13 +85,27 @@ def dropout_forward(model, x, rate, generator):
     return x
 
 
+def dp_noise_draws(model, std, generator, dtype):
+    """DP-SGD's noise for every parameter of an MLP ``model``, {name: tensor}: one draw of ``randn(n_parameters)``
+    laid out as the batched trainer stores a member (every layer's weight as (in, out), then every bias)."""
+    layers = model.linear_layers()
+    noise = std * torch.randn(sum(p.numel() for p in model.parameters()), generator=generator, dtype=dtype)
+    names = {id(p): k for k, p in model.named_parameters()}
+    out, start = {}, 0
+    for p in [layer.weight for layer in layers] + [layer.bias for layer in layers]:
+        chunk = noise[start : start + p.numel()]
+        out[names[id(p)]] = chunk.view(p.shape[::-1]).T if p.dim() == 2 else chunk
+        start += p.numel()
+    return out
+
+
 def dp_gradients(model, xb, tb, config, denominator, generator):
     """Set ``p.grad`` of every parameter to DP-SGD's gradient for the batch; return the batch's summed squared error.
 
     Per-sample gradients of the per-sample loss ``mean((model(x_i) - t_i)**2)`` by ``torch.func`` (vmap of grad),
     each clipped to L2 norm ``config.dp_clip`` over all parameters, summed, plus Gaussian noise of std
-    ``config.dp_noise * config.dp_clip`` (one draw per parameter, in ``model.parameters()`` order), divided by
-    ``denominator`` (the expected batch size).
+    ``config.dp_noise * config.dp_clip`` (:func:`dp_noise_draws`), divided by ``denominator`` (the expected batch
+    size).
     """
     from torch.func import functional_call, grad, vmap
 
@@ -110,12 +124,8 @@ def dp_gradients(model, xb, tb, config, denominator, generator):
         summed = [torch.zeros_like(p) for p in params.values()]
         sq = xb.new_zeros(())
     if config.dp_noise > 0:
-        n = sum(p.numel() for p in params.values())
-        noise = torch.randn(n, generator=generator, dtype=xb.dtype).to(xb.device)
-        start = 0
-        for i, p in enumerate(params.values()):
-            summed[i] = summed[i] + (config.dp_noise * config.dp_clip) * noise[start : start + p.numel()].view(p.shape)
-            start += p.numel()
+        noise = dp_noise_draws(model, config.dp_noise * config.dp_clip, generator, xb.dtype)
+        summed = [g + noise[k].to(g.device) for g, k in zip(summed, params)]
     for p, g in zip(model.parameters(), summed):
         p.grad = g / denominator
     return sq

@@ -218,14 +218,14 @@ class _Stack:
         act = self.layers[i - 1][4]
         return g if act is None else act[1](g, cache[2 * i - 1], a_in)
 
-    def clipped_backward(self, g, cache, clip):
+    def clipped_backward(self, g, cache, clip, denominator=1.0):
         """DP-SGD: the sum over samples of each sample's gradient clipped to L2 norm ``clip``, into ``self.grad``.
 
         ``g`` (M, B, d) holds every sample's own dloss_b/doutput (rows of padding zero). A linear layer's per-sample
         weight gradient is the outer product g_b a_b^T, of squared norm |g_b|^2 |a_b|^2, and its bias gradient
         g_b: the per-sample norms over all layers cost one reduction per layer, and the clipped sum is the usual
-        product with each g_b scaled by min(1, clip / norm_b). ``clip`` is a float or a (M, 1) tensor. Returns the
-        per-sample norms before clipping, shape (M, B).
+        product with each g_b scaled by min(1, clip / norm_b) (and divided by ``denominator``, DP-SGD's expected
+        batch size). ``clip`` is a float or a (M, 1) tensor. Returns the per-sample norms before clipping, (M, B).
         """
         n_layers, live = len(self.layers), self.live_units()
         grads = [None] * n_layers  # each in its own buffer (keyed by layer)
@@ -233,11 +233,12 @@ class _Stack:
         for i in range(n_layers - 1, -1, -1):
             grads[i] = g
             a_in = cache[2 * i] if live is None else cache[2 * i] * live[i]
-            sq.addcmul_(a_in.square().sum(2).add_(1), g.square().sum(2))
+            sq.addcmul_(torch.linalg.vector_norm(a_in, dim=2).square_().add_(1),
+                        torch.linalg.vector_norm(g, dim=2).square_())
             if i > 0:
                 g = self._input_grad(i, g, cache)
         norms = sq.sqrt_()
-        factor = torch.clamp(clip / norms, max=1.0).unsqueeze(2)
+        factor = torch.clamp(clip / norms, max=1.0).div_(denominator).unsqueeze(2)
         for i in range(n_layers):
             self._weight_grad(i, grads[i].mul_(factor), cache[2 * i])
         return norms
@@ -253,14 +254,13 @@ class _Stack:
                 self._live.append(live)
         return self._live
 
-    def flat_index(self, m):
-        """Positions in ``self.param`` of member ``m``'s parameters, in its ``Autoencoder.parameters()`` order."""
-        views, w = self.views(torch.arange(self.param.numel(), device=self.param.device)), _widths(self.configs[m])
+    def member_views(self, m, views=None):
+        """Member ``m``'s own (unpadded) slots of ``views`` (default the weights'): each layer's (in, out) weight,
+        then each bias."""
+        views, w = self.tensors if views is None else views, _widths(self.configs[m])
         n_layers = len(self.layers)
-        parts = []
-        for i in range(n_layers):
-            parts += [views[i][m, : w[i], : w[i + 1]].T.reshape(-1), views[n_layers + i][m, 0, : w[i + 1]]]
-        return torch.cat(parts)
+        return ([views[i][m, : w[i], : w[i + 1]] for i in range(n_layers)]
+                + [views[n_layers + i][m, 0, : w[i + 1]] for i in range(n_layers)])
 
     @torch.no_grad()
     def mean_loss(self, X):

@@ -196,7 +196,8 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
             if rem.dp:
                 counts.zero_()
                 for idx, valid in rem.poisson_batches(order_seeds, generators):
-                    xb, tb = _gather(X if Xin is None else Xin, Xin is None and shared, idx), _gather(X, shared, idx)
+                    tb = _gather(X, shared, idx)
+                    xb = tb if Xin is None else _gather(Xin, False, idx)
                     _dp_step(stack, adam, xb, tb, valid, sumsq, counts, mask, decay, rem)
                 train = (sumsq / (counts.clamp(min=1) * d)).tolist()
             else:
@@ -311,8 +312,8 @@ def _dp_step(stack, adam, xb, tb, valid, sumsq, counts, mask, decay, rem):
     diff = stack.forward(xb, cache).sub_(tb).mul_(valid.unsqueeze(2))
     sumsq += diff.view(len(diff), -1).square().sum(1)
     counts += valid.sum(1)
-    stack.clipped_backward(diff.mul_(2.0 / diff.shape[2]), cache, rem.clip)  # each sample's own mean loss
-    rem.finish_dp(stack.grad)
+    stack.clipped_backward(diff.mul_(2.0 / diff.shape[2]), cache, rem.clip, rem.denominator)  # per-sample loss
+    rem.add_noise(stack.grad)
     _adam_step(stack, adam, mask, decay)
 
 
