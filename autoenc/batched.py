@@ -52,7 +52,7 @@ class MemberResult:
     ----------
     model : Autoencoder or None
         An ordinary ``Autoencoder`` with the member's own (unpadded) ``ModelConfig``, in eval mode, holding the
-        weights solo ``fit`` would return (the best epoch's when ``patience`` is set); None if it diverged.
+        weights solo ``fit`` would return (the best epoch's with ``patience`` or ``restore_best``); None if diverged.
     history : History
         Same semantics as solo ``fit``; a diverged member's history ends with the non-finite epoch.
     error : str or None
