@@ -101,6 +101,8 @@ class _Stack:
         # layers with a few outputs from many inputs (the code layer of a wide model) run as (out, batch) products
         self.skinny = [_skinny(a, b) and i < n_layers - 1 for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
         self._work = {}  # a training step's activations and gradients, reused from step to step (see _buffer)
+        self._dropped = {}  # dropout: hidden layer -> its activation before the mask, for the backward
+        self._live = None  # DP with padded sigmoid members: per layer, 1 on each member's own input units
 
     def _buffer(self, key, shape):
         """A reusable buffer for a step: allocating the activations anew each step costs as much as the product
@@ -165,11 +167,12 @@ class _Stack:
                 layer.bias.copy_(tensors[n_layers + i][m, 0, : layer.out_features])
         return model.eval()
 
-    def forward(self, x, cache=None):
+    def forward(self, x, cache=None, masks=None):
         """Outputs (M, B, input_dim) for inputs ``x`` (M, B, input_dim); fills ``cache`` for :meth:`backward`.
 
         With a ``cache`` the step's buffers are reused: the output and the cached tensors stay valid until the next
-        forward with a cache.
+        forward with a cache. ``masks`` (dropout) maps a hidden layer's index to a (M, B, width) tensor that
+        multiplies its activation; pass the same to :meth:`backward`.
         """
         a = x
         M, B = x.shape[:2]
@@ -183,25 +186,81 @@ class _Stack:
             if cache is not None:  # layer input, and the pre-activation where the backward needs it
                 cache += (a, z if act is not None and act[2] else None)
             a = z if act is None else act[0](z)  # relu_, tanh_, sigmoid_ work in place
+            if masks is not None and i in masks:
+                if cache is not None:  # the activation's backward needs its output before the mask
+                    self._dropped[i] = a
+                a = torch.mul(a, masks[i], out=None if cache is None else self._buffer(("drop", i), a.shape))
         return a
 
-    def backward(self, g, cache):
+    def backward(self, g, cache, masks=None):
         """Write the gradients of the loss into ``self.grad``, given ``g`` = dloss/doutput of shape (M, B, d)."""
-        M, B = g.shape[:2]
         for i in range(len(self.layers) - 1, -1, -1):
-            W, _, gW, gb, _ = self.layers[i]
-            a_in = cache[2 * i]
-            if self.skinny[i]:  # gW^T = g^T a, then transposed into place
-                gWt = self._buffer(("gwt", i), (M, W.shape[2], W.shape[1]))
-                gW.copy_(torch.bmm(g.transpose(1, 2), a_in, out=gWt).transpose(1, 2))
-            else:
-                torch.bmm(a_in.transpose(1, 2), g, out=gW)
-            torch.sum(g, 1, keepdim=True, out=gb)
+            self._weight_grad(i, g, cache[2 * i])
             if i > 0:
-                g = torch.bmm(g, W.transpose(1, 2), out=self._buffer(("g", i), (M, B, W.shape[1])))
-                act = self.layers[i - 1][4]
-                if act is not None:
-                    g = act[1](g, cache[2 * i - 1], a_in)
+                g = self._input_grad(i, g, cache, masks)
+
+    def _weight_grad(self, i, g, a_in):
+        W, _, gW, gb, _ = self.layers[i]
+        if self.skinny[i]:  # gW^T = g^T a, then transposed into place
+            gWt = self._buffer(("gwt", i), (g.shape[0], W.shape[2], W.shape[1]))
+            gW.copy_(torch.bmm(g.transpose(1, 2), a_in, out=gWt).transpose(1, 2))
+        else:
+            torch.bmm(a_in.transpose(1, 2), g, out=gW)
+        torch.sum(g, 1, keepdim=True, out=gb)
+
+    def _input_grad(self, i, g, cache, masks=None):
+        """dloss/d(input of layer i), through layer i - 1's dropout mask and activation, from dloss/d(its output)."""
+        W, a_in = self.layers[i][0], cache[2 * i]
+        g = torch.bmm(g, W.transpose(1, 2), out=self._buffer(("g", i), (*g.shape[:2], W.shape[1])))
+        if masks is not None and i - 1 in masks:
+            g.mul_(masks[i - 1])
+            a_in = self._dropped[i - 1]
+        act = self.layers[i - 1][4]
+        return g if act is None else act[1](g, cache[2 * i - 1], a_in)
+
+    def clipped_backward(self, g, cache, clip, denominator=1.0):
+        """DP-SGD: the sum over samples of each sample's gradient clipped to L2 norm ``clip``, into ``self.grad``.
+
+        ``g`` (M, B, d) holds every sample's own dloss_b/doutput (rows of padding zero). A linear layer's per-sample
+        weight gradient is the outer product g_b a_b^T, of squared norm |g_b|^2 |a_b|^2, and its bias gradient
+        g_b: the per-sample norms over all layers cost one reduction per layer, and the clipped sum is the usual
+        product with each g_b scaled by min(1, clip / norm_b) (and divided by ``denominator``, DP-SGD's expected
+        batch size). ``clip`` is a float or a (M, 1) tensor. Returns the per-sample norms before clipping, (M, B).
+        """
+        n_layers, live = len(self.layers), self.live_units()
+        grads = [None] * n_layers  # each in its own buffer (keyed by layer)
+        sq = torch.zeros(g.shape[:2], dtype=g.dtype, device=g.device)
+        for i in range(n_layers - 1, -1, -1):
+            grads[i] = g
+            a_in = cache[2 * i] if live is None else cache[2 * i] * live[i]
+            sq.addcmul_(torch.linalg.vector_norm(a_in, dim=2).square_().add_(1),
+                        torch.linalg.vector_norm(g, dim=2).square_())
+            if i > 0:
+                g = self._input_grad(i, g, cache)
+        norms = sq.sqrt_()
+        factor = torch.clamp(clip / norms, max=1.0).div_(denominator).unsqueeze(2)
+        for i in range(n_layers):
+            self._weight_grad(i, grads[i].mul_(factor), cache[2 * i])
+        return norms
+
+    def live_units(self):
+        """Per layer, (M, 1, width) with 1 on each member's own input units: padded sigmoid units output 1/2."""
+        if self._live is None and self.needs_pad_mask:
+            self._live = []
+            for i, width in enumerate(self.widths[:-1]):
+                live = torch.zeros(self.M, 1, width, dtype=self.param.dtype, device=self.param.device)
+                for m, c in enumerate(self.configs):
+                    live[m, :, : _widths(c)[i]] = 1
+                self._live.append(live)
+        return self._live
+
+    def member_views(self, m, views=None):
+        """Member ``m``'s own (unpadded) slots of ``views`` (default the weights'): each layer's (in, out) weight,
+        then each bias."""
+        views, w = self.tensors if views is None else views, _widths(self.configs[m])
+        n_layers = len(self.layers)
+        return ([views[i][m, : w[i], : w[i + 1]] for i in range(n_layers)]
+                + [views[n_layers + i][m, 0, : w[i + 1]] for i in range(n_layers)])
 
     @torch.no_grad()
     def mean_loss(self, X):

@@ -11,6 +11,9 @@ stride) train the same way through ``_conv_batched._ConvStack``: each convolutio
 
 Exactness: member ``m`` sees the data order, initialization and gradients it would see in
 ``fit(Autoencoder(configs[m]), ...)`` with ``train_configs[m]``; its losses match solo training up to float rounding.
+Remedies too: each member's input noise, dropout masks, Poisson batches and DP noise are the draws solo ``fit`` makes
+(``_group_remedies``); DP-SGD's per-sample gradient norms come from the layers' inputs and output gradients
+(``_Stack.clipped_backward``) where solo ``fit`` uses ``torch.func``, equal up to float rounding.
 Padded weights stay exactly zero; a member that stops early or diverges is frozen (gradient and Adam state zeroed,
 so it never moves again) and cannot disturb the others, whose arithmetic is independent of it.
 """
@@ -29,8 +32,11 @@ from .config import ModelConfig, TrainConfig
 from .model import Autoencoder
 from ._conv_batched import _ConvStack
 from .planning import _CONV_FIELDS, _TRAIN_FIELDS, _as_lists, conv_batching_pays
+from ._group_data import _Reconstructor, _eval_schedule, _member_data
+from ._group_remedies import GroupRemedies, criterion_values
 from ._solo import _ModuleStack
 from ._stacked import _FusedAdam, _Stack
+from ._remedies import check_remedies
 from .train import History, divergence_message, resolve_device, seeds, to_tensor, torch_threads
 
 __all__ = ["MemberResult", "fit_group"]
@@ -46,7 +52,7 @@ class MemberResult:
     ----------
     model : Autoencoder or None
         An ordinary ``Autoencoder`` with the member's own (unpadded) ``ModelConfig``, in eval mode, holding the
-        weights solo ``fit`` would return (the best epoch's when ``patience`` is set); None if it diverged.
+        weights solo ``fit`` would return (the best epoch's with ``patience`` or ``restore_best``); None if diverged.
     history : History
         Same semantics as solo ``fit``; a diverged member's history ends with the non-finite epoch.
     error : str or None
@@ -71,33 +77,12 @@ def _check_compatible(configs, train_configs):
         for f in _TRAIN_FIELDS:
             if getattr(t, f) != getattr(t0, f):
                 raise ValueError(f"train_configs[{i}].{f}={getattr(t, f)!r} differs from train_configs[0].{f}="
-                                 f"{getattr(t0, f)!r}: members of a group may differ only in seed")
-
-
-def _member_data(X, name, M, d, dtype, device=None):
-    """``X`` as a tensor of shape (M, n, d) (an expanded view when one 2-D array is shared), and whether shared.
-
-    On a ``device`` other than the CPU the rows cross in bounded chunks (``train.to_tensor``), before expanding.
-    """
-    if X is None:
-        return None, True
-    try:
-        ndim = np.ndim(X)
-    except Exception:  # ragged lists: let check_array explain
-        ndim = 2
-    if ndim not in (2, 3):
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features) shared by all members or a 3-D array "
-                         f"(n_members, n_samples, n_features), got {ndim} dimension(s)")
-    arr = check_array(X, name, ndim=ndim)
-    if arr.shape[-1] != d:
-        raise ValueError(f"{name} has {arr.shape[-1]} features, expected input_dim={d} (shape {arr.shape})")
-    if ndim == 3 and arr.shape[0] != M:
-        raise ValueError(f"{name} is 3-D, so its first axis must index the {M} members, got shape {arr.shape}")
-    if device is not None and torch.device(device).type != "cpu":
-        t = to_tensor(arr.reshape(-1, d), dtype, device).view(arr.shape)
-    else:
-        t = torch.as_tensor(arr if arr.flags.writeable else arr.copy(), dtype=dtype)  # torch warns on read-only
-    return (t.expand(M, *t.shape) if ndim == 2 else t), ndim == 2
+                                 f"{getattr(t0, f)!r}: members of a group may differ only in seed, weight_decay, "
+                                 "dropout, input_noise, dp_clip and dp_noise")
+        if t.dp != t0.dp:
+            raise ValueError(f"train_configs[{i}].dp_clip={t.dp_clip!r} but train_configs[0].dp_clip={t0.dp_clip!r}: "
+                             "a group trains with DP-SGD (Poisson batches) for all members or none")
+        check_remedies(c, t, f"train_configs[{i}]")
 
 
 def fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.float32, progress=None,
@@ -117,9 +102,12 @@ def fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.f
     X_train : array-like of shape (n_samples, n_features) or (n_members, n_samples, n_features)
         One matrix shared by all members, or one per member (for example each with its own noise draw).
     X_val : array-like of shape (n_val, n_features) or (n_members, n_val, n_features), optional
-        Evaluated after every epoch; required when ``patience`` is set.
+        Evaluated after every epoch; required when ``patience`` is set, and for ``restore_best`` unless
+        ``on_eval`` returns the criterion.
     train_configs : TrainConfig or sequence of TrainConfig, optional
-        One for all members or one per member; they may differ only in ``seed``. Default ``TrainConfig()``.
+        One for all members or one per member; they may differ only in ``seed`` and the remedies ``weight_decay``,
+        ``dropout``, ``input_noise``, ``dp_clip`` and ``dp_noise`` (DP-SGD itself, ``dp_clip`` set or not, is
+        shared). Default ``TrainConfig()``.
     dtype : torch.dtype, default torch.float32
         Dtype of the weights and of the computation; data are converted to it and copied (in chunks) to the
         members' shared ``train_configs[m].device``, where training runs and where the returned models live.
@@ -135,6 +123,11 @@ def fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.f
         shape (n_members, n, n_features) in ``dtype``: one batched forward pass, no autograd, no effect on
         training. A member that stopped early (``patience``) gives the reconstructions of the weights it will
         return (its best epoch's); a diverged member gives NaN. What to measure is the caller's business.
+        With ``restore_best``, ``on_eval`` may return the criterion: an array of one value per member (lower is
+        better; NaN never counts as best), in which case it is called *before* that epoch's best-weights and
+        ``patience`` bookkeeping (members still training give this epoch's reconstructions), only the evaluated
+        epochs are candidates, and each member returns the weights of its evaluated epoch with the lowest value.
+        Returning None keeps the validation loss at the evaluated epochs as the criterion.
 
     Returns
     -------
@@ -170,6 +163,9 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
     Xv, _ = _member_data(X_val, "X_val", M, d, dtype, device)
     if tc.patience is not None and Xv is None:
         raise ValueError("patience is set but X_val is None: early stopping needs validation data")
+    if tc.restore_best and Xv is None and on_eval is None:
+        raise ValueError("restore_best is set but X_val is None and there is no on_eval: its criterion is the "
+                         "validation loss, or what on_eval returns")
     evaluate = _eval_schedule(eval_epochs, on_eval, tc.epochs)
 
     stack = _make_stack(configs, train_configs, dtype, device)
@@ -178,26 +174,40 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
     # elsewhere than on the CPU, tensors made without a device (Adam's state, masks, indices) go to the device
     on_device = contextlib.nullcontext() if device.type == "cpu" else torch.device(device)
     with on_device:
-        adam = _FusedAdam(stack.param, stack.grad, tc.lr, tc.weight_decay)
-    best_flat = stack.param.clone() if tc.patience is not None else None
+        rem = GroupRemedies(stack, train_configs, X.shape[1])
+        adam = _FusedAdam(stack.param, stack.grad, tc.lr, tc.weight_decay if rem.uniform_decay else 0.0)
+    track = tc.patience is not None or tc.restore_best
+    early_eval = tc.restore_best and on_eval is not None  # on_eval's value is the criterion: called before it
+    best_flat = stack.param.clone() if track else None
     histories, errors = [History() for _ in range(M)], [None] * M
     best, active = [math.inf] * M, [True] * M
     mask = stack.pad_mask if stack.needs_pad_mask else None
+    decay = rem.decay(mask)
     n, bs = X.shape[1], tc.batch_size
     sumsq = torch.zeros(M, dtype=dtype, device=device)
+    counts = torch.zeros(M, dtype=dtype, device=device)
 
     with torch_threads(tc.threads), torch.no_grad(), on_device:  # gradients are written by hand: no autograd
         bar = tqdm(range(1, tc.epochs + 1), unit="epoch", disable=None if progress is None else not progress,
                    leave=False)
         for epoch in bar:
-            # drawn on the CPU, as solo fit draws them: the same order on every device
-            perms = {s: torch.randperm(n, generator=g, device="cpu").to(device) for s, g in generators.items()}
             sumsq.zero_()
-            for xb in _batches(X, shared, [perms[s] for s in order_seeds], bs):
-                _step(stack, adam, xb, sumsq, mask)
-            train = (sumsq / (n * d)).tolist()
+            Xin = rem.inputs(X)
+            if rem.dp:
+                counts.zero_()
+                for idx, valid in rem.poisson_batches(order_seeds, generators):
+                    tb = _gather(X, shared, idx)
+                    xb = tb if Xin is None else _gather(Xin, False, idx)
+                    _dp_step(stack, adam, xb, tb, valid, sumsq, counts, mask, decay, rem)
+                train = (sumsq / (counts.clamp(min=1) * d)).tolist()
+            else:
+                # drawn on the CPU, as solo fit draws them: the same order on every device
+                perms = {s: torch.randperm(n, generator=g, device="cpu").to(device) for s, g in generators.items()}
+                for xb, tb in _batches(X, shared, [perms[s] for s in order_seeds], bs, Xin):
+                    _step(stack, adam, xb, sumsq, mask, tb, rem.masks(xb.shape[1]), decay)
+                train = (sumsq / (n * d)).tolist()
             val = stack.mean_loss(Xv).tolist() if Xv is not None else None
-            improved, frozen = [], []
+            diverged = []
             for m in (m for m in range(M) if active[m]):
                 h = histories[m]
                 h.train_loss.append(train[m])
@@ -206,22 +216,21 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
                 last = h.val_loss[-1] if val is not None else h.train_loss[-1]
                 if not (math.isfinite(train[m]) and math.isfinite(last)):
                     errors[m] = divergence_message(epoch, train[m], tc.lr, X[m])
-                    frozen.append(m)
-                elif tc.patience is not None:
-                    if last < best[m]:
-                        best[m], h.best_epoch = last, epoch
-                        improved.append(m)
-                    elif epoch - h.best_epoch >= tc.patience:
-                        h.stopped_early = True
-                        frozen.append(m)
-            if improved:
-                i = torch.tensor(improved)
-                for src, dst in zip(stack.tensors, stack.views(best_flat)):
-                    dst[i] = src[i]
-            if frozen:
-                mask = _freeze(stack, adam, best_flat, frozen, errors, active)
+                    diverged.append(m)
+            if diverged:
+                mask = _freeze(stack, adam, best_flat, diverged, errors, active)
+                decay = rem.decay(mask)
+            due = on_eval is not None and (epoch in evaluate or epoch == tc.epochs or not any(active))
+            criterion = val if track and not early_eval else None
+            if early_eval and due:
+                criterion = criterion_values(on_eval(epoch, _Reconstructor(stack, errors)), val, M)
+            if criterion is not None:
+                stopped = _track_best(stack, best_flat, criterion, best, histories, active, epoch, tc)
+                if stopped:
+                    mask = _freeze(stack, adam, best_flat, stopped, errors, active)
+                    decay = rem.decay(mask)
             bar.set_postfix(training=f"{sum(active)}/{M}", refresh=False)
-            if on_eval is not None and (epoch in evaluate or epoch == tc.epochs or not any(active)):
+            if on_eval is not None and not early_eval and (due or not any(active)):
                 on_eval(epoch, _Reconstructor(stack, errors))
             if not any(active):
                 break
@@ -256,70 +265,96 @@ def _make_stack(configs, train_configs, dtype, device):
     return stack
 
 
-def _eval_schedule(eval_epochs, on_eval, epochs):
-    """The set of epochs after which ``on_eval`` runs (every epoch by default), checked before any training."""
-    if on_eval is None:
-        if eval_epochs is not None:
-            raise ValueError("eval_epochs is set but on_eval is None: pass on_eval(epoch, reconstruct) to use it")
-        return frozenset()
-    if not callable(on_eval):
-        raise TypeError(f"on_eval must be callable as on_eval(epoch, reconstruct), got {type(on_eval).__name__}")
-    if eval_epochs is None:
-        return frozenset(range(1, epochs + 1))
-    listed = list(eval_epochs)
-    for i, e in enumerate(listed):
-        check_int(e, f"eval_epochs[{i}]", minimum=1, maximum=epochs)
-    if any(b <= a for a, b in zip(listed[:-1], listed[1:])):
-        raise ValueError(f"eval_epochs must be strictly increasing, got {listed}")
-    return frozenset(int(e) for e in listed)
+def _track_best(stack, best_flat, criterion, best, histories, active, epoch, tc):
+    """Keep each active member's best weights by ``criterion`` (one value per member); return who stops now."""
+    improved, stopped = [], []
+    for m in (m for m in range(stack.M) if active[m]):
+        h = histories[m]
+        if tc.restore_best:
+            h.criterion[epoch] = criterion[m]
+        if criterion[m] < best[m]:
+            best[m], h.best_epoch = criterion[m], epoch
+            improved.append(m)
+        elif tc.patience is not None and h.best_epoch is not None and epoch - h.best_epoch >= tc.patience:
+            h.stopped_early = True
+            stopped.append(m)
+    if improved:
+        i = torch.tensor(improved)
+        for src, dst in zip(stack.tensors, stack.views(best_flat)):
+            dst[i] = src[i]
+    return stopped
 
 
-class _Reconstructor:
-    """``reconstruct(X) -> ndarray (n_members, n, d)``: every member's current reconstructions (NaN if diverged)."""
-
-    def __init__(self, stack, errors):
-        self.stack, self.diverged = stack, [m for m, e in enumerate(errors) if e is not None]
-
-    def __call__(self, X):
-        stack = self.stack
-        M, d = stack.M, stack.configs[0].input_dim
-        Xt = _member_data(X, "X", M, d, stack.param.dtype)[0].to(stack.param.device)
-        out = torch.empty(Xt.shape, dtype=stack.param.dtype, device=stack.param.device)
-        widest = stack.widest if hasattr(stack, "widest") else max(stack.widths)  # values per sample, widest layer
-        chunk = max(1, 2**22 // (M * widest))  # bounds the activations, as mean_loss does
-        with torch.no_grad():
-            for s in range(0, Xt.shape[1], chunk):
-                out[:, s : s + chunk] = stack.forward(Xt[:, s : s + chunk])
-        if self.diverged:  # their weights were zeroed when frozen: an output of zeros would pass for a model
-            out[self.diverged] = math.nan
-        return out.cpu().numpy()
-
-
-def _step(stack, adam, xb, sumsq, mask):
+def _step(stack, adam, xb, sumsq, mask, target=None, masks=None, decay=None):
     """One Adam step of every member on its batch ``xb`` (M, B, d); adds each member's squared error to ``sumsq``.
 
-    Each member's gradient is that of its own mean loss, as ``F.mse_loss`` in solo ``fit``. ``mask`` (or None)
-    zeroes the gradients of padded weights and of frozen members.
+    Each member's gradient is that of its own mean loss against ``target`` (default ``xb``), as ``F.mse_loss`` in
+    solo ``fit``. ``mask`` (or None) zeroes the gradients of padded weights and of frozen members; ``masks`` are
+    the step's dropout masks; ``decay`` (or None) is a per-parameter weight decay (see ``GroupRemedies.decay``).
     """
+    target = xb if target is None else target
     chunks = stack.member_chunks(xb.shape[1]) if hasattr(stack, "member_chunks") else [None]
     for members in chunks:
-        x, kw = (xb, {}) if members is None else (xb[members], {"members": members})
+        x, t, kw = (xb, target, {}) if members is None else (xb[members], target[members], {"members": members})
+        if masks is not None:
+            kw["masks"] = masks
         cache = []
-        diff = stack.forward(x, cache, **kw).sub_(x)
+        diff = stack.forward(x, cache, **kw).sub_(t)
         flat = diff.view(len(diff), -1)
         sumsq[members or slice(None)] += flat.square().sum(1)  # torch's pairwise sum, as F.mse_loss (a BLAS dot
         stack.backward(diff.mul_(2.0 / flat.shape[1]), cache, **kw)  # drifts by ~1e-5)
-    if mask is None:
+    _adam_step(stack, adam, mask, decay)
+
+
+def _dp_step(stack, adam, xb, tb, valid, sumsq, counts, mask, decay, rem):
+    """One DP-SGD step on Poisson batches ``xb`` (M, B, d) padded to one size, ``valid`` (M, B) marking real rows."""
+    cache = []
+    diff = stack.forward(xb, cache).sub_(tb).mul_(valid.unsqueeze(2))
+    sumsq += diff.view(len(diff), -1).square().sum(1)
+    counts += valid.sum(1)
+    stack.clipped_backward(diff.mul_(2.0 / diff.shape[2]), cache, rem.clip, rem.denominator)  # per-sample loss
+    rem.add_noise(stack.grad)
+    _adam_step(stack, adam, mask, decay)
+
+
+def _adam_step(stack, adam, mask, decay):
+    if mask is None and decay is None:
         adam.step()
-    else:
+        return
+    if mask is not None:
         stack.grad.mul_(mask)
-        if adam.weight_decay:  # Adam's L2 term, masked so that frozen members stay put
-            stack.grad.addcmul_(stack.param, mask, value=adam.weight_decay)
-        adam.step(weight_decay=0.0)
+    if decay is not None:  # Adam's L2 term, each member's own, masked so that frozen members stay put
+        stack.grad.addcmul_(stack.param, decay)
+    adam.step(weight_decay=0.0)
 
 
-def _batches(X, shared, perms, batch_size):
-    """Yield each step's (M, B, d) batch: member m's rows in the order of its permutation ``perms[m]``."""
+def _gather(X, shared, idx):
+    """Rows ``idx`` (M, B) of every member's data ``X`` (M, n, d)."""
+    return X[0][idx] if shared else X[torch.arange(X.shape[0], device=idx.device)[:, None], idx]
+
+
+def _batches(X, shared, perms, batch_size, X_in=None):
+    """Yield each step's (M, B, d) inputs and targets: member m's rows in the order of its permutation ``perms[m]``.
+
+    The targets are rows of ``X``; the inputs are the same rows of ``X_in`` (M, n, d) when given, else the targets.
+    """
+    if X_in is not None:
+        idx = torch.stack(perms)
+        if X.shape[0] * X.shape[1] * X.shape[2] * X.element_size() <= _GATHER_BYTES:
+            Xp, Ip = _gather(X, shared, idx), _gather(X_in, False, idx)
+            for start in range(0, X.shape[1], batch_size):
+                yield Ip[:, start : start + batch_size], Xp[:, start : start + batch_size]
+        else:
+            for start in range(0, X.shape[1], batch_size):
+                i = idx[:, start : start + batch_size]
+                yield _gather(X_in, False, i), _gather(X, shared, i)
+        return
+    for xb in _plain_batches(X, shared, perms, batch_size):
+        yield xb, xb
+
+
+def _plain_batches(X, shared, perms, batch_size):
+    """``_batches`` without input noise: the inputs are the targets."""
     M, n, d = X.shape
     if shared and all(p is perms[0] for p in perms):  # one order for everyone: gather each step's rows into one
         buffer = X.new_empty(min(batch_size, n), d)   # cache-resident buffer (no copy of the epoch), shared

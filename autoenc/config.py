@@ -230,6 +230,30 @@ class TrainConfig(JSONConfig):
         else MPS, else the CPU; see :func:`autoenc.train.resolve_device`). Checked for availability when training
         starts, so a config written on one machine loads on any other. ``to_dict`` leaves it out when it is
         ``"cpu"``, so JSON written before this setting existed compares equal.
+    dropout : float
+        Remedy: inverted dropout with this rate on every hidden activation (never on the code, the output or at
+        evaluation), during training only; ``0 <= dropout < 1``. MLP models only.
+    input_noise : float
+        Remedy (denoising training): every epoch each training input gets fresh Gaussian noise of this std; the
+        target stays the input as given.
+    dp_clip : float or None
+        Remedy (DP-SGD): clip each sample's gradient (all parameters together) to this L2 norm, and draw batches by
+        Poisson sampling (each sample in each step with rate ``batch_size / n``, ``round(n / batch_size)`` steps
+        per epoch; see :func:`autoenc.train.dp_schedule`). The summed clipped gradients (plus noise) are divided by
+        the expected batch size and handed to Adam. MLP models only; not with ``dropout``.
+    dp_noise : float
+        DP-SGD noise multiplier: Gaussian noise of std ``dp_noise * dp_clip`` on the summed clipped gradients.
+        Needs ``dp_clip``; :func:`autoenc.privacy.config_epsilon` gives the resulting epsilon.
+    restore_best : bool
+        Remedy (early stopping at a criterion's minimum): return the weights of the evaluated epoch with the lowest
+        criterion (the validation loss, or in ``fit_group`` what ``on_eval`` returns), recorded in
+        ``History.best_epoch``. With ``patience`` too, training stops once the criterion has not improved for that
+        many epochs.
+
+    Notes
+    -----
+    ``to_dict`` leaves out every remedy at its default (off), so the JSON of a config without remedies is what it
+    was before they existed, and older files load unchanged.
     """
 
     epochs: int = 200
@@ -240,6 +264,11 @@ class TrainConfig(JSONConfig):
     seed: int = 0
     threads: int = 1
     device: str = "cpu"
+    dropout: float = 0.0
+    input_noise: float = 0.0
+    dp_clip: float | None = None
+    dp_noise: float = 0.0
+    restore_best: bool = False
 
     def __post_init__(self):
         check_int(self.epochs, "epochs", minimum=1)
@@ -252,12 +281,35 @@ class TrainConfig(JSONConfig):
         check_int(self.threads, "threads", minimum=1)
         if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
             raise ValueError(f"device must be one of {list(DEVICES)} (or 'cuda:N'), got {self.device!r}")
+        dropout = check_positive_float(self.dropout, "dropout", allow_zero=True)
+        if dropout >= 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_positive_float(self.input_noise, "input_noise", allow_zero=True)
+        if self.dp_clip is not None:
+            check_positive_float(self.dp_clip, "dp_clip")
+        check_positive_float(self.dp_noise, "dp_noise", allow_zero=True)
+        if self.dp_noise > 0 and self.dp_clip is None:
+            raise ValueError(f"dp_noise={self.dp_noise} needs dp_clip: DP-SGD's noise is scaled by the clipping norm")
+        if self.dp_clip is not None and self.dropout > 0:
+            raise ValueError(f"dropout={self.dropout} with dp_clip={self.dp_clip}: dropout and DP-SGD together are "
+                             "not supported")
+        if not isinstance(self.restore_best, bool):
+            raise TypeError(f"restore_best must be True or False, got {self.restore_best!r}")
+
+    @property
+    def dp(self):
+        """Whether training is DP-SGD (``dp_clip`` set): Poisson batches and clipped per-sample gradients."""
+        return self.dp_clip is not None
 
     def to_dict(self):
         out = super().to_dict()
         if out["device"] == "cpu":
             del out["device"]
+        for key, default in _REMEDY_DEFAULTS.items():  # the JSON of a config without remedies is unchanged
+            if out[key] == default:
+                del out[key]
         return out
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+_REMEDY_DEFAULTS = {"dropout": 0.0, "input_noise": 0.0, "dp_clip": None, "dp_noise": 0.0, "restore_best": False}

@@ -1,7 +1,8 @@
 """Which members of a sweep train together in ``autoenc.batched``: compatibility, padding cost and cache budget.
 
-A group shares everything but seeds and widths (kind, input shape, kernel size, stride, ``input_dim``, depth,
-activation, ``linear`` and every training setting but ``seed``, device included); :func:`plan_groups` cuts a grid
+A group shares everything but seeds, widths and per-member remedies (kind, input shape, kernel size, stride,
+``input_dim``, depth, activation, ``linear`` and every training setting but ``seed``, ``weight_decay``,
+``dropout``, ``input_noise``, ``dp_clip`` and ``dp_noise``, device included; DP-SGD or not is shared); :func:`plan_groups` cuts a grid
 into groups whose zero padding and working set stay affordable.
 """
 from __future__ import annotations
@@ -23,7 +24,9 @@ __all__ = ["CACHE_BYTES", "MAX_MEMBERS", "MAX_PADDING", "can_group", "conv_batch
 MAX_MEMBERS = 16
 MAX_PADDING = 2.0  # a member may cost at most twice its own arithmetic once padded to the group's widths
 CACHE_BYTES = 10 * 2**20  # working-set budget of one group (measured: see plan_groups)
-_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "threads", "device")
+# what members of a group share; they may differ in seed and in weight_decay, dropout, input_noise, dp_clip and
+# dp_noise (per-member remedies), but DP-SGD itself (Poisson batches) is shared: see _key
+_TRAIN_FIELDS = ("epochs", "batch_size", "lr", "patience", "restore_best", "threads", "device")
 _CONV_FIELDS = ("input_shape", "kernel_size", "stride")  # what convolutional members share besides the MLP's
 
 
@@ -41,7 +44,8 @@ def _working_set_bytes(widths, batch_size, itemsize=4):
 def _key(config, train_config):
     """What members of one group must share (seeds and bottleneck/hidden widths may differ)."""
     return (config.kind, *(getattr(config, f) for f in _CONV_FIELDS), config.input_dim, config.depth, config.linear,
-            None if config.linear else config.activation, *(getattr(train_config, f) for f in _TRAIN_FIELDS))
+            None if config.linear else config.activation, *(getattr(train_config, f) for f in _TRAIN_FIELDS),
+            train_config.dp)
 
 
 def _size(config):
@@ -167,7 +171,9 @@ def can_group(configs, train_configs=None, *, max_padding=MAX_PADDING):
     """Whether ``configs`` can train as one group, and should.
 
     They can when they share ``kind``, ``input_dim``, depth, activation, ``linear``, and (convolutional members)
-    ``input_shape``, ``kernel_size`` and ``stride``, and every training setting but ``seed`` (``device`` included);
+    ``input_shape``, ``kernel_size`` and ``stride``, and every training setting but ``seed`` and the per-member
+    remedies ``weight_decay``, ``dropout``, ``input_noise``, ``dp_clip``, ``dp_noise`` (``device`` included; whether
+    DP-SGD is on is shared);
     they should when padding each member to the group's widths costs at most ``max_padding`` times its own
     matrix-multiply work (for convolutions, its multiply-accumulates).
 

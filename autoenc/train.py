@@ -12,9 +12,12 @@ from tqdm.auto import tqdm
 
 from .validation import check_array, check_int
 from .config import TrainConfig
+from . import _remedies
 
-__all__ = ["DivergenceError", "History", "divergence_message", "fit", "reconstruct", "encode", "resolve_device",
-           "seeds"]
+__all__ = ["DivergenceError", "History", "divergence_message", "dp_schedule", "fit", "reconstruct", "encode",
+           "resolve_device", "seeds"]
+
+dp_schedule = _remedies.dp_schedule
 
 _CHUNK_BYTES = 64 * 2**20  # data cross to a device, and are gathered per epoch, in chunks of at most this
 # Evaluation chunks of a convolutional model: at most this many values in its widest layer. On a CPU a chunk whose
@@ -50,12 +53,19 @@ def divergence_message(epoch, loss, lr, X):
 
 @dataclass
 class History:
-    """Per-epoch losses (mean squared error per feature) of one training run; epoch ``i`` is index ``i - 1``."""
+    """Per-epoch losses (mean squared error per feature) of one training run; epoch ``i`` is index ``i - 1``.
+
+    ``best_epoch`` is the epoch whose weights were returned when ``patience`` or ``restore_best`` is set;
+    ``criterion`` maps each evaluated epoch to its criterion value when ``restore_best`` is set. With input noise
+    the training loss is against the clean targets; with DP-SGD it is the mean over the samples the epoch's Poisson
+    batches drew.
+    """
 
     train_loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
+    criterion: dict = field(default_factory=dict)  # restore_best: epoch -> the criterion at each evaluated epoch
 
     @property
     def epochs(self):
@@ -204,6 +214,11 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
     Each epoch draws a fresh permutation and steps through contiguous slices of the permuted in-memory tensor
     (no per-sample DataLoader; data over 64 MiB are gathered batch by batch rather than copied per epoch).
 
+    Remedies (``TrainConfig``): ``input_noise`` adds fresh Gaussian noise to every input each epoch (targets stay
+    clean); ``dropout`` masks every hidden activation during training steps; ``dp_clip``/``dp_noise`` train with
+    DP-SGD on Poisson batches (:func:`autoenc.train.dp_schedule`; per-sample gradients by ``torch.func``);
+    ``restore_best`` returns the weights of the epoch with the lowest validation loss.
+
     Devices: training runs on ``config.device`` (default the CPU). The model is moved there in place
     (``model.to(device)``) before training and stays there, as ``nn.Module.to`` leaves it; ``reconstruct`` and
     ``encode`` then compute on that device. The data are converted to the model's dtype and copied to the device
@@ -216,7 +231,7 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
         Re-initialized from ``config.seed`` unless ``warm_start``.
     X_train : array-like of shape (n_samples, n_features)
     X_val : array-like of shape (n_val, n_features), optional
-        Evaluated after every epoch; required when ``config.patience`` is set.
+        Evaluated after every epoch; required when ``config.patience`` or ``config.restore_best`` is set.
     config : TrainConfig, optional
     warm_start : bool, default False
         Continue from the current weights instead of initializing them.
@@ -252,6 +267,10 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
     X_val = None if X_val is None else _check_model(model, X_val, "X_val")
     if config.patience is not None and X_val is None:
         raise ValueError("patience is set but X_val is None: early stopping needs validation data")
+    if config.restore_best and X_val is None:
+        raise ValueError("restore_best is set but X_val is None: its criterion is the validation loss")
+    if getattr(model, "config", None) is not None:  # convolutions take no dropout nor DP-SGD
+        _remedies.check_remedies(model.config, config)
     dtype = _param(model).dtype
     X = to_tensor(X_train, dtype, device)
     Xv = None if X_val is None else to_tensor(X_val, dtype, device)
@@ -261,10 +280,10 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
     if not warm_start:
         model.reset_parameters(torch.Generator().manual_seed(init_seed))
     order = torch.Generator().manual_seed(order_seed)
+    noise_gen, drop_gen, dp_gen = _remedies.generators(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     history = History()
-    best, best_state, n, bs = math.inf, None, len(X), config.batch_size
-
+    best, best_state = math.inf, None
     gather_per_batch = X.numel() * X.element_size() > _CHUNK_BYTES
 
     with torch_threads(config.threads):
@@ -272,18 +291,13 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
                    bar_format="{l_bar}{bar}| {n:.2f}/{total_fmt} epochs [{elapsed}<{remaining}{postfix}]")
         for epoch in range(1, config.epochs + 1):
             model.train()
-            perm = torch.randperm(n, generator=order).to(device)  # drawn on the CPU: the same order on any device
-            Xp = X if gather_per_batch else X[perm]
-            total = X.new_zeros(())
-            for start in range(0, n, bs):
-                xb = X[perm[start : start + bs]] if gather_per_batch else Xp[start : start + bs]
-                loss = F.mse_loss(model(xb), xb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach() * len(xb)
-                bar.update(len(xb) / n)
-            history.train_loss.append((total / n).item())
+            Xin = _remedies.noisy(X, config.input_noise, noise_gen) if config.input_noise else X
+            if config.dp:
+                total, count = _dp_epoch(model, optimizer, Xin, X, config, order, dp_gen, bar)
+                history.train_loss.append((total / max(count * X.shape[1], 1)).item())
+            else:
+                history.train_loss.append(_epoch(model, optimizer, Xin, X, config, order, drop_gen, bar, device,
+                                                 gather_per_batch))
             model.eval()
             if Xv is not None:
                 history.val_loss.append(_mean_loss(model, Xv))
@@ -291,11 +305,13 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
             if not (math.isfinite(history.train_loss[-1]) and math.isfinite(last)):
                 raise DivergenceError(divergence_message(epoch, history.train_loss[-1], config.lr, X), epoch)
             bar.set_postfix(loss=f"{last:.4g}", refresh=False)
-            if config.patience is not None:
+            if config.restore_best:
+                history.criterion[epoch] = last
+            if config.patience is not None or config.restore_best:
                 if last < best:
                     best, history.best_epoch = last, epoch
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                elif epoch - history.best_epoch >= config.patience:
+                elif config.patience is not None and epoch - history.best_epoch >= config.patience:
                     history.stopped_early = True
             if history.stopped_early or (callback is not None and callback(history)):
                 break
@@ -304,6 +320,41 @@ def fit(model, X_train, X_val=None, config=None, *, warm_start=False, progress=N
         model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def _epoch(model, optimizer, Xin, X, config, order, drop_gen, bar, device, gather_per_batch):
+    """One epoch of minibatch Adam on inputs ``Xin`` against targets ``X``; returns the mean training loss."""
+    n, bs = len(X), config.batch_size
+    perm = torch.randperm(n, generator=order).to(device)  # drawn on the CPU: the same order on any device
+    Xp = X if gather_per_batch else X[perm]
+    Ip = Xp if Xin is X else Xin if gather_per_batch else Xin[perm]
+    total = X.new_zeros(())
+    for start in range(0, n, bs):
+        i = perm[start : start + bs]
+        tb = X[i] if gather_per_batch else Xp[start : start + bs]
+        xb = tb if Xin is X else Xin[i] if gather_per_batch else Ip[start : start + bs]
+        out = _remedies.dropout_forward(model, xb, config.dropout, drop_gen) if config.dropout else model(xb)
+        loss = F.mse_loss(out, tb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(xb)
+        bar.update(len(xb) / n)
+    return (total / n).item()
+
+
+def _dp_epoch(model, optimizer, Xin, X, config, order, dp_gen, bar):
+    """One epoch of DP-SGD on Poisson batches; returns the summed squared error and the number of samples drawn."""
+    n = len(X)
+    rate, steps = dp_schedule(n, config.batch_size)
+    total, count = X.new_zeros(()), 0
+    for _ in range(steps):
+        i = _remedies.poisson_indices(n, rate, order).to(X.device)
+        total += _remedies.dp_gradients(model, Xin[i], X[i], config, rate * n, dp_gen)
+        optimizer.step()
+        count += len(i)
+        bar.update(1 / steps)
+    return total, count
 
 
 @torch.no_grad()

@@ -12,8 +12,13 @@ matrix each measurement trains on its first rows (at least 32 steps), enough for
 machine (CPU, torch's kernel level, numpy's BLAS), gives the range of each ratio over the repeats, and ends with
 the README's table.
 
+A last row times DP-SGD's batched step (Poisson batches, per-sample clipping from the layers' inputs and output
+gradients, Gaussian noise) against the plain batched step, side by side on the same members (digits, width 256,
+8 members, batch 128), as CPU time per step; the target is at most 2x.
+
     python benchmarks/bench_training.py            # a few minutes
     python benchmarks/bench_training.py --quick    # under a minute, noisier
+    python benchmarks/bench_training.py --dp-only  # only the DP-SGD row
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from autoenc import Autoencoder, ModelConfig, TrainConfig, fit
 from autoenc.batched import fit_group
 from autoenc.planning import plan_groups
+from autoenc.train import dp_schedule
 
 from _machine import machine_line, matmul_peak, span
 
@@ -93,6 +99,32 @@ def sklearn_mlp(X, h, epochs):
         return len(X) * epochs / _timed(lambda: mlp.fit(X, X))
 
 
+def dp_step_ratio(X, h, members, epochs, repeats):
+    """CPU seconds per step of the DP-SGD batched step and of the plain one (same members and data), interleaved;
+    returns the per-repeat (plain, dp) pairs."""
+    configs = [ModelConfig(X.shape[1], BOTTLENECK, (h,))] * members
+    plain = [TrainConfig(epochs=epochs, batch_size=BATCH, seed=s) for s in range(members)]
+    dp = [t.replace(dp_clip=1.0, dp_noise=1.0) for t in plain]
+    steps_plain = epochs * -(-len(X) // BATCH)
+    steps_dp = epochs * dp_schedule(len(X), BATCH)[1]
+    pairs = []
+    for _ in range(repeats):
+        a = _timed(lambda: fit_group(configs, X, train_configs=plain, progress=False)) / steps_plain
+        b = _timed(lambda: fit_group(configs, X, train_configs=dp, progress=False)) / steps_dp
+        pairs.append((a, b))
+    return pairs
+
+
+def print_dp_row(X, repeats, h=256, members=8, epochs=20):
+    pairs = dp_step_ratio(X, h, members, epochs, repeats)
+    plain, dp = min(a for a, _ in pairs), min(b for _, b in pairs)
+    ratios = [b / a for a, b in pairs]
+    print(f"\nDP-SGD batched step vs plain batched step (digits, width {h}, {members} members, batch {BATCH}, "
+          f"noise 1.0, clip 1.0; CPU ms per step, best of {repeats}):")
+    print(f"  plain {1e3 * plain:.3f} ms, DP-SGD {1e3 * dp:.3f} ms: {dp / plain:.2f}x "
+          f"[{span(ratios, '{:.2f}', 'x')}]  [{'met' if dp / plain <= 2 else 'NOT met'}] target <= 2x")
+
+
 def _flops_per_sample(d, h):
     widths = [d, h, BOTTLENECK, h, d]
     return 6 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
@@ -132,6 +164,7 @@ def main(argv=None):
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=None, help="default 3 (1 with --quick)")
+    parser.add_argument("--dp-only", action="store_true", help="only the DP-SGD step against the plain step")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     torch.set_num_threads(1)
@@ -139,6 +172,10 @@ def main(argv=None):
     digits = (load_digits().data / 16).astype(np.float32)[:1078]
     synthetic = np.random.default_rng(0).random((20000, 784), dtype=np.float32)
     print(machine_line())
+    if args.dp_only:
+        dp_step_ratio(digits[:256], 16, 2, 1, 1)  # warm-up
+        print_dp_row(digits, repeats)
+        return
     print(f"torch {torch.__version__}, one thread; CPU time, best of {repeats}; float32 matmul peak of one core "
           "measured per case")
     # model-samples per measurement: about this much arithmetic (about a CPU-second for (a)), capped for tiny models
@@ -206,6 +243,7 @@ def main(argv=None):
     print("| data | width | (a) DataLoader loop | (b) `fit` | (c) batched | (c) vs (a) | (c) vs (d) | % of peak |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(readme))
+    print_dp_row(digits, repeats)
 
 
 if __name__ == "__main__":
