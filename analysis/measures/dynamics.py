@@ -68,16 +68,13 @@ CHUNK_ROWS = 4096  # rows measured at once: bounds the float64 copies to a few t
 
 
 class CurveRecorder:
-    """The curve measures at evaluated epochs; built by :func:`measure_curves`.
-
-    Call it as ``on_eval(epoch, reconstruct)`` (the hook of :func:`autoenc.batched.fit_group`), or pass
-    ``fit_callback(model, epochs)`` to :func:`autoenc.fit`; :meth:`frame` returns what was recorded.
-    """
+    """The curve measures at evaluated epochs (:func:`measure_curves` builds it): call it as ``on_eval(epoch,
+    reconstruct)`` (:func:`autoenc.batched.fit_group`'s hook), or pass ``fit_callback(model, epochs)`` to
+    :func:`autoenc.fit`; :meth:`frame` returns what was recorded."""
 
     def __init__(self, X_train, X_val, clean_train, clean_val, noise_train, noise_val, chunk=CHUNK_ROWS):
         self.n_train, self.chunk = len(X_train), chunk
-        # The callers' arrays, by reference and in their dtype (no copies: data can be large); each chunk of rows
-        # is measured in float64.
+        # The callers' arrays, by reference and in their dtype (no copies: data can be large), measured in float64
         self._splits = [(X_train, clean_train, noise_train), (X_val, clean_val, noise_val)]
         self._noisy = noise_train is not None
         self._energy = None if not self._noisy else tuple(
@@ -112,6 +109,8 @@ class CurveRecorder:
         return errors, products, clean_sq
 
     def __call__(self, epoch, reconstruct):
+        """Record every member at ``epoch``; return each member's clean validation error where the clean signal
+        differs from the inputs (the criterion of early stopping, ``TrainConfig.restore_best``), else None."""
         errors, products, clean_sq = self._measure(reconstruct)
         t, M = self.n_train, len(errors)
         mse_clean_val = clean_sq[:, t:].mean(axis=1)
@@ -128,6 +127,7 @@ class CurveRecorder:
                 "membership_auc_val": membership_auc(errors[m, :t], errors[m, t:]) if finite else math.nan,
                 "mse_train": float(errors[m, :t].mean()), "mse_val": float(errors[m, t:].mean()),
             })
+        return mse_clean_val if self._noisy else None
 
     def fit_callback(self, model, epochs, last=None):
         """A ``callback(history)`` for :func:`autoenc.fit` that records ``model`` after each epoch in ``epochs``

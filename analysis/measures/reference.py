@@ -161,7 +161,7 @@ def _groups(indices, sizes, config, train_config, max_members):
 
 
 def train_references(X, masks, model, train_config=None, *, indices=None, target=None, clean=None, X_val=None,
-                     threads=1, progress=None):
+                     clean_val=None, threads=1, progress=None):
     """Train reference models on their halves and measure each on every sample of the pool.
 
     Parameters
@@ -186,7 +186,10 @@ def train_references(X, masks, model, train_config=None, *, indices=None, target
     clean : array-like of shape (n_samples, n_features), optional
         A second target (e.g. the clean signal): its errors come back too, at the cost of one more subtraction.
     X_val : array-like of shape (n_val, n_features), optional
-        Validation data for ``train_config.patience`` (early stopping needs it).
+        Validation data for ``train_config.patience`` and ``restore_best`` (early stopping needs it).
+    clean_val : array-like of shape (n_val, n_features), optional
+        The clean signal of ``X_val``: with ``restore_best``, each model keeps its weights at the minimum of its
+        clean validation error (as the study's early-stopped runs do), instead of its validation loss.
     threads : int, default 1
         BLAS threads while fitting estimators (restored afterwards); autoencoders use ``train_config.threads``.
         Many small fits on a busy machine run 10-50x slower with every core's threads competing.
@@ -223,6 +226,13 @@ def train_references(X, masks, model, train_config=None, *, indices=None, target
     if isinstance(model, ModelConfig) and model.input_dim != X.shape[1]:
         raise ValueError(f"model.input_dim={model.input_dim} but X has {X.shape[1]} features")
 
+    criterion = None
+    if clean_val is not None:
+        clean_val = check_same_shape(clean_val, "clean_val", X_val, "X_val")
+
+        def criterion(epoch, reconstruct):
+            return np.mean(np.square(np.asarray(reconstruct(X_val), dtype=np.float64) - clean_val), axis=(-2, -1))
+
     out = np.full((len(targets), len(indices), len(X)), np.nan)
     row = {m: j for j, m in enumerate(indices)}
     bar = tqdm(total=len(indices), disable=None if progress is None else not progress, leave=False)
@@ -231,7 +241,7 @@ def train_references(X, masks, model, train_config=None, *, indices=None, target
         for group in _groups(indices, sizes, model, train_config, MAX_MEMBERS):
             halves = np.stack([X[masks[m]] for m in group])
             tcs = [reference_train_config(train_config, m) for m in group]
-            results = fit_group([model] * len(group), halves, X_val, tcs, progress=False)
+            results = fit_group([model] * len(group), halves, X_val, tcs, progress=False, on_eval=criterion)
             for m, result in zip(group, results):
                 if result.model is None:
                     warnings.warn(f"reference model {m} diverged ({result.error}); its errors are NaN",

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..measures.intervals import clopper_pearson
+from ..study.runspec import RunSpec
 from ..study.tables import summary_table
 
 __all__ = ["assess", "audit_leaks", "fit_causes", "fit_evidence", "pca_comparison", "settle", "stores",
@@ -265,8 +266,9 @@ def verdict_inputs(study_dir):
     Returns
     -------
     dict
-        ``summary`` (:func:`analysis.study.tables.summary_table`), ``selection``, ``audit``, ``agreement`` (None where
-        the folder lacks the file), and :func:`fit_evidence`'s ``history`` and ``scale_ratio``.
+        ``summary`` (:func:`analysis.study.tables.summary_table`), ``selection``, ``audit`` (of the architectures
+        as the grid trained them), ``agreement``, ``remedies`` (``remedy_summary.csv``; each None where the folder
+        lacks the file), and :func:`fit_evidence`'s ``history`` and ``scale_ratio``.
 
     Examples
     --------
@@ -275,6 +277,9 @@ def verdict_inputs(study_dir):
     """
     folder = _folder(study_dir)
     agreement = _document(folder, "memorization.json")
+    audit = _table(folder, "audit_summary.csv")
+    if audit is not None:  # the remedies' audits speak in the remedies' sentence
+        audit = audit[audit["run"].map(lambda r: not RunSpec.from_run(r).remedy)]
     return dict(summary=summary_table(_table(folder, "results.csv")), selection=_document(folder, "selection.json"),
-                audit=_table(folder, "audit_summary.csv"), agreement=agreement if isinstance(agreement, list) else None,
-                **fit_evidence(folder))
+                audit=audit, agreement=agreement if isinstance(agreement, list) else None,
+                remedies=_table(folder, "remedy_summary.csv"), **fit_evidence(folder))

@@ -52,8 +52,10 @@ def _privacy(row):
     parts = []
     if np.isfinite(float(row.get("epsilon", np.nan))):
         parts.append(f"the accountant bounds its epsilon at {float(row['epsilon']):.3g} (delta = 1/n)")
-    if np.isfinite(float(row.get("epsilon_lb", np.nan))):
+    if float(row.get("epsilon_lb", np.nan)) > 0:
         parts.append(f"its audit proves epsilon >= {float(row['epsilon_lb']):.2f}")
+    elif np.isfinite(float(row.get("epsilon_lb", np.nan))):
+        parts.append("its audit proves no epsilon above 0")
     return "; " + " and ".join(parts) if parts else ""
 
 
@@ -86,6 +88,12 @@ def recommend(summary):
         pca, none = pca.iloc[0], none.iloc[0]
         works = tried[[_yes(r["adequate"]) and leaks_like_pca(r, pca) for _, r in tried.iterrows()]]
         base = float(none["test_mse_clean"])
+        if leaks_like_pca(none, pca):
+            lines.append(f"{target} needs no remedy against memorization: without one its membership AUC "
+                         f"{_interval_text(none, 'membership_auc', '.3f')} is indistinguishable from PCA's "
+                         f"{_interval_text(pca, 'membership_auc', '.3f')}, and so is its seen-minus-unseen "
+                         "memorization.")
+            continue
         if len(works):
             best = works.sort_values("test_mse_clean").iloc[0]
             cost = float(best["test_mse_clean"]) / base - 1

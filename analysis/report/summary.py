@@ -95,6 +95,6 @@ def study_summary(study_dir, *, compact=False):
     sentence = (selection or {}).get("sentence") or "No model was selected (no selection.json, or no run succeeded)."
     inputs = verdict_inputs(folder)
     lines = ((verdict(table, selection, inputs["audit"], inputs["agreement"], history=inputs["history"],
-                      scale_ratio=inputs["scale_ratio"]) if len(table) else []) + ([] if selection else [sentence]))
+                      scale_ratio=inputs["scale_ratio"], remedies=inputs["remedies"]) if len(table) else []) + ([] if selection else [sentence]))
     return {"results": results, "table": table, "heads": heads, "rows": rows, "selection": selection,
             "answer": answer(table, selection) if len(table) else sentence, "lines": lines}

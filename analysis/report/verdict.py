@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..study.runspec import RunSpec, hidden_words
+from .remedies import recommend
 from .evidence import assess, audit_leaks, family_runs, fit_causes, pca_comparison, settle, verdict_inputs
 
 __all__ = ["answer", "key_numbers", "verdict", "verdict_inputs"]
@@ -27,7 +28,7 @@ def _family(hidden):
     return hidden_words(hidden, prefix="")
 
 
-def verdict(summary, selection=None, audit=None, agreement=None, *, history=None, scale_ratio=None):
+def verdict(summary, selection=None, audit=None, agreement=None, *, history=None, scale_ratio=None, remedies=None):
     """Plain-language findings, most important first.
 
     Parameters
@@ -46,6 +47,9 @@ def verdict(summary, selection=None, audit=None, agreement=None, *, history=None
     scale_ratio : float, optional
         Largest over smallest feature standard deviation as the models saw the data: above 100, a family that fits
         badly is told to scale the features.
+    remedies : DataFrame, optional
+        ``remedy_summary.csv``: what to do about it, one sentence per remedied architecture
+        (:func:`~analysis.report.remedies.recommend`).
 
     Returns
     -------
@@ -68,6 +72,8 @@ def verdict(summary, selection=None, audit=None, agreement=None, *, history=None
         lines += _families(summary, history, scale_ratio)
     if audit is not None and len(audit):
         lines += _audit_lines(audit)
+    if remedies is not None and len(remedies):
+        lines += recommend(remedies)
     for entry in agreement or []:
         if entry.get("run", "").startswith("ae-") and np.isfinite(entry.get("predicted_spearman") or np.nan):
             good = entry["predicted_spearman"] >= 0.9
@@ -274,7 +280,7 @@ def _audit_lines(audit, fpr=0.01):
             line += (f": inconclusive, its lower bound ({low:.1%}, corrected for picking the strongest of {n_attacks}"
                      f" attacks) does not exceed the {chance:.1%} a guess flags; more reference models "
                      "(--n-references) or more samples would settle it")
-        if "epsilon_lb" in rows and np.isfinite(rows["epsilon_lb"]).any():
+        if "epsilon_lb" in rows and (rows["epsilon_lb"] > 0).any():
             line += (f". Whatever trained it leaks at least epsilon = {rows['epsilon_lb'].max():.2f} (95% "
                      "confidence, delta = 1/n, the strongest attack on one seed: an empirical lower bound)")
         lines.append(line + ".")

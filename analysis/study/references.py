@@ -207,7 +207,9 @@ def plan_references(spec, data, config, store_path, audited=False):
 def _train_task(model, train, data, masks, pool, task):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a diverged reference is a NaN row, skipped when scoring
-        errors = train_references(data.X[pool], masks, model, train, indices=task, progress=False)
+        early = train is not None and train.restore_best  # the remedy: stopped where the study's runs stop
+        val = dict(X_val=data.X[data.val], clean_val=data.clean[data.val]) if early else {}
+        errors = train_references(data.X[pool], masks, model, train, indices=task, progress=False, **val)
     return task, errors
 
 

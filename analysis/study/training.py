@@ -83,8 +83,12 @@ def train_group(runs, data: StudyData, config: StudyConfig, progress=False):
         del noise
     start = time.perf_counter()
     # fit_group is exact to solo fit, and faster even for a group of one (no autograd, one fused Adam buffer).
+    # Early stopping (the remedy) keeps each member's weights at the minimum of the clean validation error where
+    # the study knows the clean signal (the recorder returns it), else of the validation loss; it looks at every
+    # epoch, the curves of other runs at log-spaced ones.
+    early = any(t.restore_best for t in train_configs)
     members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=progress, on_eval=recorder,
-                        eval_epochs=log_epochs(config.train.epochs) if recorder else None)
+                        eval_epochs=log_epochs(config.train.epochs) if recorder and not early else None)
     seconds = (time.perf_counter() - start) / len(runs)
     curves = recorder.frame() if recorder else None
     results = []
