@@ -32,6 +32,7 @@ from analysis.study import StudyConfig, run_study  # the study alone: the comman
 from analysis.study.config import (AUDIT_TARGETS, CONV_WIDTHS, LATENT_METHODS, MEMORIZATION_METHODS, MLP_WIDTHS,
                                    SCALINGS, SEARCHES, SELECTION_METRICS, SELECTION_RULES)
 from analysis.study.lock import StudyLock
+from analysis.study.remedies import parse_remedies
 from autoenc import ACTIVATIONS, DATASETS, KINDS, load_dataset
 
 from . import _cli
@@ -52,6 +53,14 @@ def _audit_list(text):
         raise argparse.ArgumentTypeError(f"unknown audit target(s) {', '.join(unknown)}: use widest, selected or "
                                          "none")
     return tuple(names)
+
+
+def _remedy_words(text):
+    try:
+        parse_remedies(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def parse_args(argv=None):
@@ -119,6 +128,17 @@ def parse_args(argv=None):
     p.add_argument("--audit", type=_audit_list, metavar="WHICH",
                    help=f"membership audit (LiRA, RMIA) of 'widest', 'selected', both ('widest,selected') or "
                         f"'none' (default {','.join(d.audit)})")
+    p.add_argument("--remedies", nargs="+", type=_remedy_words, metavar="REMEDY",
+                   help="train the memorizing architectures with remedies and recommend the cheapest that brings "
+                        "their leakage to PCA's level, e.g. --remedies weight-decay=1e-4,1e-3 dropout=0.1,0.3 "
+                        "denoise=0.1,0.3 early-stop dp=1.0,4.0")
+    p.add_argument("--remedy-targets", type=_audit_list, metavar="WHICH",
+                   help=f"which architectures get the remedies: 'widest', 'selected' or both (default "
+                        f"{','.join(d.remedy_targets)})")
+    p.add_argument("--dp-clip", type=float, metavar="C",
+                   help=f"DP-SGD's bound on each sample's gradient norm (default {d.dp_clip:g})")
+    p.add_argument("--no-remedy-audit", dest="remedy_audit", action="store_false", default=None,
+                   help="no membership audit of the remedied models (it trains --n-references models per remedy)")
     p.add_argument("--no-landscape", dest="landscape", action="store_false", default=None,
                    help="skip the loss slices and attractors of the selected and widest models")
     p.add_argument("--double-descent", action="store_true", default=None,
@@ -151,6 +171,8 @@ def build_config(args):
     config = StudyConfig.from_file(args.config) if args.config else StudyConfig()
     fields = {f.name for f in dataclasses.fields(StudyConfig)}
     changes = {k: v for k, v in vars(args).items() if k in fields and k != "train" and v is not None}
+    if "remedies" in changes:
+        changes["remedies"] = " ".join(changes["remedies"])
     train = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "device")
              if getattr(args, k) is not None}
     if train:

@@ -50,6 +50,10 @@ CAPTIONS = {
                       f"d); {_PCA}. A peak near the threshold is double descent.",
     "memorized_samples": "The most (top row) and least (bottom row) memorized samples of the widest autoencoder, each "
                          "with its score (error when out minus error when in).",
+    "remedies": "Each remedy's unseen error against the clean signal (lower is better) against its leakage, the "
+                "true-positive rate of the loss-threshold attack at 1% false positives (left is better), with 95% "
+                "intervals over seeds; squares: the architecture without a remedy; black plus: PCA with the same "
+                "bottleneck, the level of leakage a model that learned no sample on its own shows.",
     "audit": "Membership audit on log-log axes: true-positive rate of each attack against its false-positive rate "
              "(dashed diagonal: chance). LiRA and RMIA calibrate each sample with reference models trained with and "
              "without it; the loss threshold does not.",
@@ -96,6 +100,10 @@ GLOSSARY = [
      "training samples' noise. Negative: the output moves against the noise (the model fits the data badly)."),
     ("PCA keeps", "What the rank-k PCA projection reproduces of the noise (k/d when every feature gets the same "
      "noise): the level a model that learned only a k-dimensional structure would show."),
+    ("remedy", "A change to how an architecture is trained that may stop it memorizing: weight decay, dropout, "
+     "denoising training (fresh input noise each epoch), early stopping at the clean validation error's minimum, "
+     "or DP-SGD (clipped per-sample gradients plus Gaussian noise, with a privacy guarantee epsilon from the "
+     "accountant; the audit's epsilon is a lower bound measured on the trained model)."),
     ("membership AUC", "Chance that a random training sample has a lower error than a random unseen one: 0.5 means "
      "the error leaks nothing about who was in the training set, 1 that it gives them all away."),
     ("TPR at 1% FPR", "Share of training samples an attack flags while flagging only 1% of unseen ones: the "

@@ -19,9 +19,10 @@ import pandas as pd
 from autoenc.io import atomic_write
 
 from . import plots, plots_runs
+from .remedies import plot_remedies, recommend, remedy_rows
 from ._report_text import caption, figure_html, glossary_html, page
 from ._report_text import html_table as _html_table
-from ..study.runspec import format_hidden
+from ..study.runspec import RunSpec, format_hidden
 from ..study.tables import INTERVAL_METHOD
 from .summary import _read_csv, _read_json, _read_results, _selected_rows, markdown_table, study_summary
 
@@ -49,6 +50,13 @@ def _single(draw, figsize=(8.0, 4.6)):
         draw(ax)
         return fig
     return make
+
+
+def _grid_runs(frame):
+    """The rows of the grid's runs (the remedies have their own section)."""
+    if frame is None or "run" not in frame.columns:
+        return frame
+    return frame[[not RunSpec.from_run(r).remedy for r in frame["run"]]]
 
 
 def _figure_plan(folder):
@@ -94,14 +102,17 @@ def _figure_plan(folder):
         for name, run in _latent_figures(embeddings).items():
             plan.append((name, _single(lambda ax, run=run: _latent(embeddings, run, method, scores.get(run), ax),
                                        (7.0, 5.5))))
-    memorization = _read_csv(folder / "memorization.csv", dtype={"run": str})
+    remedies = _read_csv(folder / "remedy_summary.csv", dtype={"target": str, "remedy": str})
+    if remedies is not None and len(remedies):
+        plan.append(("remedies", _single(lambda ax: plot_remedies(remedies, ax=ax), (8.0, 5.5))))
+    memorization = _grid_runs(_read_csv(folder / "memorization.csv", dtype={"run": str}))
     if memorization is not None and len(memorization):
         plan.append(("memorization_scores",
                      _single(lambda ax: plots_runs.plot_memorization_scores(memorization, ax=ax), (7.0, 4.2))))
     if (folder / "memorized_samples.npz").exists():
         plan.append(("memorized_samples", lambda: _most_memorized(folder / "memorized_samples.npz")))
-    roc, audit = _read_csv(folder / "audit.csv", dtype={"run": str}), _read_csv(folder / "audit_summary.csv",
-                                                                               dtype={"run": str})
+    roc, audit = (_grid_runs(_read_csv(folder / name, dtype={"run": str})) for name in ("audit.csv",
+                                                                                      "audit_summary.csv"))
     if roc is not None and audit is not None and len(roc):
         for run in dict.fromkeys(roc["run"]):
             name = "audit_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run)
@@ -328,7 +339,15 @@ def write_report(study_dir, *, dpi=110):
               "highlighted.</p>",
               '<div class="scroll">' + _html_table(heads, rows, _selected_rows(table, selection)) + "</div>",
               "<h2>Figures</h2>"]
-    parts += [figure_html(name, path, captions[name]) for name, path in figures.items() if name != lead]
+    parts += [figure_html(name, path, captions[name]) for name, path in figures.items()
+              if name not in (lead, "remedies")]
+    remedies = _read_csv(folder / "remedy_summary.csv", dtype={"target": str, "remedy": str})
+    if remedies is not None and len(remedies):
+        parts[parts.index("<h2>Figures</h2>"):parts.index("<h2>Figures</h2>")] = [
+            "<h2>What to do about it</h2>", '<ul class="verdict">' + "".join(
+                f"<li>{esc(line)}</li>" for line in recommend(remedies)) + "</ul>",
+            figure_html("remedies", figures["remedies"], captions["remedies"]) if "remedies" in figures else "",
+            '<div class="scroll">' + _html_table(*remedy_rows(remedies)) + "</div>"]
     parts.append("<h2>Failed runs</h2>")
     if len(failed):
         parts.append(_html_table(*_plain_rows(failed)))
@@ -341,6 +360,9 @@ def write_report(study_dir, *, dpi=110):
     report = _write_text(folder / "report.html", page(title, parts))
 
     md = [f"# {title}", "", the_answer, "", "## The evidence", ""] + [f"- {line}" for line in lines] + [""]
+    if remedies is not None and len(remedies):
+        md += ["## What to do about it", ""] + [f"- {line}" for line in recommend(remedies)] + [
+            "", markdown_table(*remedy_rows(remedies)), ""]
     md += ["## Key numbers", "",
           f"Means over successful seeds with {INTERVAL_METHOD}; unseen = test split.", "", markdown_table(heads, rows),
           "", "## Failed runs", ""]

@@ -181,6 +181,7 @@ def plot_remedies(summary, *, leakage="tpr_at_1pct_fpr", ax=None):
     ax.set_xlabel(METRIC_LABELS.get(leakage, {"epsilon_lb": "epsilon proven by the audit (lower bound)"}
                                     .get(leakage, leakage)) + "  (less leakage ←)")
     ax.set_ylabel(METRIC_LABELS["mse_clean"] + " (unseen)")
+    ax.set_yscale("log")
     ax.set_title("Remedies: reconstruction quality against leakage (95% intervals over seeds)", fontsize="small")
     plt.setp(ax.get_xticklabels(), fontsize="small")
     return ax

@@ -396,7 +396,7 @@ def test_a_study_folder_hands_the_verdict_its_history_and_feature_scales(tmp_pat
     assert evidence["scale_ratio"] == 500.0 and len(evidence["history"]) == len(frames["history"])
     (folder / "study.json").write_text(json.dumps(dict(study_json, feature_scale_ratio=None)))
     inputs = verdict_inputs(folder)
-    assert inputs["scale_ratio"] is None and set(inputs) == {"summary", "selection", "audit", "agreement",
+    assert inputs["scale_ratio"] is None and set(inputs) == {"summary", "selection", "audit", "agreement", "remedies",
                                                              "history", "scale_ratio"}
     assert inputs["history"]["run"].map(type).eq(str).all()
     with pytest.raises(ValueError, match="study_dir"):
