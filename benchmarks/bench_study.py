@@ -3,6 +3,8 @@
     python benchmarks/bench_study.py            # both, side by side (targets: <= 20 s wall, < 1.5 GB peak,
                                                 # audit <= 1.5x the study without it)
     python benchmarks/bench_study.py --repeats 2 -- --widths 16,64   # extra arguments go to scripts/study.py
+    python benchmarks/bench_study.py --remedies # the widest architecture with each remedy against without one
+                                                # (targets: <= 1.5x, DP-SGD <= 2x)
 
 "Without the audit" is the study as it ran before reference models existed: no audit, per-sample memorization by
 K-fold cross-fitting. The two are run alternately, so that a busy machine slows both alike. Peak memory is the
@@ -57,12 +59,55 @@ def run_once(extra):
     return wall, peak, phases.strip()
 
 
+REMEDIES = "weight-decay=1e-4 dropout=0.1 denoise=0.1 early-stop dp=1"
+
+
+def remedies_row(repeats=1):
+    """The default study's widest architecture (3 seeds) trained as the study trains it, plain and with each remedy
+    (one value of each), one thread, in this process: each remedy's time against the plain group's."""
+    sys.path.insert(0, str(ROOT))
+    from analysis import StudyConfig
+    from analysis.study._parallel import one_thread
+    from analysis.study.prepare import prepare_data
+    from analysis.study.remedies import Remedy
+    from analysis.study.runspec import Run, RunSpec
+    from analysis.study.training import train_group
+
+    config = StudyConfig(remedies=REMEDIES)
+    data = prepare_data(config)
+    widest = config.widest_run()
+    groups = {"none": "", **{text: Remedy.parse(text).tag for text in REMEDIES.split()}}
+    seconds = {name: [] for name in groups}
+    with one_thread():
+        for _ in range(repeats):
+            for name, tag in groups.items():
+                runs = [Run.of(RunSpec(widest.bottleneck, widest.hidden, s, remedy=tag), config, data)
+                        for s in config.seeds]
+                start = time.perf_counter()
+                train_group(runs, data, config)
+                seconds[name].append(time.perf_counter() - start)
+    plain = min(seconds["none"])
+    print(f"remedies of {widest.architecture} ({len(config.seeds)} seeds, {config.train.epochs} epochs, one thread): "
+          f"plain {plain:.1f} s")
+    for name in list(groups)[1:]:
+        ratio = min(seconds[name]) / plain
+        target = 2.0 if name.startswith("dp") else 1.5
+        print(f"  {name:<18} {min(seconds[name]):6.1f} s  {ratio:.2f}x plain  [{'met' if ratio <= target else 'NOT met'}"
+              f"] target <= {target:g}x")
+    total = sum(min(v) for k, v in seconds.items() if k != "none")
+    print(f"  all five together: {total:.1f} s, {total / plain:.2f}x the architecture's own training")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each (default 1)")
+    parser.add_argument("--remedies", action="store_true",
+                        help=f"only the remedies row: the widest architecture with each of {REMEDIES}")
     parser.add_argument("extra", nargs="*", help="arguments passed on to scripts/study.py")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
+    if args.remedies:
+        return remedies_row(args.repeats)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     walls, peaks, shares = {"with": [], "without": []}, [], []
     for _ in range(args.repeats):

@@ -236,6 +236,8 @@ class StudyConfig(JSONConfig):
         object.__setattr__(self, "dp_clip", check_positive_float(self.dp_clip, "dp_clip"))
         if not isinstance(self.remedy_audit, bool):
             raise TypeError(f"remedy_audit must be True or False, got {self.remedy_audit!r}")
+        if "early-stop" in self.remedies and fractions[1] == 0:
+            raise ValueError("the early-stop remedy needs a validation split: fractions gives it none")
         if self.remedies and self.search != "grid":
             raise ValueError("remedies need search='grid' (the grow search has no fixed widest architecture)")
         train = TrainConfig.from_dict(self.train) if isinstance(self.train, dict) else self.train

@@ -67,6 +67,26 @@ def _result(run: Run, data: StudyData, config: StudyConfig, **fields):
                      split_fingerprint=split_fingerprint(data), **fields)
 
 
+def _early_stopping(recorder, val, curve_epochs):
+    """The ``on_eval`` of an early-stopped group (``TrainConfig.restore_best``): every epoch, the criterion, each
+    member's clean validation error (where the study knows a clean signal; else None, the validation loss); the
+    other curve measures at the log-spaced epochs only, as for every run. The criterion joins the curves at every
+    epoch, so that ``history.csv`` shows the minimum the weights are kept at."""
+    X_v, clean_v = val
+    wanted = set(curve_epochs)
+
+    def on_eval(epoch, reconstruct):
+        if epoch in wanted or recorder is None or not recorder._noisy:
+            return None if recorder is None else recorder(epoch, reconstruct)
+        R = np.asarray(reconstruct(X_v), dtype=np.float64)
+        R = R[None] if R.ndim == 2 else R
+        errors = np.mean(np.square(R - clean_v), axis=(1, 2))
+        recorder.rows += [{"member": m, "epoch": int(epoch), "mse_clean_val": float(e)} for m, e in enumerate(errors)]
+        return errors
+
+    return on_eval
+
+
 def train_group(runs, data: StudyData, config: StudyConfig, progress=False):
     """Train ``runs`` (one batched group, or one model alone) and measure each; one :class:`RunResult` per run.
 
@@ -83,11 +103,10 @@ def train_group(runs, data: StudyData, config: StudyConfig, progress=False):
         del noise
     start = time.perf_counter()
     # fit_group is exact to solo fit, and faster even for a group of one (no autograd, one fused Adam buffer).
-    # Early stopping (the remedy) keeps each member's weights at the minimum of the clean validation error where
-    # the study knows the clean signal (the recorder returns it), else of the validation loss; it looks at every
-    # epoch, the curves of other runs at log-spaced ones.
     early = any(t.restore_best for t in train_configs)
-    members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=progress, on_eval=recorder,
+    on_eval = (_early_stopping(recorder, splits["val"], log_epochs(config.train.epochs)) if early and recorder
+               else recorder)
+    members = fit_group(configs, splits["train"][0], X_val, train_configs, progress=progress, on_eval=on_eval,
                         eval_epochs=log_epochs(config.train.epochs) if recorder and not early else None)
     seconds = (time.perf_counter() - start) / len(runs)
     curves = recorder.frame() if recorder else None
