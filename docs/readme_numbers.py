@@ -4,8 +4,8 @@
     python docs/readme_numbers.py --study runs/digits       # reuse a finished default study
     python docs/readme_numbers.py --check --study DIR       # exit 1 listing what disagrees; writes nothing
 
-Two runs feed the README: the code block of its "In Python" section, executed as shown, and the default study
-(``autoenc-study`` with its defaults). The README marks what they produce with HTML comments,
+Four runs feed the README: the code block of its "In Python" section, executed as shown, the default study
+(``autoenc-study`` with its defaults), its remedies and the default grid on ``patches`` (``readme_studies.py``). The README marks what they produce with HTML comments,
 ``<!-- readme_numbers: NAME -->`` ... ``<!-- /readme_numbers -->``; this script rewrites exactly those regions. The
 verdict and the key-number table come from :func:`analysis.report.study_summary`, the same text the study's
 ``summary.md`` holds (the README shows a subset of the table's rows, chosen by :func:`table_rows`); the few sentences
@@ -30,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+sys.path.insert(0, str(ROOT / "docs"))
+import readme_studies  # noqa: E402  (the regions of the studies beside the default one)
 
 # Float32 training on another CPU (other SIMD kernels, another BLAS) moved these numbers by up to about 1e-5
 # relative when measured; 1e-4 leaves a tenfold margin and is still far below any change a reader would notice.
@@ -39,7 +41,8 @@ RTOL = 1e-4
 
 REGION = re.compile(r"(<!-- readme_numbers: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /readme_numbers -->)", re.S)
 PYTHON_REGIONS = ("python-example",)
-STUDY_REGIONS = ("study-setup", "study-verdict", "study-table", "study-widths", "study-training")
+STUDY_REGIONS = ("study-setup", "study-verdict", "study-table", "study-widths", "study-training",
+                 *readme_studies.REGIONS)
 WRAP = 115  # the README's line length
 
 # A number standing on its own (not inside an identifier such as ae-k32-h1024): optional sign, thousands
@@ -298,7 +301,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="where to run the default study (default: a temporary folder, removed afterwards; "
                              "a finished study there is reused)")
-    parser.add_argument("--only", choices=("python", "study"), help="regenerate one part only")
+    parser.add_argument("--only", choices=("python", "study", "remedies", "patches"),
+                        help="regenerate one part only (remedies: the default study's, run in a copy of it)")
     parser.add_argument("--check", action="store_true",
                         help=f"write nothing; exit 1 listing what disagrees beyond float tolerance (rtol {RTOL:g} "
                              "plus one unit of the last printed digit)")
@@ -330,16 +334,24 @@ def computed_regions(args, readme_text):
     bodies = {}
     if args.only in (None, "python"):
         bodies.update(python_regions(*run_python_example(python_example_code(readme_text))))
-    if args.only in (None, "study"):
-        with tempfile.TemporaryDirectory(prefix="readme-study-") as out:
+    with tempfile.TemporaryDirectory(prefix="readme-study-") as out:
+        if args.only in (None, "study", "remedies"):
             if args.study:
                 check_default_study(args.study)
                 folder = args.study
             else:
                 folder = run_default_study(args.out or Path(out) / "digits")
-            bodies.update(study_regions(folder))
-            if not args.check:
-                publish_figures(folder)
+            if args.only != "remedies":
+                bodies.update(study_regions(folder))
+                if not args.check:
+                    publish_figures(folder)
+            if args.only != "study":  # in a copy: the default study's folder stays the default study's
+                remedied = readme_studies.run_remedies(folder, Path(out) / "remedies")
+                bodies.update(readme_studies.remedies_regions(remedied, _wrap))
+                if not args.check:
+                    readme_studies.publish(remedied, ROOT / "docs")
+        if args.only in (None, "patches"):
+            bodies.update(readme_studies.patches_regions(readme_studies.run_patches(Path(out) / "patches"), _wrap))
     return bodies
 
 

@@ -145,13 +145,16 @@ def test_only_a_finished_default_study_stands_for_the_readme(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_readme_shows_what_the_default_study_computes(tmp_path, readme):
+def test_the_readme_shows_what_the_default_study_its_remedies_and_the_patches_grid_compute(tmp_path, readme):
     folder = os.environ.get("AUTOENC_README_STUDY")
     if folder:
         readme_numbers.check_default_study(folder)
     else:
         folder = readme_numbers.run_default_study(tmp_path / "digits")
     computed = readme_numbers.study_regions(folder)
+    studies = readme_numbers.readme_studies  # its remedies (in a copy of its folder) and the grid on patches
+    computed.update(studies.remedies_regions(studies.run_remedies(folder, tmp_path / "remedies"), readme_numbers._wrap))
+    computed.update(studies.patches_regions(studies.run_patches(tmp_path / "patches"), readme_numbers._wrap))
     if not os.environ.get("AUTOENC_README_STUDY"):  # written by this code just now: the README's rows are its rows
         summary_md = (Path(folder) / "summary.md").read_text(encoding="utf-8").splitlines()
         rows = [line for line in computed["study-table"].splitlines() if line.startswith("|")]
