@@ -1,7 +1,7 @@
 """How alike two codes are, what a code gives away about membership, and how many dimensions it really uses.
 
 Linear CKA and mean squared canonical correlation between two sets of codes of the same samples (a model's and
-PCA's scores, or two seeds'), their level under independence (row permutations), principal angles between
+PCA's scores, or two seeds'), their level under independence (row permutations, and its exact mean), principal angles between
 subspaces, latent membership (distance to the nearest training code, seen against unseen) and intrinsic
 dimension (TwoNN and MLE through scikit-dimension). Arrays in, numbers out; nothing here reads or writes files.
 """
@@ -16,7 +16,7 @@ from autoenc.validation import check_array, check_int
 from .intervals import auc_interval, delong_auc
 
 __all__ = ["ID_METHODS", "MEASURES", "cca_similarity", "intrinsic_dimension", "latent_membership", "linear_cka",
-           "nearest_code_distances", "permutation_null", "principal_angles"]
+           "nearest_code_distances", "null_level", "permutation_null", "principal_angles"]
 
 MEASURES = ("cka", "cca")
 ID_METHODS = ("twonn", "mle")
@@ -104,7 +104,10 @@ def cca_similarity(A, B, *, rtol=RANK_RTOL):
     A, B = _pair(A, B)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1:
         raise ValueError(f"rtol must be a number in [0, 1), got {rtol!r}")
-    Ua, Ub = _basis(A, rtol), _basis(B, rtol)
+    return _cca(_basis(A, rtol), _basis(B, rtol))
+
+
+def _cca(Ua, Ub):
     rank = min(Ua.shape[1], Ub.shape[1])
     if rank == 0:
         return float("nan")
@@ -140,9 +143,51 @@ def permutation_null(A, B, *, measure="cka", n_permutations=20, seed=0):
         raise ValueError(f"measure must be one of {list(MEASURES)}, got {measure!r}")
     n_permutations = check_int(n_permutations, "n_permutations", minimum=1)
     A, B = _pair(A, B)
-    similarity = linear_cka if measure == "cka" else cca_similarity
     rng = np.random.default_rng(seed)
-    return np.array([similarity(A, B[rng.permutation(len(B))]) for _ in range(n_permutations)])
+    orders = [rng.permutation(len(B)) for _ in range(n_permutations)]
+    if measure == "cka":
+        return np.array([linear_cka(A, B[order]) for order in orders])
+    Ua, Ub = _basis(A, RANK_RTOL), _basis(B, RANK_RTOL)  # a basis of the shuffled code is the shuffled basis
+    return np.array([_cca(Ua, Ub[order]) for order in orders])
+
+
+def null_level(A, B, *, measure="cka"):
+    """The expected similarity of ``A`` with ``B``'s rows in random order, exactly, without drawing permutations.
+
+    For column-centered codes, averaging over all row orders turns ``B B^T`` into ``||B||_F^2 / (n - 1)`` times the
+    centering matrix, so the numerator of linear CKA averages to ``||A||_F^2 ||B||_F^2 / (n - 1)`` (its denominator
+    does not move), and the sum of squared canonical correlations to ``rank A * rank B / (n - 1)``: the mean of
+    :func:`permutation_null` over infinitely many permutations.
+
+    Parameters
+    ----------
+    A : array-like of shape (n_samples, p)
+    B : array-like of shape (n_samples, q)
+    measure : {"cka", "cca"}, default "cka"
+
+    Returns
+    -------
+    float
+        NaN when either code is constant.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> A, B = rng.standard_normal((101, 2)), rng.standard_normal((101, 4))
+    >>> round(null_level(A, B, measure="cca"), 6)  # max(rank) / (n - 1)
+    0.04
+    """
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {list(MEASURES)}, got {measure!r}")
+    A, B = _pair(A, B)
+    n = len(A)
+    if measure == "cca":
+        ra, rb = _basis(A, RANK_RTOL).shape[1], _basis(B, RANK_RTOL).shape[1]
+        return float("nan") if min(ra, rb) == 0 else max(ra, rb) / (n - 1)
+    denominator = np.linalg.norm(A.T @ A) * np.linalg.norm(B.T @ B)
+    if denominator == 0:
+        return float("nan")
+    return float(np.sum(A ** 2) * np.sum(B ** 2) / ((n - 1) * denominator))
 
 
 def principal_angles(A, B):

@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from autoenc import encode, load
 
 from ..measures.similarity import (cca_similarity, intrinsic_dimension, latent_membership, linear_cka,
-                                   permutation_null, principal_angles)
+                                   null_level, principal_angles)
 from .runspec import format_hidden
 from .store import write_csv, write_npz
 
@@ -29,8 +30,9 @@ LATENT_COLUMNS = {
     "n_samples": "unseen samples the measures use",
     "cka_pca": "linear CKA between the codes and PCA's scores at the same k (1 = the same up to a rotation)",
     "cca_pca": "mean squared canonical correlation with PCA's scores (1 = an invertible linear map of them)",
-    "cka_null": "cka_pca with the samples of PCA's scores shuffled (mean of 10): the level of an unrelated code",
-    "cca_null": "cca_pca with the samples shuffled: the level of an unrelated code",
+    "cka_null": "cka_pca expected with PCA's scores in random sample order (exact mean over permutations): the level "
+                "of a code unrelated to PCA's",
+    "cca_null": "cca_pca expected with the samples in random order (max(rank) / (n - 1)): an unrelated code's level",
     "cka_seeds": "mean linear CKA with the other seeds of the same architecture (empty with one seed)",
     "cca_seeds": "mean squared canonical correlation with the other seeds of the same architecture",
     "max_angle_pca": "largest principal angle (degrees) between a linear decoder's column space and PCA's "
@@ -41,13 +43,11 @@ LATENT_COLUMNS = {
     "latent_auc_high": "its 95% interval, high end",
     "membership_auc": "the reconstruction-error membership AUC of the same run (results.csv)",
     "intrinsic_dim": "TwoNN intrinsic dimension of the unseen codes",
-    "intrinsic_dim_mle": "MLE (Levina-Bickel) intrinsic dimension of the unseen codes",
     "data_intrinsic_dim": "TwoNN intrinsic dimension of the data's unseen samples (the same on every row)",
     "data_intrinsic_dim_mle": "MLE intrinsic dimension of the data's unseen samples (the same on every row)",
     "data_signal": "what the data's dimension is of: 'clean' (the signal before the injected noise) or 'inputs' "
                    "(the inputs as given: the study knows no clean signal)",
 }
-N_PERMUTATIONS = 10
 ARCHITECTURE = ("model", "bottleneck", "hidden", "depth", "kind", "architecture", "remedy")  # all but the seed
 
 
@@ -85,7 +85,7 @@ def _pca_partner(runs, row):
     return same["run"].iloc[0] if len(same) else None
 
 
-def latent_table(folder, data, results, *, seed=0):
+def latent_table(folder, data, results):
     """The latent measures of every successful run in ``folder``, as :data:`LATENT_COLUMNS` describes.
 
     Parameters
@@ -96,14 +96,17 @@ def latent_table(folder, data, results, *, seed=0):
         The study's data and split.
     results : DataFrame
         ``results.csv``.
-    seed : int, default 0
-        Seeds the permutations of the null levels.
 
     Returns
     -------
     DataFrame
         One row per run, columns :data:`LATENT_COLUMNS`.
     """
+    with threadpool_limits(1):  # many small problems: extra BLAS and OpenMP threads only fight on a busy machine
+        return _latent_table(folder, data, results)
+
+
+def _latent_table(folder, data, results):
     runs = _runs(results)
     X_train, X_test = data.X[data.train], data.X[data.test]
     codes, decoders = {}, {}
@@ -127,10 +130,7 @@ def latent_table(folder, data, results, *, seed=0):
         if pca is not None:
             scores = codes[pca][1]
             entry.update(cka_pca=linear_cka(Z_test, scores), cca_pca=cca_similarity(Z_test, scores),
-                         cka_null=float(np.mean(permutation_null(Z_test, scores, n_permutations=N_PERMUTATIONS,
-                                                                 seed=seed))),
-                         cca_null=float(np.mean(permutation_null(Z_test, scores, measure="cca",
-                                                                 n_permutations=N_PERMUTATIONS, seed=seed))))
+                         cka_null=null_level(Z_test, scores), cca_null=null_level(Z_test, scores, measure="cca"))
             if decoders[run] is not None and decoders[pca] is not None:
                 entry["max_angle_pca"] = float(principal_angles(decoders[run], decoders[pca]).max())
         others = partners.get(run, [])
@@ -143,7 +143,6 @@ def latent_table(folder, data, results, *, seed=0):
         entry["membership_auc"] = test_rows["membership_auc"].get(run, np.nan) \
             if "membership_auc" in test_rows.columns else np.nan
         entry.update(intrinsic_dim=_safe(intrinsic_dimension, Z_test),
-                     intrinsic_dim_mle=_safe(intrinsic_dimension, Z_test, method="mle"),
                      data_intrinsic_dim=data_ids[0], data_intrinsic_dim_mle=data_ids[1],
                      data_signal="clean" if data.noisy else "inputs")
         rows.append(entry)
@@ -152,7 +151,7 @@ def latent_table(folder, data, results, *, seed=0):
 
 def write_latent(store, data, config, results):
     """``latent.csv`` (:func:`latent_table`), written atomically."""
-    frame = latent_table(store.path, data, results, seed=config.seed)
+    frame = latent_table(store.path, data, results)
     write_csv(store.path / "latent.csv", frame)
     return frame
 

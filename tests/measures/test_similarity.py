@@ -7,7 +7,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
 from analysis.measures.similarity import (cca_similarity, intrinsic_dimension, latent_membership, linear_cka,
-                                          nearest_code_distances, permutation_null, principal_angles)
+                                          nearest_code_distances, null_level, permutation_null, principal_angles)
 from autoenc import Autoencoder, ModelConfig, TrainConfig, encode, fit, load_dataset
 
 
@@ -47,10 +47,10 @@ def test_codes_independent_of_the_data_sit_at_the_null_level(rng, measure):
     null = permutation_null(codes, scores, measure=measure, n_permutations=200, seed=1)
     value = (linear_cka if measure == "cka" else cca_similarity)(codes, scores)
     assert np.quantile(null, 0.005) <= value <= np.quantile(null, 0.995)
-    expected = 4 / 399 if measure == "cca" else None  # E[sum of squared canonical correlations] = p q / (n - 1)
-    if expected is not None:
-        assert null.mean() == pytest.approx(expected, rel=0.25)
-    assert null.mean() < 0.05
+    level = null_level(codes, scores, measure=measure)  # the exact mean over permutations
+    assert null.mean() == pytest.approx(level, rel=0.1) and level < 0.05
+    if measure == "cca":
+        assert level == pytest.approx(4 / 399)  # sum of squared canonical correlations: p q / (n - 1)
 
 
 def test_linear_autoencoder_codes_reach_pca_and_its_decoder_spans_pcas_subspace():
@@ -137,6 +137,7 @@ def test_mle_agrees_on_a_flat_square(rng):
     (lambda Z: cca_similarity(Z, Z, rtol=1.5), "rtol"),
     (lambda Z: permutation_null(Z, Z, measure="rsa"), "measure"),
     (lambda Z: permutation_null(Z, Z, n_permutations=0), "n_permutations"),
+    (lambda Z: null_level(Z, Z, measure="cosine"), "measure"),
     (lambda Z: principal_angles(Z, Z[:-1]), "same number of rows"),
     (lambda Z: latent_membership(Z, Z[:, :1]), "Z_test"),
     (lambda Z: latent_membership(Z[:2], Z), "Z_train"),
