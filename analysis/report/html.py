@@ -19,6 +19,7 @@ import pandas as pd
 from autoenc.io import atomic_write
 
 from . import plots, plots_runs
+from ._latent_plan import latent_plan, latent_signal
 from ._report_text import caption, figure_html, glossary_html, page
 from ._report_text import html_table as _html_table
 from ..study.runspec import format_hidden
@@ -94,6 +95,7 @@ def _figure_plan(folder):
         for name, run in _latent_figures(embeddings).items():
             plan.append((name, _single(lambda ax, run=run: _latent(embeddings, run, method, scores.get(run), ax),
                                        (7.0, 5.5))))
+    plan += latent_plan(folder)
     memorization = _read_csv(folder / "memorization.csv", dtype={"run": str})
     if memorization is not None and len(memorization):
         plan.append(("memorization_scores",
@@ -218,7 +220,8 @@ def _captions(folder, figures):
     embeddings = _read_csv(folder / "embeddings.csv", dtype={"run": str})
     runs = _latent_figures(embeddings) if embeddings is not None and len(embeddings) else {}
     method, scores = _latent_meta(folder) if runs else (None, {})
-    return {name: caption(name, method=method, scores=scores.get(runs.get(name)), run=runs.get(name))
+    signal = latent_signal(folder)
+    return {name: caption(name, method=method, scores=scores.get(runs.get(name)), run=runs.get(name), signal=signal)
             for name in figures}
 
 

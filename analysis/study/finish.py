@@ -15,7 +15,7 @@ from autoenc import load
 from autoenc._safe_read import regular_file
 
 from .runspec import Run, RunSpec, format_hidden
-from .latent_table import write_latent, write_paths
+from .latent_table import LATENT_COLUMNS, write_latent, write_paths
 from .select import simplest_adequate
 from .store import write_csv, write_json, write_npz
 from .tables import summarize_runs
@@ -65,7 +65,7 @@ def finish(store, data, config, results, selection):
                                                      {chosen_run, pca_run}):
         _write_embeddings(store, data, config, chosen_run, pca_run)
     if config.latent != "none":
-        if not _readable_csv(store.path / "latent.csv", ["run"], set(ok["run"])):
+        if not _readable_csv(store.path / "latent.csv", LATENT_COLUMNS, set(ok["run"])):
             write_latent(store, data, config, results)
         write_paths(store, data, config, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
 
@@ -118,9 +118,9 @@ def _readable_csv(path, columns, runs=None):
     if not regular_file(path):
         return False
     try:
-        if runs is not None:
-            return set(pd.read_csv(path, usecols=["run"], dtype=str)["run"]) == set(runs)
-        return set(columns) <= set(pd.read_csv(path, nrows=5).columns)
+        if not set(columns) <= set(pd.read_csv(path, nrows=0).columns):
+            return False
+        return runs is None or set(pd.read_csv(path, usecols=["run"], dtype=str)["run"]) == set(runs)
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
         return False
 
