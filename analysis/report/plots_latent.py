@@ -197,21 +197,28 @@ def plot_decoded_paths(paths, image_shape, *, ends=None):
                                ylabel=f"pair {p + 1}: steps" if m == 0 else "")
         fig.suptitle("Decoded straight lines in the code between unseen samples (rows: steps, columns: features)")
         return fig
-    columns = n_steps + (2 if ends is not None else 0)
+    # One mosaic on one axes (a grid of subplots per image takes seconds to draw): a blank pixel between tiles.
     rows = [(p, label) for p in range(n_pairs) for label in arrays]
-    fig, grid = plt.subplots(len(rows), columns, figsize=(0.9 * columns + 2.2, 0.95 * len(rows) + 0.6),
-                             squeeze=False)
+    columns = n_steps + (2 if ends is not None else 0)
+    h, w = image_shape
+    mosaic = np.full((len(rows) * (h + 1) - 1, columns * (w + 1) - 1), np.nan)
     for r, (p, label) in enumerate(rows):
         images = list(arrays[label][p])
         if ends is not None:
             images = [ends[p][0], *images, ends[p][1]]
         for c, image in enumerate(images):
-            grid[r, c].imshow(np.reshape(image, image_shape), cmap="gray_r", vmin=vmin, vmax=vmax,
-                              interpolation="nearest")
-            grid[r, c].set(xticks=[], yticks=[])
-        grid[r, 0].set_ylabel(f"pair {p + 1}\n{label}", rotation=0, ha="right", va="center", fontsize="x-small")
-    if ends is not None:
-        grid[0, 0].set_title("start", fontsize="small")
-        grid[0, -1].set_title("end", fontsize="small")
+            mosaic[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = np.reshape(image, image_shape)
+    fig, ax = plt.subplots(figsize=(0.8 * columns * w / 8 + 2.4, 0.8 * len(rows) * h / 8 + 0.9))
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="0.8")
+    ax.imshow(mosaic, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", gid="mosaic")
+    ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(len(rows))],
+                  [f"pair {p + 1}: {label}" for p, label in rows], fontsize="x-small")
+    steps = [f"{a:.2g}" for a in np.linspace(0, 1, n_steps)]
+    ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(columns)],
+                  ["start", *steps, "end"] if ends is not None else steps, fontsize="x-small")
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
     fig.suptitle("Decoded straight lines in the code between unseen samples")
     return fig

@@ -71,8 +71,11 @@ def test_dimension_marks_the_bottleneck_and_the_datas_own(frames, signal, words)
 def test_decoded_paths_grid_has_a_row_per_pair_and_model(rng):
     paths = make_paths()
     fig = plot_decoded_paths(paths, (8, 8), ends=rng.uniform(0, 1, (2, 2, D)))
-    assert len(fig.axes) == 2 * 3 * (5 + 2)
-    assert fig.axes[0].get_ylabel() == "pair 1\npca: run"
+    ax = fig.axes[0]
+    assert ax.get_images()[0].get_array().shape == (2 * 3 * 9 - 1, (5 + 2) * 9 - 1)  # tiles and 1-pixel gaps
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["pair 1: pca: run", "pair 1: selected: run"]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[0] == "start" and ticks[-1] == "end" and len(ticks) == 7
     tabular = plot_decoded_paths(paths, (1, D))
     assert len(tabular.axes) == 2 * 3
 
