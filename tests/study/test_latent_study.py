@@ -48,3 +48,14 @@ def test_decoded_paths_run_between_pairs_of_unseen_samples(folder):
 def test_no_latent_analysis_writes_no_latent_files(tmp_path):
     study(tmp_path, tiny(seeds=(0,)))  # latent="none"
     assert not (tmp_path / "latent.csv").exists() and not (tmp_path / "paths.npz").exists()
+
+
+def test_a_damaged_or_outdated_latent_csv_is_rebuilt(folder, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    expected = pd.read_csv(folder / "latent.csv", dtype={"run": str})
+    for damage in ("garbage\x00\x01", expected.drop(columns="latent_auc").to_csv(index=False)):
+        (copy / "latent.csv").write_text(damage)
+        assert study(copy, tiny(latent="pca")).trained == 0
+        pd.testing.assert_frame_equal(pd.read_csv(copy / "latent.csv", dtype={"run": str}), expected)
