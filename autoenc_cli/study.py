@@ -146,7 +146,8 @@ def parse_args(argv=None):
                         "minute more)")
     p.add_argument("--latent", choices=LATENT_METHODS,
                    help=f"2-D map of the selected model's codes (default {d.latent}; umap compiles numba code: "
-                        "about 15 s more)")
+                        "10-75 s more); unless none, also latent.csv (codes against PCA and across seeds, latent "
+                        "membership, intrinsic dimension) and paths.npz")
     p.add_argument("--epochs", type=int, metavar="N",
                    help=f"training epochs of every model, no early stopping (default {t.epochs})")
     p.add_argument("--batch-size", type=int, metavar="N", help=f"minibatch size (default {t.batch_size})")

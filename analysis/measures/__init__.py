@@ -14,13 +14,16 @@ from .audit import membership_audit
 from .dynamics import clean_minimum, double_descent, log_epochs, measure_curves, training_curves
 from .landscape import attractor_fraction, attractors, loss_slice
 from .latent import embed_latents, knn_probe, trustworthiness
+from .similarity import (cca_similarity, intrinsic_dimension, latent_membership, linear_cka, null_level,
+                         permutation_null, principal_angles)
 
 __all__ = [
-    "attractor_fraction", "attractors", "auc_interval", "clean_minimum", "clopper_pearson", "compare_to_pca",
-    "degrees_of_freedom", "double_descent", "embed_latents", "knn_probe", "log_epochs", "loss_slice",
-    "mean_interval", "measure_curves", "measure_split", "membership_audit", "membership_auc",
-    "memorization_from_references", "memorization_scores", "nm_reference", "noise_memorization", "pair_metrics",
-    "pca_as_autoencoder", "pca_baseline", "reconstruct_with", "reconstruction_errors", "reference_masks",
+    "attractor_fraction", "attractors", "auc_interval", "cca_similarity", "clean_minimum", "clopper_pearson",
+    "compare_to_pca", "degrees_of_freedom", "double_descent", "embed_latents", "intrinsic_dimension", "knn_probe",
+    "latent_membership", "linear_cka", "log_epochs", "loss_slice", "mean_interval", "measure_curves",
+    "measure_split", "membership_auc", "membership_audit", "memorization_from_references", "memorization_scores",
+    "nm_reference", "noise_memorization", "null_level", "pair_metrics", "pca_as_autoencoder", "pca_baseline",
+    "permutation_null", "principal_angles", "reconstruct_with", "reconstruction_errors", "reference_masks",
     "sample_errors", "seen_unseen", "sure", "tpr_at_fpr", "tpr_at_fpr_interval", "train_references",
     "training_curves", "trustworthiness",
 ]

@@ -18,6 +18,8 @@ _DRAWING.update({name: "plots_audit" for name in (
     "plot_audit_roc", "plot_memorization_distribution", "plot_most_memorized")})
 _DRAWING.update({name: "plots_dynamics" for name in (
     "plot_attractors", "plot_double_descent", "plot_loss_slice", "plot_memorization_curves")})
+_DRAWING.update({name: "plots_latent" for name in (
+    "plot_code_dimension", "plot_code_membership", "plot_code_similarity", "plot_decoded_paths")})
 _DRAWING.update(draw_figures="html", write_report="html", compare_studies="compare")
 
 

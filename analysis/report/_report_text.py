@@ -54,18 +54,49 @@ CAPTIONS = {
                 "true-positive rate of the loss-threshold attack at 1% false positives (left is better), with 95% "
                 "intervals over seeds; squares: the architecture without a remedy; black plus: PCA with the same "
                 "bottleneck, the level of leakage a model that learned no sample on its own shows.",
+    "code_similarity": "How alike the codes of unseen samples are, against model size; colour: bottleneck k. Solid, "
+                       "circles: to PCA's scores with the same k; dashed, squares: to the codes of the other seeds of "
+                       "the same architecture (are the codes stable?); lines: means over seeds, bands: ±1 sd. Left: "
+                       "linear CKA (1 = the same code up to a rotation and a scale); right: mean squared canonical "
+                       "correlation (1 = the same code up to any invertible linear map, what a linear probe sees). "
+                       "Grey: up to the level of unrelated codes (the exact mean over shuffled samples).",
+    "code_membership": "Membership AUC of the code itself (solid, circles: a smaller distance to the nearest "
+                       "training code votes member, the sample itself left out) beside the reconstruction error's "
+                       "(dashed, triangles), against model size; colour: bottleneck k; lines: means over seeds; "
+                       "vertical bars: each run's 95% interval of the code's AUC (DeLong, logit scale); diamonds: "
+                       "PCA's scores; 0.5 (black dashed) = no leakage. Below 0.5 leaks too, the other way: the "
+                       "seen codes sit apart from each other while unseen samples land near them.",
+    "code_dimension": "Intrinsic dimension (TwoNN) of each model's codes of unseen samples against its bottleneck; "
+                      "colour: hidden width (means over seeds, bands: ±1 sd); grey diamonds: PCA's scores; dotted: "
+                      "the bottleneck itself; dash-dotted: the data's own intrinsic dimension{signal}. A bottleneck "
+                      "below the data's dimension must drop structure; codes that use fewer dimensions than k leave "
+                      "some unused.",
+    "decoded_paths": "Straight lines in each model's code between the codes of pairs of unseen samples, decoded "
+                     "(rows: the selected and the widest autoencoder and PCA with the selected k; outer columns: "
+                     "the two clean samples). PCA's line is the straight line between the two projections; a "
+                     "network whose lines pass through plausible samples has organized its code, one whose middle "
+                     "steps blur or jump has not.",
     "audit": "Membership audit on log-log axes: true-positive rate of each attack against its false-positive rate "
              "(dashed diagonal: chance). LiRA and RMIA calibrate each sample with reference models trained with and "
              "without it; the loss threshold does not.",
 }
 
 
-def caption(name, *, method=None, scores=None, run=None):
+_SIGNALS = {"clean": ", measured on the clean signal (the unseen samples before the injected noise: noise of "
+                    "full dimension would raise it)",
+            "inputs": ", measured on the inputs as given (the study knows no clean signal: any noise in them raises "
+                      "it)"}
+
+
+def caption(name, *, method=None, scores=None, run=None, signal=None):
     """The caption of figure ``name`` (``latent_<run>`` and ``audit_<run>`` share theirs).
 
     ``method`` (``"pca"`` or ``"umap"``) and ``scores`` (one entry of ``latent.json``: trustworthiness,
-    knn_accuracy) complete the latent map's caption; ``run`` names what it shows.
+    knn_accuracy) complete the latent map's caption; ``run`` names what it shows; ``signal`` (``latent.csv``'s
+    data_signal: ``"clean"`` or ``"inputs"``) says what the data's intrinsic dimension was measured on.
     """
+    if name == "code_dimension":
+        return CAPTIONS[name].format(signal=_SIGNALS.get(signal, ""))
     if name.startswith("latent"):
         how = {"pca": "PCA (the codes' first two principal components)", "umap": "UMAP"}.get(method, "a 2-D map")
         text = (f"{how} of the latent codes{f' of {run}' if run else ''}; colour: label; "

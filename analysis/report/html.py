@@ -20,6 +20,7 @@ from autoenc.io import atomic_write
 
 from . import plots, plots_runs
 from .remedies import plot_remedies, recommend, remedy_rows
+from ._latent_plan import latent_plan, latent_signal
 from ._report_text import caption, figure_html, glossary_html, page
 from ._report_text import html_table as _html_table
 from ..study.runspec import RunSpec, format_hidden
@@ -102,6 +103,7 @@ def _figure_plan(folder):
         for name, run in _latent_figures(embeddings).items():
             plan.append((name, _single(lambda ax, run=run: _latent(embeddings, run, method, scores.get(run), ax),
                                        (7.0, 5.5))))
+    plan += latent_plan(folder)
     remedies = _read_csv(folder / "remedy_summary.csv", dtype={"target": str, "remedy": str})
     if remedies is not None and len(remedies):
         plan.append(("remedies", _single(lambda ax: plot_remedies(remedies, ax=ax), (8.0, 5.5))))
@@ -229,7 +231,8 @@ def _captions(folder, figures):
     embeddings = _read_csv(folder / "embeddings.csv", dtype={"run": str})
     runs = _latent_figures(embeddings) if embeddings is not None and len(embeddings) else {}
     method, scores = _latent_meta(folder) if runs else (None, {})
-    return {name: caption(name, method=method, scores=scores.get(runs.get(name)), run=runs.get(name))
+    signal = latent_signal(folder)
+    return {name: caption(name, method=method, scores=scores.get(runs.get(name)), run=runs.get(name), signal=signal)
             for name in figures}
 
 

@@ -124,7 +124,10 @@ class StudyConfig(JSONConfig):
         near zero error, with the epoch-wise view (``double_descent.csv``): about a minute more.
     latent : str
         ``pca``, ``umap`` or ``none``: 2-D map of the selected autoencoder's codes and PCA's scores. UMAP shows
-        more structure but compiles its numba code on first use in a process (about 15 s of CPU here).
+        more structure but compiles its numba code on first use in a process (10 s of CPU with numba's cache
+        warm, 25 s cold, here: far over the latent measures' 1.5 s, so PCA stays the default). Unless ``none``,
+        also ``latent.csv`` (every run's codes against PCA and across seeds, latent membership, intrinsic
+        dimension) and ``paths.npz`` (decoded straight lines in the code).
     remedies : tuple of str
         Remedies to train the memorizing architectures with (:mod:`~.remedies`), as texts such as
         ``"weight-decay=0.0001"``, ``"dropout=0.1"``, ``"denoise=0.1"``, ``"early-stop"``, ``"dp=1"``; each is a

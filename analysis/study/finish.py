@@ -1,7 +1,8 @@
-"""A study's last steps, after training: the selection, reconstructions of a few unseen samples, the latent map.
+"""A study's last steps, after training: the selection, reconstructions of a few unseen samples, the latent map
+and the latent measures.
 
 Everything here reads the committed runs back from the study folder and writes derived files
-(``selection.json``, ``reconstructions.npz``, ``embeddings.csv``, ``latent.json``).
+(``selection.json``, ``reconstructions.npz``, ``embeddings.csv``, ``latent.json``, ``latent.csv``, ``paths.npz``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from autoenc import load
 from autoenc._safe_read import regular_file
 
 from .runspec import Run, RunSpec, format_hidden
+from .latent_table import LATENT_COLUMNS, write_latent, write_paths
 from .select import simplest_adequate
 from .store import write_csv, write_json, write_npz
 from .tables import summarize_runs
@@ -45,7 +47,8 @@ def select(store, data, config, results):
 
 
 def finish(store, data, config, results, selection):
-    """Reconstructions of a few unseen samples, and the latent map of the selected autoencoder."""
+    """Reconstructions of a few unseen samples; the latent map of the selected autoencoder, the latent measures
+    of every run and the decoded paths of the selected and the widest (unless ``config.latent`` is none)."""
     if selection is None:
         return
     ok = results[results["status"] == "ok"]
@@ -61,6 +64,10 @@ def finish(store, data, config, results, selection):
     if config.latent != "none" and not _readable_csv(store.path / "embeddings.csv", ["run", "x", "y"],
                                                      {chosen_run, pca_run}):
         _write_embeddings(store, data, config, chosen_run, pca_run)
+    if config.latent != "none":
+        if not _readable_csv(store.path / "latent.csv", LATENT_COLUMNS, set(ok["run"])):
+            write_latent(store, data, config, results)
+        write_paths(store, data, config, {"pca": pca_run, "selected": chosen_run, "largest": largest_run})
 
 
 def _write_landscape(store, data, config, runs, n_samples=50):
@@ -111,9 +118,9 @@ def _readable_csv(path, columns, runs=None):
     if not regular_file(path):
         return False
     try:
-        if runs is not None:
-            return set(pd.read_csv(path, usecols=["run"], dtype=str)["run"]) == set(runs)
-        return set(columns) <= set(pd.read_csv(path, nrows=5).columns)
+        if not set(columns) <= set(pd.read_csv(path, nrows=0).columns):
+            return False
+        return runs is None or set(pd.read_csv(path, usecols=["run"], dtype=str)["run"]) == set(runs)
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
         return False
 

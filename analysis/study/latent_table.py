@@ -1,0 +1,192 @@
+"""The study's latent measures: ``latent.csv`` (codes against PCA and across seeds, latent membership, intrinsic
+dimension, one row per run) and ``paths.npz`` (decoded straight lines in the code between unseen samples).
+
+Everything is read back from the committed models in the study folder; measured on the unseen (test) split.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from threadpoolctl import threadpool_limits
+
+from autoenc import encode, load
+
+from ..measures.similarity import (cca_similarity, intrinsic_dimension, latent_membership, linear_cka,
+                                   null_level, principal_angles)
+from .runspec import format_hidden
+from .store import write_csv, write_npz
+
+__all__ = ["LATENT_COLUMNS", "latent_table", "write_latent", "write_paths"]
+
+# latent.csv, one row per successful run (autoencoders and PCA), every measure on the unseen (test) split.
+LATENT_COLUMNS = {
+    "run": "the run id (results.csv)",
+    "model": "autoencoder or pca",
+    "bottleneck": "k, the code's dimension",
+    "hidden": "hidden widths ('' for PCA)",
+    "seed": "the run's seed (empty for PCA)",
+    "n_params": "parameters",
+    "n_samples": "unseen samples the measures use",
+    "cka_pca": "linear CKA between the codes and PCA's scores at the same k (1 = the same up to a rotation)",
+    "cca_pca": "mean squared canonical correlation with PCA's scores (1 = an invertible linear map of them)",
+    "cka_null": "cka_pca expected with PCA's scores in random sample order (exact mean over permutations): the level "
+                "of a code unrelated to PCA's",
+    "cca_null": "cca_pca expected with the samples in random order (max(rank) / (n - 1)): an unrelated code's level",
+    "cka_seeds": "mean linear CKA with the other seeds of the same architecture (empty with one seed)",
+    "cca_seeds": "mean squared canonical correlation with the other seeds of the same architecture",
+    "max_angle_pca": "largest principal angle (degrees) between a linear decoder's column space and PCA's "
+                     "components; empty for nonlinear decoders",
+    "latent_auc": "membership AUC of minus the distance to the nearest training code (itself left out), seen vs "
+                  "unseen",
+    "latent_auc_low": "its 95% interval (DeLong, logit scale), low end",
+    "latent_auc_high": "its 95% interval, high end",
+    "membership_auc": "the reconstruction-error membership AUC of the same run (results.csv)",
+    "intrinsic_dim": "TwoNN intrinsic dimension of the unseen codes",
+    "data_intrinsic_dim": "TwoNN intrinsic dimension of the data's unseen samples (the same on every row)",
+    "data_intrinsic_dim_mle": "MLE intrinsic dimension of the data's unseen samples (the same on every row)",
+    "data_signal": "what the data's dimension is of: 'clean' (the signal before the injected noise) or 'inputs' "
+                   "(the inputs as given: the study knows no clean signal)",
+}
+ARCHITECTURE = ("model", "bottleneck", "hidden", "depth", "kind", "architecture", "remedy")  # all but the seed
+
+
+def _safe(measure, *args, **kwargs):
+    """A measure that is undefined for these codes (constant, too few distinct) is NaN, not a failed study."""
+    try:
+        return measure(*args, **kwargs)
+    except ValueError:
+        return np.nan
+
+
+def _decoder_matrix(model):
+    """The decoder's weight matrix (features x k) when it is linear (``linear=True`` or no hidden layer), else
+    None; read off as decode(e_i) - decode(0), so it holds for any stack of linear layers."""
+    config = model.config
+    if not (config.linear or (config.kind == "mlp" and not config.hidden)):
+        return None
+    p = next(model.parameters())
+    with torch.no_grad():
+        out = model.decode(torch.cat([torch.zeros(1, config.bottleneck), torch.eye(config.bottleneck)])
+                           .to(dtype=p.dtype, device=p.device)).double().cpu().numpy()
+    return (out[1:] - out[:1]).T
+
+
+def _runs(results):
+    ok = results[results["status"] == "ok"] if "status" in results.columns else results
+    return ok.drop_duplicates("run").reset_index(drop=True)
+
+
+def _pca_partner(runs, row):
+    same = runs[(runs["model"] == "pca") & (runs["bottleneck"] == row["bottleneck"])]
+    if "seed" in runs.columns and same["seed"].notna().any() and pd.notna(row.get("seed")):
+        seeded = same[same["seed"] == row["seed"]]
+        same = seeded if len(seeded) else same
+    return same["run"].iloc[0] if len(same) else None
+
+
+def latent_table(folder, data, results):
+    """The latent measures of every successful run in ``folder``, as :data:`LATENT_COLUMNS` describes.
+
+    Parameters
+    ----------
+    folder : Path
+        The study folder (its ``models/<run>/``).
+    data : StudyData
+        The study's data and split.
+    results : DataFrame
+        ``results.csv``.
+
+    Returns
+    -------
+    DataFrame
+        One row per run, columns :data:`LATENT_COLUMNS`.
+    """
+    with threadpool_limits(1):  # many small problems: extra BLAS and OpenMP threads only fight on a busy machine
+        return _latent_table(folder, data, results)
+
+
+def _latent_table(folder, data, results):
+    runs = _runs(results)
+    X_train, X_test = data.X[data.train], data.X[data.test]
+    codes, decoders = {}, {}
+    for run in runs["run"]:
+        model = load(folder / "models" / run).eval()
+        codes[run] = (encode(model, X_train), encode(model, X_test))
+        decoders[run] = _decoder_matrix(model)
+    signal = data.clean[data.test] if data.noisy else X_test
+    data_ids = (_safe(intrinsic_dimension, signal), _safe(intrinsic_dimension, signal, method="mle"))
+    keys = [c for c in ARCHITECTURE if c in runs.columns]
+    groups = runs.assign(hidden=runs["hidden"].map(format_hidden)).groupby(keys, dropna=False)
+    partners = {run: [r for r in group["run"] if r != run] for _, group in groups for run in group["run"]}
+    test_rows = results[results["split"] == "test"].drop_duplicates("run").set_index("run")
+    rows = []
+    for _, row in runs.iterrows():
+        run, (Z_train, Z_test) = row["run"], codes[row["run"]]
+        entry = {c: row.get(c) for c in ("run", "model", "bottleneck", "hidden", "seed", "n_params")}
+        entry["hidden"] = format_hidden(entry["hidden"])
+        entry["n_samples"] = len(Z_test)
+        pca = _pca_partner(runs, row) if row["model"] != "pca" else None
+        if pca is not None:
+            scores = codes[pca][1]
+            entry.update(cka_pca=linear_cka(Z_test, scores), cca_pca=cca_similarity(Z_test, scores),
+                         cka_null=null_level(Z_test, scores), cca_null=null_level(Z_test, scores, measure="cca"))
+            if decoders[run] is not None and decoders[pca] is not None:
+                entry["max_angle_pca"] = float(principal_angles(decoders[run], decoders[pca]).max())
+        others = partners.get(run, [])
+        if others and row["model"] != "pca":
+            entry["cka_seeds"] = float(np.mean([linear_cka(Z_test, codes[o][1]) for o in others]))
+            entry["cca_seeds"] = float(np.mean([cca_similarity(Z_test, codes[o][1]) for o in others]))
+        auc = _safe(latent_membership, Z_train, Z_test)
+        if not np.isscalar(auc):
+            entry.update(latent_auc=auc[0], latent_auc_low=auc[1], latent_auc_high=auc[2])
+        entry["membership_auc"] = test_rows["membership_auc"].get(run, np.nan) \
+            if "membership_auc" in test_rows.columns else np.nan
+        entry.update(intrinsic_dim=_safe(intrinsic_dimension, Z_test),
+                     data_intrinsic_dim=data_ids[0], data_intrinsic_dim_mle=data_ids[1],
+                     data_signal="clean" if data.noisy else "inputs")
+        rows.append(entry)
+    return pd.DataFrame(rows, columns=list(LATENT_COLUMNS))
+
+
+def write_latent(store, data, config, results):
+    """``latent.csv`` (:func:`latent_table`), written atomically."""
+    frame = latent_table(store.path, data, results)
+    write_csv(store.path / "latent.csv", frame)
+    return frame
+
+
+PATH_STEPS = 7  # points along each decoded line, both ends included
+
+
+def _path_pairs(data, n_pairs=3, seed=0):
+    """Pairs of unseen samples, of different labels where there are labels."""
+    rng = np.random.default_rng(seed)
+    test = data.test
+    if data.labels is not None:
+        classes = rng.permutation(np.unique(data.y[test]))
+        firsts = [test[data.y[test] == c][0] for c in classes]
+        ends = np.asarray(firsts[: 2 * n_pairs]) if len(firsts) >= 2 * n_pairs else None
+    else:
+        ends = None
+    if ends is None:
+        ends = rng.choice(test, min(2 * n_pairs, len(test) - len(test) % 2), replace=False)
+    return ends.reshape(-1, 2)
+
+
+def write_paths(store, data, config, models):
+    """``paths.npz``: for each model (label -> run), the decoded straight line in its code between the codes of
+    pairs of unseen samples; PCA's line is the straight line between the two projections."""
+    pairs = _path_pairs(data, seed=config.seed)
+    alpha = np.linspace(0, 1, PATH_STEPS)
+    arrays = {"pairs": pairs, "alpha": alpha, "image_shape": np.asarray(data.image_shape or (1, data.n_features)),
+              "clean": data.clean[pairs]}
+    for label, run in models.items():
+        model = load(store.path / "models" / run).eval()
+        Z = encode(model, data.X[pairs.ravel()]).reshape(len(pairs), 2, -1)
+        line = (1 - alpha)[None, :, None] * Z[:, :1] + alpha[None, :, None] * Z[:, 1:]  # (pairs, steps, k)
+        p = next(model.parameters())
+        with torch.no_grad():
+            decoded = model.decode(torch.as_tensor(line.reshape(-1, Z.shape[2]), dtype=p.dtype, device=p.device))
+        arrays[f"{label}: {run}"] = decoded.cpu().numpy().reshape(len(pairs), PATH_STEPS, -1)
+    write_npz(store.path / "paths.npz", **arrays)
