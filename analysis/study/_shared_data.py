@@ -14,6 +14,7 @@ without a copy, while nothing written reaches the file or another process.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import fields
@@ -73,6 +74,24 @@ def _same_rows(a, b):
     return a is b or (len(a) == len(b) and np.array_equal(a, b))
 
 
+def _remove_orphans():
+    """Remove the folders of studies killed before they could (SIGKILL): their process is gone."""
+    for folder in Path(tempfile.gettempdir()).glob("autoenc-data-*-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
 class DataShare:
     """A temporary folder holding the data of a study's local workers, removed on exit.
 
@@ -97,7 +116,8 @@ class DataShare:
             return data
         if id(data) not in self._shared:
             if self.folder is None:
-                self.folder = Path(tempfile.mkdtemp(prefix="autoenc-data-"))
+                _remove_orphans()
+                self.folder = Path(tempfile.mkdtemp(prefix=f"autoenc-data-{os.getpid()}-"))
             folder = self.folder / str(len(self._shared))
             folder.mkdir()
             for name in _ARRAYS:

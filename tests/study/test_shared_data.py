@@ -51,3 +51,14 @@ def test_local_workers_get_memory_maps_and_a_disabled_share_passes_the_arrays(da
     assert seen == [("MappedStudyData", ["memmap"] * 4)] * 2
     with DataShare(enabled=False) as share:
         assert share.share(data) is data and share.folder is None
+
+
+def test_a_killed_study_s_folder_is_removed_by_the_next(tmp_path, monkeypatch, data):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    orphan, mine = tmp_path / "autoenc-data-999999999-x", tmp_path / "autoenc-data-1-y"  # no such pid; init
+    orphan.mkdir(), mine.mkdir()
+    with DataShare() as share:
+        share.share(data)
+        assert not orphan.exists() and mine.exists() and share.folder.parent == tmp_path
