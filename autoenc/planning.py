@@ -108,7 +108,12 @@ def training_flops(model_config, n_samples, epochs):
 # one-by-one time, range over 3 repeats) on an AMD EPYC with AVX512 kernels: (1, 8, 8) channels (16, 32), 43.5k
 # MACs: 0.32-0.39; (1, 28, 28) (8, 16), 166k: 0.89-0.96; (3, 16, 16) (16, 32), 219k: 0.85-0.98; (1, 28, 28)
 # (16, 32), 558k: 1.10-1.16. On an AVX2 machine batched members ran 1.44x the per-model loop at 558k.
-_CONV_SOLO_MACS = {"AVX512": 300_000}  # kernel level -> forward MACs per member from which one by one is faster
+# Remeasured on (1, 28, 28) with `bench_conv.py --quick --repeats 3 --width W` (8 members, 1024 rows, batch 128; each
+# path over the tutorial loop, best [range]): (12, 24), 334k: batched 1.12x [1.12-1.19], one by one 1.04x
+# [1.04-1.12]; (13, 26), 385k: batched 1.10x [1.07-1.10]; (14, 28), 439k: batched 0.98x [0.98-1.08], one by one
+# 1.07x [1.06-1.19]; (16, 32), 558k: batched 1.00x [0.98-1.01], one by one 1.09x [1.07-1.12]. The crossover lies
+# between 334k and 439k: 400k.
+_CONV_SOLO_MACS = {"AVX512": 400_000}  # kernel level -> forward MACs per member from which one by one is faster
 
 
 def _cpu_capability():

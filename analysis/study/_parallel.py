@@ -142,7 +142,7 @@ def _remote(index, fn, *args):
         return index, fn(*args)
 
 
-def run_tasks(tasks, n_jobs=1, client=None):
+def run_tasks(tasks, n_jobs=1, client=None, share=None):
     """Run every :class:`Task`, calling its ``on_done`` in this process as each completes (completion order).
 
     Parameters
@@ -153,6 +153,8 @@ def run_tasks(tasks, n_jobs=1, client=None):
         Local worker processes; 1 runs every task here, in order.
     client : distributed.Client, optional
         Run on this Dask cluster instead (through joblib's Dask backend).
+    share : DataShare, optional
+        Local workers get the tasks' data through it: one memory-mapped copy for all (see ``_shared_data``).
     """
     if client is not None:
         return _run_on_dask(tasks, client)
@@ -166,7 +168,9 @@ def run_tasks(tasks, n_jobs=1, client=None):
 
     # The workers get an index, not the handler: handlers write files and stay in this process.
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    outputs = parallel(delayed(_local)(i, t.fn, *t.args) for i, t in enumerate(tasks))
+    calls = [delayed(_local)(i, t.fn, *(t.args if share is None else share.args(t.args)))  # shared here, at once
+             for i, t in enumerate(tasks)]
+    outputs = parallel(calls)
     try:
         for index, output in outputs:
             tasks[index].on_done(output)

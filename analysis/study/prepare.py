@@ -51,6 +51,16 @@ class StudyData:
         """The injected noise ``X - clean`` of every sample, or None when no noise was injected."""
         return self.X - self.clean if self.noisy else None
 
+    @property
+    def pool(self):
+        """Dataset rows whose membership in the study's runs is known (training and test samples), sorted: what
+        reference models train on halves of."""
+        return np.sort(np.concatenate([self.train, self.test]))
+
+    def inputs(self, rows):
+        """``X[rows]``: the inputs of those dataset rows (a view rather than a copy where the data is shared)."""
+        return self.X[rows]
+
     def noise_of(self, idx):
         """The injected noise of the rows ``idx`` (None when no noise was injected)."""
         return self.X[idx] - self.clean[idx] if self.noisy else None
@@ -73,9 +83,9 @@ class StudyData:
         return self._nm_references[k]
 
     def _nm_reference(self, k):
-        components = PCA(n_components=k, random_state=0).fit(self.X[self.train]).components_
-        held_out = np.concatenate([self.val, self.test])
-        return nm_reference(components, self.noise_of(held_out if len(held_out) else self.train))
+        components = PCA(n_components=k, random_state=0).fit(self.inputs(self.train)).components_
+        held_out = [rows for rows in (self.val, self.test) if len(rows)] or [self.train]  # split by split: views
+        return nm_reference(components, np.concatenate([self.noise_of(rows) for rows in held_out]))  # where shared
 
     def split_arrays(self, split_name):
         """``(X, clean, noise)`` of one split."""

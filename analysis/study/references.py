@@ -190,7 +190,7 @@ def audit_runs(config, results, selected=None):
 
 def plan_references(spec, data, config, store_path, audited=False):
     """The reference models of ``spec``'s architecture (its ``ModelConfig``, the study's ``TrainConfig``)."""
-    pool = np.sort(np.concatenate([data.train, data.test]))
+    pool = data.pool
     masks = reference_masks(len(pool), config.n_references, seed=config.seed)
     run = Run.of(spec, config, data)
     model = partial(PCA, n_components=spec.bottleneck, random_state=0) if spec.model == "pca" else run.model
@@ -208,8 +208,8 @@ def _train_task(model, train, data, masks, pool, task):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a diverged reference is a NaN row, skipped when scoring
         early = train is not None and train.restore_best  # the remedy: stopped where the study's runs stop
-        val = dict(X_val=data.X[data.val], clean_val=data.clean[data.val]) if early else {}
-        errors = train_references(data.X[pool], masks, model, train, indices=task, progress=False, **val)
+        val = dict(zip(("X_val", "clean_val"), data.split_arrays("val")[:2])) if early else {}
+        errors = train_references(data.inputs(pool), masks, model, train, indices=task, progress=False, **val)
     return task, errors
 
 
@@ -342,7 +342,7 @@ def kfold_memorization(data, config):
     }
     frames = []
     for spec, make in makers.items():
-        scores = memorization_scores(data.X[data.train], make, n_folds=config.n_folds, seed=config.seed,
+        scores = memorization_scores(data.inputs(data.train), make, n_folds=config.n_folds, seed=config.seed,
                                      progress=False)
         scores.insert(0, "run", spec.run)
         scores.insert(1, "model", spec.model)

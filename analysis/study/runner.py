@@ -23,6 +23,7 @@ from autoenc.train import resolve_device
 from autoenc.validation import check_int, check_positive_float
 
 from ._parallel import Task, dask_client, default_jobs, one_thread, release_workers, run_tasks
+from ._shared_data import DataShare
 from .prepare import prepare_data
 from ._preflight import check_names, check_sizes, claim
 from .config import REMEDY_FIELDS, StudyConfig
@@ -59,8 +60,9 @@ class StudyResult:
 class _Study:
     """One study folder being filled: sends out the tasks for what is missing and commits what comes back."""
 
-    def __init__(self, store, data, config, runs, n_jobs, client, progress, on_progress):
+    def __init__(self, store, data, config, runs, n_jobs, client, progress, on_progress, share=None):
         self.store, self.data, self.config, self.runs = store, data, config, runs
+        self.share = share  # local workers read the data from one shared, memory-mapped copy
         self.n_jobs, self.client, self.progress, self.on_progress = n_jobs, client, progress, on_progress
         self.trained, self.flops = 0, 0  # models trained here, and their training FLOPs (autoenc.training_flops)
         # With data seeds every training seed has its own split and noise draw; otherwise all share one.
@@ -123,7 +125,7 @@ class _Study:
         tasks = [*before, *[Task(train_group, (g, self.data_for(g[0].spec), self.config, epochs), done) for g in todo],
                  *after]
         try:
-            run_tasks(tasks, self.n_jobs, self.client)
+            run_tasks(tasks, self.n_jobs, self.client, self.share)
         finally:
             bar.close()
 
@@ -227,7 +229,7 @@ def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progr
         check_sizes(config, data, GROW_DEPTH)
         # Every run's configs, built once; an architecture the data cannot hold is refused before any work.
         runs = {spec: Run.of(spec, config, data) for spec in (*config.runs(), *config.pca_runs())}
-        with dask_client(scheduler, timeout) as client:
+        with dask_client(scheduler, timeout) as client, DataShare(scheduler is None and n_jobs > 1) as share:
             store = StudyStore(out_dir)
             store.remove_orphans()  # a killed study's half-written files
             store.open(config.to_dict(), mutable=REMEDY_FIELDS, facts={
@@ -242,7 +244,7 @@ def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progr
                 write_npz(store.path / "splits.npz", train=data.train, val=data.val, test=data.test)
             if config.latent == "umap" and not (store.path / "embeddings.csv").exists():
                 threading.Thread(target=warm_up, daemon=True).start()
-            study = _Study(store, data, config, runs, n_jobs, client, progress, on_progress)
+            study = _Study(store, data, config, runs, n_jobs, client, progress, on_progress, share)
             return _run(study, report, start, local_workers=scheduler is None and n_jobs > 1)
 
 
@@ -283,7 +285,7 @@ def _run(study, report, start, local_workers):
     tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
     flops["references_and_audit"] = reference_flops(tasks)
     if tasks:
-        run_tasks(tasks, study.n_jobs, study.client)
+        run_tasks(tasks, study.n_jobs, study.client, study.share)
     write_memorization_and_audit(store.path, plans, data, audit_samples, config)
     if local_workers:
         release_workers()

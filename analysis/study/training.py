@@ -98,7 +98,8 @@ def train_group(runs, data: StudyData, config: StudyConfig, progress=False):
     recorder = None
     if X_val is not None:  # the measures over training, at log-spaced epochs (a batched forward each)
         (X_t, clean_t), (X_v, clean_v) = splits["train"], splits["val"]
-        noise = {} if not data.noisy else {"noise_train": X_t - clean_t, "noise_val": X_v - clean_v}
+        noise = {} if not data.noisy else {"noise_train": data.noise_of(data.train),
+                                           "noise_val": data.noise_of(data.val)}
         recorder = measure_curves(X_t, X_v, clean_train=clean_t, clean_val=clean_v, **noise)
         del noise
     start = time.perf_counter()
@@ -144,7 +145,7 @@ def fit_pca(run: Run, data: StudyData, config: StudyConfig):
     failure is recorded with its reason, and the study goes on."""
     spec, result = run.spec, _result(run, data, config)
     try:
-        pca = pca_baseline(data.X[data.train], spec.bottleneck, random_state=0)
+        pca = pca_baseline(data.inputs(data.train), spec.bottleneck, random_state=0)
     except FloatingPointError as exc:
         result.status, result.reason = "failed", str(exc)
         result.rows = [{"split": s, "n_samples": len(getattr(data, s))} for s in ("train", "val", "test")]
