@@ -68,12 +68,13 @@ def remedy_summary(remedies, results, config, *, selection=None, audit=None, n_t
     DataFrame
         ``target, remedy, remedy_text, model, bottleneck, hidden, n_params, n_seeds``, then for ``test_mse_clean,
         membership_auc, mem_gap, nm_seen, nm_unseen, tpr_at_1pct_fpr`` the mean and ``_ci_low``/``_ci_high``,
-        ``criterion`` (mean over seeds on the validation split), ``adequate``, ``epsilon``, ``epsilon_lb``.
+        ``criterion`` (mean over seeds on the validation split), ``adequate``, ``epsilon``, ``epsilon_lb`` and
+        ``best_test_mse_clean`` (the unseen clean error of the grid's model with the lowest criterion).
     """
-    grid = summary_table(results)
     metric = (selection or {}).get("metric", "mse_clean")
     split = (selection or {}).get("split", "val")
     threshold = (selection or {}).get("threshold", np.nan)
+    best = _best_test_error(results, split, metric)
     rows = []
     targets = sorted({RunSpec.from_run(r).base.architecture for r in remedies["run"]}) if len(remedies) else []
     for target in targets:
@@ -101,7 +102,8 @@ def remedy_summary(remedies, results, config, *, selection=None, audit=None, n_t
                          **row, "tpr_at_1pct_fpr": mean, "tpr_at_1pct_fpr_ci_low": low,
                          "tpr_at_1pct_fpr_ci_high": high, "criterion": criterion,
                          "adequate": bool(criterion <= threshold * (1 + 1e-12)) if np.isfinite(threshold) else None,
-                         "epsilon": _epsilon(first, config, n_train), "epsilon_lb": _lower_bound(audit, first)})
+                         "epsilon": _epsilon(first, config, n_train), "epsilon_lb": _lower_bound(audit, first),
+                         "best_test_mse_clean": best})
         pca = summary_table(pca_rows)
         if len(pca):
             tpr = pca_rows[pca_rows["split"] == "test"]["tpr_at_1pct_fpr"]
@@ -110,6 +112,20 @@ def remedy_summary(remedies, results, config, *, selection=None, audit=None, n_t
                          "criterion": float(pca_rows[pca_rows["split"] == split][metric].astype(float).mean())
                          if metric in pca_rows else np.nan})
     return pd.DataFrame(rows)
+
+
+def _best_test_error(results, split, metric):
+    """The unseen clean error of the model with the lowest selection criterion (mean over seeds), the grid's best."""
+    from .tables import summarize_runs
+
+    try:
+        chosen = summarize_runs(results, split=split, metric=metric).sort_values(metric).iloc[0]
+        test = summarize_runs(results, split="test", metric="mse_clean")
+    except (ValueError, KeyError, IndexError):
+        return np.nan
+    same = (test["model"] == chosen["model"]) & (test["bottleneck"] == chosen["bottleneck"]) & (
+        test["hidden"].astype(str) == str(chosen["hidden"]))
+    return float(test.loc[same, "mse_clean"].iloc[0]) if same.any() else np.nan
 
 
 def _architecture(run):

@@ -29,13 +29,23 @@ def test_the_cheapest_remedy_that_works_is_recommended_with_its_cost_and_privacy
     assert "20.0% above the 0.02" in line and "epsilon at 3 (delta = 1/n)" in line and "epsilon >= 0.40" in line
 
 
-def test_no_remedy_that_works_names_the_closest_among_those_near_the_best():
-    table = pd.DataFrame([NONE, row("wd0.01", "weight decay 0.01", 0.025, 0.7, 0.68, 0.72),
-                          row("dp4", "DP-SGD, noise multiplier 4", 0.3, 0.5, 0.48, 0.52, gap=0.0, adequate=False),
-                          PCA])
-    line, = recommend(table)
-    assert line.startswith("None of the 2 remedies tried") and "The closest, among those that keep" in line
-    assert "is weight decay 0.01" in line
+def test_no_remedy_that_works_names_the_closest_and_what_it_costs():
+    dp = row("dp4", "DP-SGD, noise multiplier 4", 0.3, 0.5, 0.48, 0.52, gap=0.0, adequate=False,
+             best_test_mse_clean=0.019)
+    wd = row("wd0.01", "weight decay 0.01", 0.025, 0.7, 0.68, 0.72, best_test_mse_clean=0.019)
+    line, = recommend(pd.DataFrame([NONE, wd, dp, PCA]))
+    # only DP-SGD reaches PCA's leakage: the closest, with its error against the best model's
+    assert line.startswith("None of the 2 remedies tried") and "The closest is DP-SGD, noise multiplier 4" in line
+    assert "0.3, 1478.9% above the best model's 0.019" in line
+    line, = recommend(pd.DataFrame([NONE, wd, dict(dp, membership_auc=0.8, membership_auc_ci_low=0.78,
+                                                   membership_auc_ci_high=0.82), PCA]))
+    assert "The least leaking of those that keep the error near the best model's is weight decay 0.01" in line
+
+
+def test_less_leakage_than_pca_counts_as_pca_s_level():
+    below = row("wd0.01", "weight decay 0.01", 0.025, 0.45, 0.43, 0.47, gap=-0.05)
+    line, = recommend(pd.DataFrame([NONE, below, PCA]))
+    assert line.startswith("For ae-k32-h1024, weight decay 0.01 is the cheapest remedy")
 
 
 def test_an_architecture_that_leaks_like_pca_needs_no_remedy():
