@@ -42,9 +42,10 @@ LATENT_COLUMNS = {
     "latent_auc_low": "its 95% interval (DeLong, logit scale), low end",
     "latent_auc_high": "its 95% interval, high end",
     "membership_auc": "the reconstruction-error membership AUC of the same run (results.csv)",
-    "intrinsic_dim": "TwoNN intrinsic dimension of the unseen codes",
-    "data_intrinsic_dim": "TwoNN intrinsic dimension of the data's unseen samples (the same on every row)",
-    "data_intrinsic_dim_mle": "MLE intrinsic dimension of the data's unseen samples (the same on every row)",
+    "intrinsic_dim": "TwoNN intrinsic dimension of the unseen codes (of at most 2,000 of them, a fixed random set)",
+    "data_intrinsic_dim": "TwoNN intrinsic dimension of the data's unseen samples, the same set (the same on every "
+                          "row)",
+    "data_intrinsic_dim_mle": "MLE intrinsic dimension of the same samples (the same on every row)",
     "data_signal": "what the data's dimension is of: 'clean' (the signal before the injected noise) or 'inputs' "
                    "(the inputs as given: the study knows no clean signal)",
 }
@@ -85,6 +86,14 @@ def _pca_partner(runs, row):
     return same["run"].iloc[0] if len(same) else None
 
 
+ID_SAMPLES = 2000  # unseen samples the intrinsic dimensions use at most (MLE's neighbour search grows as n^2)
+
+
+def _subset(n, seed=0):
+    """All ``n`` rows, or a fixed random :data:`ID_SAMPLES` of them (sorted)."""
+    return np.arange(n) if n <= ID_SAMPLES else np.sort(np.random.default_rng(seed).choice(n, ID_SAMPLES, False))
+
+
 def latent_table(folder, data, results):
     """The latent measures of every successful run in ``folder``, as :data:`LATENT_COLUMNS` describes.
 
@@ -108,14 +117,15 @@ def latent_table(folder, data, results):
 
 def _latent_table(folder, data, results):
     runs = _runs(results)
-    X_train, X_test = data.X[data.train], data.X[data.test]
+    X_train, X_test = data.inputs(data.train), data.inputs(data.test)
+    few = _subset(len(X_test))  # the intrinsic dimensions: TwoNN and MLE on a few thousand samples at most
     codes, decoders = {}, {}
     for run in runs["run"]:
         model = load(folder / "models" / run).eval()
         codes[run] = (encode(model, X_train), encode(model, X_test))
         decoders[run] = _decoder_matrix(model)
     signal = data.clean[data.test] if data.noisy else X_test
-    data_ids = (_safe(intrinsic_dimension, signal), _safe(intrinsic_dimension, signal, method="mle"))
+    data_ids = (_safe(intrinsic_dimension, signal[few]), _safe(intrinsic_dimension, signal[few], method="mle"))
     keys = [c for c in ARCHITECTURE if c in runs.columns]
     groups = runs.assign(hidden=runs["hidden"].map(format_hidden)).groupby(keys, dropna=False)
     partners = {run: [r for r in group["run"] if r != run] for _, group in groups for run in group["run"]}
@@ -142,7 +152,7 @@ def _latent_table(folder, data, results):
             entry.update(latent_auc=auc[0], latent_auc_low=auc[1], latent_auc_high=auc[2])
         entry["membership_auc"] = test_rows["membership_auc"].get(run, np.nan) \
             if "membership_auc" in test_rows.columns else np.nan
-        entry.update(intrinsic_dim=_safe(intrinsic_dimension, Z_test),
+        entry.update(intrinsic_dim=_safe(intrinsic_dimension, Z_test[few]),
                      data_intrinsic_dim=data_ids[0], data_intrinsic_dim_mle=data_ids[1],
                      data_signal="clean" if data.noisy else "inputs")
         rows.append(entry)
