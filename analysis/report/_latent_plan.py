@@ -6,19 +6,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .summary import _read_csv
+from ._plotstyle import single as _single
 
 __all__ = ["latent_plan", "latent_signal"]
 
 # paths.npz: these keys describe the pairs; every "<label>: <run>" key is one model's decoded lines.
 _PATHS_RESERVED = ("pairs", "alpha", "image_shape", "clean")
-
-
-def _single(draw, figsize):
-    def make():
-        fig, ax = plt.subplots(figsize=figsize)
-        draw(ax)
-        return fig
-    return make
 
 
 def _similarity(latent):

@@ -148,3 +148,12 @@ def images_and_shape(X, name, image_shape):
         raise ValueError(f"{name} has {X.shape[1]} features but image_shape {image_shape} holds "
                          f"{int(np.prod(image_shape))} pixels")
     return X, image_shape
+
+
+def single(draw, figsize=(8.0, 4.6)):
+    """A figure maker: ``make()`` draws ``draw(ax)`` on one new axes of ``figsize`` and returns the figure."""
+    def make():
+        fig, ax = plt.subplots(figsize=figsize)
+        draw(ax)
+        return fig
+    return make

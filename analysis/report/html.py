@@ -26,6 +26,7 @@ from ._report_text import html_table as _html_table
 from ..study.runspec import RunSpec, format_hidden
 from ..study.tables import INTERVAL_METHOD
 from .summary import _read_csv, _read_json, _read_results, _selected_rows, markdown_table, study_summary
+from ._plotstyle import single as _single
 
 __all__ = ["draw_figures", "write_report"]
 
@@ -43,14 +44,6 @@ def _load_reconstructions(path):
 
 def _has_values(frame, column):
     return frame is not None and column in frame.columns and frame[column].notna().any()
-
-
-def _single(draw, figsize=(8.0, 4.6)):
-    def make():
-        fig, ax = plt.subplots(figsize=figsize)
-        draw(ax)
-        return fig
-    return make
 
 
 def _grid_runs(frame):
