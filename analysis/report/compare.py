@@ -104,13 +104,13 @@ def _read_latent(folder, results):
     path = folder / "latent.csv"
     if not path.is_file():
         return None
-    latent = pd.read_csv(path, dtype={"run": str})
+    latent = pd.read_csv(path, dtype={"run": str, "hidden": str, "model": str})
     if "run" not in latent.columns:
         return None
     if "split" in latent.columns and (latent["split"] == "test").any():
         latent = latent[latent["split"] == "test"]
-    numeric = [c for c in latent.columns if c not in ("run", "seed", "bottleneck", "width", "depth", "n_params")
-               and pd.api.types.is_numeric_dtype(latent[c])]
+    ids = ("run", "model", "seed", "bottleneck", "hidden", "width", "depth", "n_params", "n_samples")
+    numeric = [c for c in latent.columns if c not in ids and pd.api.types.is_numeric_dtype(latent[c])]
     if not numeric:
         return None
     means = latent.groupby("run", sort=False)[numeric].mean().reset_index()

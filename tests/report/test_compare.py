@@ -185,3 +185,18 @@ def test_compare_is_exported_and_installed():
     assert "autoenc-compare = autoenc_cli.compare:main" in cfg["options.entry_points"]["console_scripts"]
     namespace = runpy.run_path(str(Path(__file__).resolve().parents[2] / "scripts" / "compare.py"))
     assert namespace["main"] is compare.main
+
+
+def test_two_real_studies_with_their_latent_csv_compare(tmp_path):
+    """latent.csv as the study writes it (hidden widths read back as numbers, PCA's as empty) joins its runs."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tiny_study import study, tiny
+
+    folders = [study(tmp_path / f"s{seed}", tiny(latent="pca", seed=seed)).path for seed in (0, 1)]
+    page = compare_studies(folders, tmp_path / "out")
+    text = page.read_text(encoding="utf-8")
+    assert "Latent similarity" in text and "cka_pca" in text
+    compared = pd.read_csv(tmp_path / "out" / "compare.csv")
+    assert compared.loc[compared["model"] == "autoencoder", "cka_pca"].between(0, 1).all()
