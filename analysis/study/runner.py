@@ -22,7 +22,7 @@ from autoenc.io import versions
 from autoenc.train import resolve_device
 from autoenc.validation import check_int, check_positive_float
 
-from ._parallel import Task, dask_client, default_jobs, one_thread, release_workers, run_tasks
+from ._parallel import Task, dask_client, default_jobs, one_thread, release_workers, run_tasks, warm_workers
 from ._shared_data import DataShare
 from .prepare import prepare_data
 from ._preflight import check_names, check_sizes, claim
@@ -39,6 +39,7 @@ from .store import RunResult, StudyStore, write_csv, write_json, write_npz
 
 __all__ = ["StudyResult", "run_study"]
 
+WORKER_MODULES = ("analysis.study.training", "analysis.study.references")  # what a worker's first task imports
 GROW_DEPTH = 3  # layers a side the grow search may reach once widening stops helping (unless depths say more)
 
 
@@ -229,7 +230,10 @@ def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progr
         check_sizes(config, data, GROW_DEPTH)
         # Every run's configs, built once; an architecture the data cannot hold is refused before any work.
         runs = {spec: Run.of(spec, config, data) for spec in (*config.runs(), *config.pca_runs())}
-        with dask_client(scheduler, timeout) as client, DataShare(scheduler is None and n_jobs > 1) as share:
+        local = scheduler is None and n_jobs > 1
+        # The local workers start and import the training code while this process sets up the folder.
+        with warm_workers(n_jobs if local else 1, WORKER_MODULES) as warm, dask_client(scheduler, timeout) as client, \
+                DataShare(local) as share:
             store = StudyStore(out_dir)
             store.remove_orphans()  # a killed study's half-written files
             store.open(config.to_dict(), mutable=REMEDY_FIELDS, facts={
@@ -245,7 +249,8 @@ def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progr
             if config.latent == "umap" and not (store.path / "embeddings.csv").exists():
                 threading.Thread(target=warm_up, daemon=True).start()
             study = _Study(store, data, config, runs, n_jobs, client, progress, on_progress, share)
-            return _run(study, report, start, local_workers=scheduler is None and n_jobs > 1)
+            warm.wait()
+            return _run(study, report, start, local_workers=local)
 
 
 def _run(study, report, start, local_workers):
