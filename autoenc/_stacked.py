@@ -1,6 +1,7 @@
 """The stacked model behind ``autoenc.batched``: M zero-padded MLP autoencoders as (M, in, out) views of one flat
-buffer, a hand-written forward and backward (``torch.baddbmm``/``torch.bmm``, autograd's own activation kernels), and
-PyTorch's fused Adam kernel over that buffer."""
+buffer, a hand-written forward and backward (``torch.baddbmm``/``torch.bmm``, or oneDNN member by member for wide
+layers on CPUs where MKL is slow, see ``_kernels``; autograd's own activation kernels), and PyTorch's fused Adam
+kernel over that buffer."""
 from __future__ import annotations
 
 import math
@@ -8,6 +9,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import _kernels
+from ._kernels import BMM, ONEDNN, ONEDNN_T, SKINNY
 from .model import Autoencoder
 
 _FUSED_ADAM = getattr(torch, "_fused_adam_", None)  # the kernel behind torch.optim.Adam(fused=True)
@@ -25,15 +28,6 @@ _ACTIVATIONS = {
     "leaky_relu": (F.leaky_relu, lambda g, z, a: _aten.leaky_relu_backward(g, z, 0.01, False), True),
     "silu": (F.silu, lambda g, z, a: _aten.silu_backward(g, z), True),
 }
-
-def _skinny(n_in, n_out):
-    """Whether a layer's products run faster transposed: (out, batch) rather than (batch, out).
-
-    Measured with batch 64 on one AVX-512 core, 1-8 members: the forward product 2-3x faster and the weight
-    gradient 6-20x for 2-8 outputs from 256 or 1024 inputs; no gain from 16 outputs on, nor from 64 inputs.
-    """
-    return n_out <= 8 and n_in >= 128
-
 
 def _widths(config):
     return [config.input_dim, *config.hidden, config.bottleneck, *config.hidden[::-1], config.input_dim]
@@ -99,7 +93,10 @@ class _Stack:
         # that read them: those gradients must be masked; for the others they are exactly zero already.
         self.needs_pad_mask = self.padded and act is not None and act[0](torch.zeros(1, dtype=dtype)).item() != 0
         # layers with a few outputs from many inputs (the code layer of a wide model) run as (out, batch) products
-        self.skinny = [_skinny(a, b) and i < n_layers - 1 for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
+        self.skinny = [_kernels.skinny(a, b) and i < n_layers - 1
+                       for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
+        self.onednn = _kernels.use_onednn(dtype, self.param.device)  # wide products on oneDNN, member by member
+        self._plans = {}  # batch size -> per layer, the kernels of its three products (see kernels)
         self._work = {}  # a training step's activations and gradients, reused from step to step (see _buffer)
         self._dropped = {}  # dropout: hidden layer -> its activation before the mask, for the backward
         self._live = None  # DP with padded sigmoid members: per layer, 1 on each member's own input units
@@ -111,6 +108,16 @@ class _Stack:
         if buf is None:
             buf = self._work[key, shape] = torch.empty(shape, dtype=self.param.dtype, device=self.param.device)
         return buf
+
+    def kernels(self, batch):
+        """Per layer, the kernels of its (forward, input gradient, weight gradient) products for ``batch`` samples
+        a member (``_kernels.layer_kernels``: a fixed rule of the shapes and the machine, never a timing)."""
+        plan = self._plans.get(batch)
+        if plan is None:
+            widths = self.widths
+            plan = self._plans[batch] = [_kernels.layer_kernels(a, b, batch, s, self.onednn)
+                                         for a, b, s in zip(widths[:-1], widths[1:], self.skinny)]
+        return plan
 
     @property
     def pad_mask(self):
@@ -176,13 +183,14 @@ class _Stack:
         """
         a = x
         M, B = x.shape[:2]
-        for i, (W, b, _, _, act) in enumerate(self.layers):
+        for i, ((W, b, _, _, act), (kernel, _, _)) in enumerate(zip(self.layers, self.kernels(B))):
             n_out = W.shape[2]
-            if self.skinny[i]:  # z^T = W^T a^T + b^T, an (out, B) product
+            if kernel == SKINNY:  # z^T = W^T a^T + b^T, an (out, B) product
                 out = None if cache is None else self._buffer(("zt", i), (M, n_out, B))
                 z = torch.baddbmm(b.transpose(1, 2), W.transpose(1, 2), a.transpose(1, 2), out=out).transpose(1, 2)
-            else:
-                z = torch.baddbmm(b, a, W, out=None if cache is None else self._buffer(("z", i), (M, B, n_out)))
+            else:  # oneDNN's results are fresh: one member's need no buffer
+                out = None if cache is None or (kernel == ONEDNN and M == 1) else self._buffer(("z", i), (M, B, n_out))
+                z = _kernels.linear(a, W, b, out) if kernel == ONEDNN else torch.baddbmm(b, a, W, out=out)
             if cache is not None:  # layer input, and the pre-activation where the backward needs it
                 cache += (a, z if act is not None and act[2] else None)
             a = z if act is None else act[0](z)  # relu_, tanh_, sigmoid_ work in place
@@ -201,17 +209,24 @@ class _Stack:
 
     def _weight_grad(self, i, g, a_in):
         W, _, gW, gb, _ = self.layers[i]
-        if self.skinny[i]:  # gW^T = g^T a, then transposed into place
+        kernel = self.kernels(g.shape[1])[i][2]
+        if kernel == SKINNY:  # gW^T = g^T a, then transposed into place
             gWt = self._buffer(("gwt", i), (g.shape[0], W.shape[2], W.shape[1]))
             gW.copy_(torch.bmm(g.transpose(1, 2), a_in, out=gWt).transpose(1, 2))
-        else:
+        elif kernel == BMM:
             torch.bmm(a_in.transpose(1, 2), g, out=gW)
+        else:
+            _kernels.weight_grad(a_in, g, gW, transposed=kernel == ONEDNN_T)
         torch.sum(g, 1, keepdim=True, out=gb)
 
     def _input_grad(self, i, g, cache, masks=None):
         """dloss/d(input of layer i), through layer i - 1's dropout mask and activation, from dloss/d(its output)."""
         W, a_in = self.layers[i][0], cache[2 * i]
-        g = torch.bmm(g, W.transpose(1, 2), out=self._buffer(("g", i), (*g.shape[:2], W.shape[1])))
+        M, B = g.shape[:2]
+        if self.kernels(B)[i][1] == ONEDNN:
+            g = _kernels.input_grad(g, W, None if M == 1 else self._buffer(("g", i), (M, B, W.shape[1])))
+        else:
+            g = torch.bmm(g, W.transpose(1, 2), out=self._buffer(("g", i), (M, B, W.shape[1])))
         if masks is not None and i - 1 in masks:
             g.mul_(masks[i - 1])
             a_in = self._dropped[i - 1]

@@ -16,13 +16,20 @@ A last row times DP-SGD's batched step (Poisson batches, per-sample clipping fro
 gradients, Gaussian noise) against the plain batched step, side by side on the same members (digits, width 256,
 8 members, batch 128), as CPU time per step; the target is at most 2x.
 
-    python benchmarks/bench_training.py            # a few minutes
-    python benchmarks/bench_training.py --quick    # under a minute, noisier
-    python benchmarks/bench_training.py --dp-only  # only the DP-SGD row
+The very last rows give the batched trainer's GFLOP/s on width-1024 groups (digits, 2 members as ``plan_groups``
+makes them at that width, bottleneck 16, batch 64 as in the default study and the 128 above) with the wide layers'
+products on oneDNN and on torch's BLAS, side by side, and which of the two the rule of ``autoenc._kernels`` picks
+on this CPU (oneDNN where MKL serves an AVX-512 CPU other than Intel's with its AVX2 kernels).
+
+    python benchmarks/bench_training.py              # a few minutes
+    python benchmarks/bench_training.py --quick      # under a minute, noisier
+    python benchmarks/bench_training.py --dp-only    # only the DP-SGD row
+    python benchmarks/bench_training.py --onednn-only  # only the oneDNN rows
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 import warnings
@@ -38,7 +45,8 @@ from sklearn.neural_network import MLPRegressor
 from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader, TensorDataset
 
-from autoenc import Autoencoder, ModelConfig, TrainConfig, fit
+from autoenc import Autoencoder, ModelConfig, TrainConfig, fit, training_flops
+from autoenc._kernels import cpu_vendor, use_onednn
 from autoenc.batched import fit_group
 from autoenc.planning import plan_groups
 from autoenc.train import dp_schedule
@@ -125,6 +133,52 @@ def print_dp_row(X, repeats, h=256, members=8, epochs=20):
           f"[{span(ratios, '{:.2f}', 'x')}]  [{'met' if dp / plain <= 2 else 'NOT met'}] target <= 2x")
 
 
+@contextlib.contextmanager
+def _onednn(flag):
+    """``AUTOENC_ONEDNN`` set to ``flag`` ("0", "1", or None: unset, the rule) for the block, then restored."""
+    previous = os.environ.pop("AUTOENC_ONEDNN", None)
+    if flag is not None:
+        os.environ["AUTOENC_ONEDNN"] = flag
+    try:
+        yield
+    finally:
+        os.environ.pop("AUTOENC_ONEDNN", None)
+        if previous is not None:
+            os.environ["AUTOENC_ONEDNN"] = previous
+
+
+def onednn_rates(X, batch, repeats, h=1024, members=2, epochs=6):
+    """fit_group's GFLOP per CPU-second on ``members`` width-``h`` models with the wide layers' products on torch's
+    BLAS and on oneDNN (``AUTOENC_ONEDNN=0`` and ``1``), interleaved; returns the per-repeat (bmm, oneDNN) pairs."""
+    configs = [ModelConfig(X.shape[1], BOTTLENECK, (h,))] * members
+    train_configs = [TrainConfig(epochs=epochs, batch_size=batch, seed=s) for s in range(members)]
+    flops = sum(training_flops(c, len(X), epochs) for c in configs)
+    pairs = []
+    for _ in range(repeats):
+        rates = []
+        for flag in ("0", "1"):
+            with _onednn(flag):
+                seconds = _timed(lambda: fit_group(configs, X, train_configs=train_configs, progress=False))
+            rates.append(flops / seconds / 1e9)
+        pairs.append(tuple(rates))
+    return pairs
+
+
+def print_onednn_rows(X, repeats, h=1024, members=2):
+    with _onednn(None):  # the rule itself, whatever the environment forces
+        picked = "oneDNN" if use_onednn(torch.float32, "cpu") else "bmm"
+    blas = "MKL" if torch.backends.mkl.is_available() else "not MKL"
+    print(f"\nfit_group on width-{h} groups (digits, {members} members, bottleneck {BOTTLENECK}): wide layers' "
+          f"products on torch's BLAS (bmm) and on oneDNN, GFLOP per CPU-second, best of {repeats}:")
+    for batch in (64, BATCH):
+        pairs = onednn_rates(X, batch, repeats, h, members)
+        off, on = max(a for a, _ in pairs), max(b for _, b in pairs)
+        print(f"  batch {batch:>3}: bmm {off:.1f}, oneDNN {on:.1f} GFLOP/s: {on / off:.2f}x "
+              f"[{span([b / a for a, b in pairs], '{:.2f}', 'x')}]")
+    print(f"  the rule picks {picked} on this CPU (vendor {cpu_vendor() or 'unknown'}, "
+          f"{torch.backends.cpu.get_cpu_capability()}, BLAS {blas})")
+
+
 def _flops_per_sample(d, h):
     widths = [d, h, BOTTLENECK, h, d]
     return 6 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
@@ -165,6 +219,8 @@ def main(argv=None):
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=None, help="default 3 (1 with --quick)")
     parser.add_argument("--dp-only", action="store_true", help="only the DP-SGD step against the plain step")
+    parser.add_argument("--onednn-only", action="store_true",
+                        help="only the width-1024 groups with the oneDNN path off and on")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     torch.set_num_threads(1)
@@ -175,6 +231,10 @@ def main(argv=None):
     if args.dp_only:
         dp_step_ratio(digits[:256], 16, 2, 1, 1)  # warm-up
         print_dp_row(digits, repeats)
+        return
+    if args.onednn_only:
+        onednn_rates(digits[:256], 64, 1, epochs=1)  # warm-up
+        print_onednn_rows(digits, repeats)
         return
     print(f"torch {torch.__version__}, one thread; CPU time, best of {repeats}; float32 matmul peak of one core "
           "measured per case")
@@ -244,6 +304,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(readme))
     print_dp_row(digits, repeats)
+    print_onednn_rows(digits, repeats)
 
 
 if __name__ == "__main__":

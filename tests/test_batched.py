@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from autoenc import ACTIVATIONS, Autoencoder, DivergenceError, ModelConfig, TrainConfig, fit, reconstruct
-from autoenc import _stacked, batched, planning
+from autoenc import _kernels, _stacked, batched, planning
+from autoenc._kernels import BMM, ONEDNN, ONEDNN_T, SKINNY
 from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, fit_group
 from autoenc.planning import can_group, plan_groups
 
@@ -293,7 +294,7 @@ def test_training_flops_rejects():
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_transposed_products_of_narrow_layers_match_autograd(activation, rng):
-    """A code layer of a few units after a wide one runs as (out, batch) products (``_stacked._skinny``)."""
+    """A code layer of a few units after a wide one runs as (out, batch) products (``_kernels.skinny``)."""
     configs = [ModelConfig(20, k, (160,), activation=activation) for k in (2, 5, 8)]
     stack = _Stack(configs, torch.float64)
     assert stack.skinny == [False, True, False, False]
@@ -315,3 +316,99 @@ def test_transposed_products_of_narrow_layers_match_autograd(activation, rng):
             for (name, p), q in zip(model.named_parameters(), grads.parameters()):
                 torch.testing.assert_close(q, p.grad, rtol=1e-10, atol=1e-13, msg=name)
         assert torch.all(stack.grad[stack.pad_mask == 0] == 0)
+
+
+# --- oneDNN products of wide layers (CPUs where MKL takes slow kernels) ------------------------------------------
+
+@pytest.fixture
+def onednn(monkeypatch):
+    """The oneDNN products forced on, whatever this CPU (they only need a torch built with oneDNN)."""
+    monkeypatch.setenv("AUTOENC_ONEDNN", "1")
+
+
+@pytest.mark.parametrize("vendor, capability, mkl, onednn, dtype, device, expected", [
+    ("AuthenticAMD", "AVX512", True, True, torch.float32, "cpu", True),  # Zen 4/5: MKL takes its AVX2 kernels
+    ("GenuineIntel", "AVX512", True, True, torch.float32, "cpu", False),  # MKL's own AVX-512 kernels
+    ("AuthenticAMD", "AVX2", True, True, torch.float32, "cpu", False),
+    ("AuthenticAMD", "DEFAULT", True, True, torch.float32, "cpu", False),
+    ("AuthenticAMD", "AVX512", True, True, torch.float64, "cpu", False),  # oneDNN has no float64 products
+    ("AuthenticAMD", "AVX512", False, True, torch.float32, "cpu", False),  # another BLAS
+    ("AuthenticAMD", "AVX512", True, False, torch.float32, "cpu", False),  # a torch without oneDNN
+    ("AuthenticAMD", "AVX512", True, True, torch.float32, "cuda", False),
+    ("", "AVX512", True, True, torch.float32, "cpu", False),  # vendor unknown
+])
+def test_onednn_rule(vendor, capability, mkl, onednn, dtype, device, expected):
+    assert _kernels.onednn_rule(vendor, capability, mkl, onednn, dtype, device) is expected
+
+
+def test_layer_kernels_by_size():
+    kernels = _kernels.layer_kernels
+    assert kernels(64, 1024, 64, False, True) == (ONEDNN, ONEDNN, ONEDNN)  # 2^22 multiply-adds
+    assert kernels(1024, 32, 64, False, True) == (ONEDNN, ONEDNN, ONEDNN_T)  # 2^21, 32 times more inputs
+    assert kernels(32, 1024, 64, False, True) == (ONEDNN, ONEDNN, BMM)  # 2^21: too small for a^T g
+    assert kernels(32, 1024, 32, False, True) == (BMM, BMM, BMM)  # a smaller batch, the same layer
+    assert kernels(64, 256, 64, False, True) == (BMM, BMM, BMM)
+    assert kernels(1024, 4, 512, True, True) == (SKINNY, ONEDNN, SKINNY)  # narrow: transposed products
+    assert kernels(64, 1024, 64, False, False) == (BMM, BMM, BMM)
+    assert kernels(1024, 4, 64, True, False) == (SKINNY, BMM, SKINNY)
+
+
+def test_onednn_is_the_rule_unless_forced(monkeypatch):
+    facts = (_kernels.cpu_vendor(), torch.backends.cpu.get_cpu_capability(), torch.backends.mkl.is_available(),
+             _kernels._LINEAR is not None and torch.backends.mkldnn.is_available())
+    monkeypatch.delenv("AUTOENC_ONEDNN", raising=False)
+    assert _Stack([ModelConfig(8, 2)], torch.float32).onednn == _kernels.onednn_rule(*facts, torch.float32, "cpu")
+    monkeypatch.setenv("AUTOENC_ONEDNN", "0")
+    assert not _Stack([ModelConfig(8, 2)], torch.float32).onednn
+    monkeypatch.setenv("AUTOENC_ONEDNN", "1")
+    assert _Stack([ModelConfig(8, 2)], torch.float32).onednn
+    assert not _Stack([ModelConfig(8, 2)], torch.float64).onednn  # float32 only, forced or not
+    monkeypatch.setenv("AUTOENC_ONEDNN", "yes")
+    with pytest.raises(ValueError, match="AUTOENC_ONEDNN must be 0, 1 or unset, got 'yes'"):
+        _Stack([ModelConfig(8, 2)], torch.float32)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "sigmoid"])
+@pytest.mark.parametrize("shapes", [[(32, 1024)], [(32, 1024), (4, 1024), (16, 512)]])  # no copies; stacked
+def test_onednn_backward_matches_autograd(onednn, activation, shapes, rng):
+    configs = [ModelConfig(64, k, (h,), activation=activation) for k, h in shapes]
+    stack = _Stack(configs, torch.float32)
+    assert stack.onednn and stack.kernels(64) == [(ONEDNN, ONEDNN, ONEDNN), (ONEDNN, ONEDNN, ONEDNN_T),
+                                                  (ONEDNN, ONEDNN, BMM), (ONEDNN, ONEDNN, ONEDNN_T)]
+    for m in range(len(configs)):
+        stack.init_member(m, torch.Generator().manual_seed(m))
+    x = torch.as_tensor(rng.random((len(configs), 64, 64)), dtype=torch.float32)
+    for _ in range(2):  # the second step reuses the first's buffers
+        cache = []
+        out = stack.forward(x, cache)
+        stack.backward(out.sub(x).mul_(2.0 / (64 * 64)), cache)
+    if stack.needs_pad_mask:
+        stack.grad.mul_(stack.pad_mask)
+    assert torch.all(stack.grad[stack.pad_mask == 0] == 0)
+    losses = stack.mean_loss(x)
+    for m in range(len(configs)):  # the oracle: autograd in float64 on the same weights
+        model, xm = stack.get_member(m).double(), x[m].double()
+        loss = F.mse_loss(model(xm), xm)
+        loss.backward()
+        torch.testing.assert_close(out[m].double(), model(xm), rtol=1e-5, atol=1e-6)
+        assert float(losses[m]) == pytest.approx(loss.item(), rel=1e-5)
+        for (name, p), q in zip(model.named_parameters(), stack.get_member(m, stack.grad).parameters()):
+            torch.testing.assert_close(q.double(), p.grad, rtol=1e-4, atol=1e-5 * float(p.grad.abs().max()),
+                                       msg=name)
+
+
+@pytest.mark.parametrize("activation, remedy", [("relu", {}), ("sigmoid", {"dropout": 0.2}),
+                                                ("sigmoid", {"dp_clip": 0.5, "dp_noise": 0.5})])
+def test_onednn_members_match_solo_fit(onednn, digits, monkeypatch, activation, remedy):
+    calls, linear = [], _kernels._LINEAR
+    monkeypatch.setattr(_kernels, "_LINEAR", lambda X, *args: calls.append(X.shape) or linear(X, *args))
+    X, X_val = (x.astype(np.float32) for x in digits)
+    configs = [ModelConfig(64, k, (1024,), activation=activation) for k in (32, 8)]  # padded: 1024 -> 32 -> 1024
+    tc = TrainConfig(epochs=3, batch_size=64, lr=1e-3, **remedy)
+    train_configs = [tc.replace(seed=s) for s in (0, 1)]
+    results, stack = _fit_group(configs, X, X_val, train_configs, progress=False)
+    assert stack.onednn and any(shape[0] == 32 for shape in calls)  # the code layer's (g^T a)^T too
+    for config, train_config, result in zip(configs, train_configs, results):
+        _, history = _solo(config, X, X_val, train_config, torch.float32)
+        assert _rel(result.history.train_loss, history.train_loss) < 1e-5
+        assert _rel(result.history.val_loss, history.val_loss) < 1e-5
