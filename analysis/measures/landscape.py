@@ -201,7 +201,7 @@ def _slopes(layers, x):
         with torch.enable_grad():
             z = x.detach().requires_grad_()
             y = m(z)
-            (slope,) = torch.autograd.grad(y, z, torch.ones_like(y))
+            (slope,) = torch.autograd.grad(y.sum(), z)  # a scalar: given gradients import sympy (torch 2.13)
         slopes.append(slope)
         x = y.detach()
     return x, slopes
