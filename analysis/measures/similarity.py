@@ -1,14 +1,18 @@
 """How alike two codes are, what a code gives away about membership, and how many dimensions it really uses.
 
 Linear CKA and mean squared canonical correlation between two sets of codes of the same samples (a model's and
-PCA's scores, or two seeds'), their level under independence (row permutations, and its exact mean), principal angles between
-subspaces, latent membership (distance to the nearest training code, seen against unseen) and intrinsic
-dimension (TwoNN and MLE through scikit-dimension). Arrays in, numbers out; nothing here reads or writes files.
+PCA's scores, or two seeds'), their level under independence (row permutations, and its exact mean), principal angles
+between subspaces, latent membership (distance to the nearest training code, seen against unseen) and intrinsic
+dimension (TwoNN and MLE, as scikit-dimension computes them). Arrays in, numbers out; nothing here reads or writes
+files.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy.linalg import subspace_angles
+from scipy.linalg import lstsq, subspace_angles
+from sklearn.metrics import pairwise_distances_chunked
 from sklearn.neighbors import NearestNeighbors
 
 from autoenc.validation import check_array, check_int
@@ -285,17 +289,20 @@ def latent_membership(Z_train, Z_test, *, confidence=0.95):
 
 
 def intrinsic_dimension(X, *, method="twonn"):
-    """The intrinsic dimension of a point cloud through scikit-dimension (imported here, on first use).
+    """The intrinsic dimension of a point cloud, as scikit-dimension (``skdim.id``, 0.5) computes it.
 
-    ``twonn``: the two-nearest-neighbour estimator (Facco et al. 2017, ``skdim.id.TwoNN``, its defaults: the
-    largest 10% of distance ratios discarded); ``mle``: Levina and Bickel's maximum likelihood estimator
-    (``skdim.id.MLE``, its defaults). Duplicate rows are dropped first (a zero distance leaves the ratio
-    undefined). Noise of full dimension raises any estimate: measure the clean signal where it is known.
+    ``twonn``: the two-nearest-neighbour estimator (Facco et al. 2017, ``skdim.id.TwoNN()``: the largest 10% of
+    distance ratios discarded, the line through the origin fitted by least squares); ``mle``: Levina and Bickel's
+    maximum likelihood estimator (``skdim.id.MLE()``: 20 neighbours, the pointwise estimates combined by their
+    harmonic mean). The same neighbour searches and arithmetic as scikit-dimension, so the same numbers, without
+    importing it (its import pulls in numba and matplotlib: most of a second). Duplicate rows are dropped first (a
+    zero distance leaves the ratio undefined). Noise of full dimension raises any estimate: measure the clean
+    signal where it is known.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        At least 10 distinct rows.
+        At least 10 distinct rows and 2 features.
     method : {"twonn", "mle"}, default "twonn"
 
     Returns
@@ -314,7 +321,42 @@ def intrinsic_dimension(X, *, method="twonn"):
     X = np.unique(X, axis=0)
     if len(X) < 10:
         raise ValueError(f"X must hold at least 10 distinct rows for an intrinsic dimension, got {len(X)}")
-    import skdim  # lazily: it imports numba and matplotlib
+    if X.shape[1] < 2:
+        raise ValueError(f"X must have at least 2 features for an intrinsic dimension, got shape {X.shape}")
+    return float(_twonn(X) if method == "twonn" else _mle(X))
 
-    estimator = skdim.id.TwoNN() if method == "twonn" else skdim.id.MLE()
-    return float(estimator.fit(X).dimension_)
+
+def _twonn(X, discard_fraction=0.1):
+    """``skdim.id.TwoNN().fit(X).dimension_``, step for step."""
+    if X.shape[1] > 25:  # scikit-dimension's switch: all distances, chunked, above 25 features
+        r1, r2 = np.zeros(len(X)), np.zeros(len(X))
+        i = 0
+        for D in pairwise_distances_chunked(X):
+            D = np.partition(D, (1, 2), axis=1)  # the second and third smallest, as a full sort would place them
+            r1[i : i + len(D)], r2[i : i + len(D)] = D[:, 1], D[:, 2]
+            i += len(D)
+    else:
+        r1, r2 = NearestNeighbors(n_neighbors=2).fit(X).kneighbors()[0].T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = r2 / r1
+    if not np.all(np.isfinite(mu)):
+        warnings.warn(f"Dropping {np.sum(~np.isfinite(mu))} points with zero distance to their nearest neighbour "
+                      "(duplicate points).", stacklevel=3)
+        mu = mu[np.isfinite(mu)]
+    n, n_keep = len(mu), int(len(mu) * (1 - discard_fraction))
+    if n_keep < 2:
+        raise ValueError("Fewer than 2 points left to estimate the dimension.")
+    mu = np.sort(mu)[:n_keep]
+    y = -np.log(1 - np.arange(1, 1 + n_keep) / n)
+    # sklearn's LinearRegression(fit_intercept=False), which scikit-dimension fits: scipy's lstsq at its tol
+    return lstsq(np.log(mu).reshape(-1, 1), y.reshape(-1, 1), cond=1e-6)[0][0, 0]
+
+
+def _mle(X, n_neighbors=20):
+    """``skdim.id.MLE().fit(X).dimension_``, step for step (the pointwise estimates in one pass)."""
+    if n_neighbors >= len(X):
+        warnings.warn("n_neighbors >= len(X), setting n_neighbors = len(X)-1", stacklevel=3)
+        n_neighbors = len(X) - 1
+    R = NearestNeighbors(n_neighbors=n_neighbors).fit(X).kneighbors()[0]
+    pointwise = (n_neighbors - 1) / np.sum(np.log(R.max(axis=1, keepdims=True) / R), axis=1)
+    return 1 / np.mean(1 / pointwise)

@@ -1,5 +1,9 @@
 """analysis.measures.similarity on constructed truths: CKA, canonical similarity, principal angles, latent
 membership and intrinsic dimension."""
+import subprocess
+import sys
+import warnings
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -130,6 +134,27 @@ def test_mle_agrees_on_a_flat_square(rng):
     assert intrinsic_dimension(square, method="mle") == pytest.approx(2.0, abs=0.3)
 
 
+@pytest.mark.parametrize("method", ["twonn", "mle"])
+@pytest.mark.parametrize("d", [2, 8, 16, 25, 26, 40])  # scikit-learn's KD tree, its brute force, all distances
+@pytest.mark.parametrize("n", [12, 30, 400])  # below MLE's 20 neighbours too
+def test_intrinsic_dimension_is_scikit_dimensions_to_the_bit(method, d, n):
+    skdim = pytest.importorskip("skdim")
+    rng = np.random.default_rng(d + n)
+    X = rng.standard_normal((n, 3)) @ rng.standard_normal((3, d)) + 0.01 * rng.standard_normal((n, d))
+    X = np.r_[X, X[:2]]  # duplicates are dropped first
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLE with fewer than 21 rows says it uses fewer neighbours
+        expected = (skdim.id.TwoNN() if method == "twonn" else skdim.id.MLE()).fit(np.unique(X, axis=0)).dimension_
+        assert intrinsic_dimension(X, method=method) == float(expected)
+
+
+def test_intrinsic_dimension_imports_no_scikit_dimension():
+    code = ("import sys, numpy as np; from analysis.measures.similarity import intrinsic_dimension; "
+            "X = np.random.default_rng(0).standard_normal((50, 3)); intrinsic_dimension(X); "
+            "intrinsic_dimension(X, method='mle'); print(sorted({'skdim', 'numba'} & set(sys.modules)))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
 # --- bad input ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call, match", [
@@ -143,6 +168,7 @@ def test_mle_agrees_on_a_flat_square(rng):
     (lambda Z: latent_membership(Z[:2], Z), "Z_train"),
     (lambda Z: intrinsic_dimension(Z, method="pca"), "method"),
     (lambda Z: intrinsic_dimension(Z[:5]), "at least 10"),
+    (lambda Z: intrinsic_dimension(Z[:, :1]), "at least 2 features"),
     (lambda Z: linear_cka(np.where(Z > 0, np.nan, Z), Z), "NaN"),
 ])
 def test_bad_input_names_the_argument(rng, call, match):
