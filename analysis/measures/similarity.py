@@ -19,21 +19,68 @@ from autoenc.validation import check_array, check_int
 
 from .intervals import auc_interval, delong_auc
 
-__all__ = ["ID_METHODS", "MEASURES", "cca_similarity", "intrinsic_dimension", "latent_membership", "linear_cka",
-           "nearest_code_distances", "null_level", "permutation_null", "principal_angles"]
+__all__ = ["ID_METHODS", "MEASURES", "CenteredCodes", "cca_similarity", "intrinsic_dimension", "latent_membership",
+           "linear_cka", "nearest_code_distances", "null_level", "permutation_null", "principal_angles"]
 
 MEASURES = ("cka", "cca")
 ID_METHODS = ("twonn", "mle")
 RANK_RTOL = 1e-6  # singular values below this share of the largest are rank deficiency (dead units), not signal
 
 
+class CenteredCodes:
+    """Codes checked, in float64 and column-centered once, for many comparisons of the same samples.
+
+    :func:`linear_cka`, :func:`cca_similarity`, :func:`null_level` and :func:`permutation_null` take one in place
+    of an array, with the same result; its Gram norm and its bases (:func:`cca_similarity`'s) are computed on first
+    use and kept, so comparing one code with many others prepares it once.
+
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, p)
+        At least 3 samples.
+    name : str, default "Z"
+        The argument's name in error messages.
+
+    Examples
+    --------
+    >>> Z = np.random.default_rng(0).standard_normal((50, 3))
+    >>> codes = CenteredCodes(Z)
+    >>> linear_cka(codes, 2 * Z) == linear_cka(Z, 2 * Z)
+    True
+    """
+
+    def __init__(self, Z, name="Z"):
+        Z = check_array(Z, name, min_samples=3).astype(np.float64)
+        self.values = Z - Z.mean(axis=0)
+        self._gram_norm, self._bases = None, {}
+
+    @property
+    def shape(self):
+        return self.values.shape
+
+    def __len__(self):
+        return len(self.values)
+
+    def gram_norm(self):
+        """``||Z^T Z||_F`` of the centered codes."""
+        if self._gram_norm is None:
+            self._gram_norm = np.linalg.norm(self.values.T @ self.values)
+        return self._gram_norm
+
+    def basis(self, rtol=RANK_RTOL):
+        """An orthonormal basis of the centered codes' column space (:func:`cca_similarity`'s)."""
+        if rtol not in self._bases:
+            self._bases[rtol] = _basis(self.values, rtol)
+        return self._bases[rtol]
+
+
 def _pair(A, B, a_name="A", b_name="B"):
-    A = check_array(A, a_name, min_samples=3).astype(np.float64)
-    B = check_array(B, b_name, min_samples=3).astype(np.float64)
+    A = A if isinstance(A, CenteredCodes) else CenteredCodes(A, a_name)
+    B = B if isinstance(B, CenteredCodes) else CenteredCodes(B, b_name)
     if len(A) != len(B):
         raise ValueError(f"{a_name} and {b_name} must hold the same samples (rows), got shapes {A.shape} and "
                          f"{B.shape}")
-    return A - A.mean(axis=0), B - B.mean(axis=0)
+    return A, B
 
 
 def linear_cka(A, B):
@@ -45,8 +92,8 @@ def linear_cka(A, B):
 
     Parameters
     ----------
-    A : array-like of shape (n_samples, p)
-    B : array-like of shape (n_samples, q)
+    A : array-like of shape (n_samples, p), or CenteredCodes
+    B : array-like of shape (n_samples, q), or CenteredCodes
         The same samples, in the same order; at least 3.
 
     Returns
@@ -62,10 +109,10 @@ def linear_cka(A, B):
     1.0
     """
     A, B = _pair(A, B)
-    denominator = np.linalg.norm(A.T @ A) * np.linalg.norm(B.T @ B)
+    denominator = A.gram_norm() * B.gram_norm()
     if denominator == 0:
         return float("nan")
-    return float(np.linalg.norm(B.T @ A) ** 2 / denominator)
+    return float(np.linalg.norm(B.values.T @ A.values) ** 2 / denominator)
 
 
 def _basis(M, rtol):
@@ -87,8 +134,8 @@ def cca_similarity(A, B, *, rtol=RANK_RTOL):
 
     Parameters
     ----------
-    A : array-like of shape (n_samples, p)
-    B : array-like of shape (n_samples, q)
+    A : array-like of shape (n_samples, p), or CenteredCodes
+    B : array-like of shape (n_samples, q), or CenteredCodes
         The same samples, in the same order; at least 3.
     rtol : float, default 1e-6
         Relative singular-value threshold of the rank, in [0, 1).
@@ -108,7 +155,7 @@ def cca_similarity(A, B, *, rtol=RANK_RTOL):
     A, B = _pair(A, B)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1:
         raise ValueError(f"rtol must be a number in [0, 1), got {rtol!r}")
-    return _cca(_basis(A, rtol), _basis(B, rtol))
+    return _cca(A.basis(rtol), B.basis(rtol))
 
 
 def _cca(Ua, Ub):
@@ -123,8 +170,8 @@ def permutation_null(A, B, *, measure="cka", n_permutations=20, seed=0):
 
     Parameters
     ----------
-    A : array-like of shape (n_samples, p)
-    B : array-like of shape (n_samples, q)
+    A : array-like of shape (n_samples, p), or CenteredCodes
+    B : array-like of shape (n_samples, q), or CenteredCodes
     measure : {"cka", "cca"}, default "cka"
         :func:`linear_cka` or :func:`cca_similarity`.
     n_permutations : int, default 20
@@ -150,8 +197,8 @@ def permutation_null(A, B, *, measure="cka", n_permutations=20, seed=0):
     rng = np.random.default_rng(seed)
     orders = [rng.permutation(len(B)) for _ in range(n_permutations)]
     if measure == "cka":
-        return np.array([linear_cka(A, B[order]) for order in orders])
-    Ua, Ub = _basis(A, RANK_RTOL), _basis(B, RANK_RTOL)  # a basis of the shuffled code is the shuffled basis
+        return np.array([linear_cka(A.values, B.values[order]) for order in orders])
+    Ua, Ub = A.basis(), B.basis()  # a basis of the shuffled code is the shuffled basis
     return np.array([_cca(Ua, Ub[order]) for order in orders])
 
 
@@ -165,8 +212,8 @@ def null_level(A, B, *, measure="cka"):
 
     Parameters
     ----------
-    A : array-like of shape (n_samples, p)
-    B : array-like of shape (n_samples, q)
+    A : array-like of shape (n_samples, p), or CenteredCodes
+    B : array-like of shape (n_samples, q), or CenteredCodes
     measure : {"cka", "cca"}, default "cka"
 
     Returns
@@ -186,12 +233,12 @@ def null_level(A, B, *, measure="cka"):
     A, B = _pair(A, B)
     n = len(A)
     if measure == "cca":
-        ra, rb = _basis(A, RANK_RTOL).shape[1], _basis(B, RANK_RTOL).shape[1]
+        ra, rb = A.basis().shape[1], B.basis().shape[1]
         return float("nan") if min(ra, rb) == 0 else max(ra, rb) / (n - 1)
-    denominator = np.linalg.norm(A.T @ A) * np.linalg.norm(B.T @ B)
+    denominator = A.gram_norm() * B.gram_norm()
     if denominator == 0:
         return float("nan")
-    return float(np.sum(A ** 2) * np.sum(B ** 2) / ((n - 1) * denominator))
+    return float(np.sum(A.values ** 2) * np.sum(B.values ** 2) / ((n - 1) * denominator))
 
 
 def principal_angles(A, B):

@@ -10,8 +10,9 @@ from scipy.spatial.distance import cdist
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
-from analysis.measures.similarity import (cca_similarity, intrinsic_dimension, latent_membership, linear_cka,
-                                          nearest_code_distances, null_level, permutation_null, principal_angles)
+from analysis.measures.similarity import (CenteredCodes, cca_similarity, intrinsic_dimension, latent_membership,
+                                          linear_cka, nearest_code_distances, null_level, permutation_null,
+                                          principal_angles)
 from autoenc import Autoencoder, ModelConfig, TrainConfig, encode, fit, load_dataset
 
 
@@ -112,6 +113,22 @@ def test_stored_training_codes_give_membership_away(rng):
     Z_train = np.r_[Z_train, Z_train + 1e-3]  # each seen code has a near twin: distances shrink for members
     auc, low, high = latent_membership(Z_train, rng.standard_normal((100, 2)))
     assert auc > 0.95 and low > 0.9
+
+
+def test_centered_codes_compare_exactly_as_their_arrays(rng):
+    A = rng.standard_normal((60, 4)).astype(np.float32)
+    B = np.c_[A[:, :2] @ rng.standard_normal((2, 3)), np.zeros(60)] + 1  # rank deficient, off-center
+    a, b = CenteredCodes(A), CenteredCodes(B)
+    for x, y in ((a, b), (A, b), (a, B)):
+        assert linear_cka(x, y) == linear_cka(A, B)
+        assert cca_similarity(x, y) == cca_similarity(A, B)
+        assert cca_similarity(x, y, rtol=0.5) == cca_similarity(A, B, rtol=0.5)
+        for measure in ("cka", "cca"):
+            assert null_level(x, y, measure=measure) == null_level(A, B, measure=measure)
+            np.testing.assert_array_equal(permutation_null(x, y, measure=measure),
+                                          permutation_null(A, B, measure=measure))
+    with pytest.raises(ValueError, match="same samples"):
+        linear_cka(a, CenteredCodes(B[:-1]))
 
 
 # --- intrinsic dimension --------------------------------------------------------------------------------------
