@@ -128,11 +128,12 @@ def write_memorization_and_audit(folder, plans, data, samples, config):
     folder = Path(folder)
     scores, summaries, rocs, agreements = [], [], [], []
     for plan in plans:
-        if plan.load() is None:
+        errors = plan.load()
+        if errors is None:
             continue
         try:
             memo, summary, roc, agreement = memorization_and_audit(
-                plan, data, samples, seeds=[plan.spec.seed] if config.data_seeds else None)
+                plan, data, samples, seeds=[plan.spec.seed] if config.data_seeds else None, errors=errors)
         except ValueError as exc:  # e.g. every reference model diverged: the rest of the study stands
             warnings.warn(f"no memorization scores or audit for {plan.spec.architecture}: {exc}", RuntimeWarning,
                           stacklevel=2)
@@ -255,8 +256,9 @@ def _split_half_agreement(errors, masks):
     return r, 2 * r / (1 + r) if r > -1 else np.nan
 
 
-def memorization_and_audit(plan, data, samples, seeds=None):
-    """Per-sample memorization of the plan's architecture and the audit of the study's runs of it.
+def memorization_and_audit(plan, data, samples, seeds=None, errors=None):
+    """Per-sample memorization of the plan's architecture and the audit of the study's runs of it (``errors``:
+    the plan's reference errors, :meth:`ReferencePlan.load`'s, when already read).
 
     Returns
     -------
@@ -267,7 +269,7 @@ def memorization_and_audit(plan, data, samples, seeds=None):
     agreement : dict
         ``run, n_references, split_half_spearman, predicted_spearman`` (two independent full sets).
     """
-    errors = plan.load()
+    errors = plan.load() if errors is None else errors
     run = plan.spec.run
     scores = memorization_from_references(errors, plan.masks)
     in_train = np.isin(plan.pool, data.train)
@@ -312,9 +314,11 @@ def _target_errors(plan, samples, seeds=None):
         return None
     runs = sorted(r for r in samples["run"].unique() if RunSpec.from_run(r).architecture == plan.spec.architecture
                   and (seeds is None or RunSpec.from_run(r).seed in seeds))
+    ours = samples[samples["run"].isin(runs) & samples["split"].isin(["train", "test"])]  # the big table, once
+    by_run = dict(tuple(ours.groupby("run", sort=False)))
     rows = []
     for run in runs:
-        mine = samples[(samples["run"] == run) & samples["split"].isin(["train", "test"])]
+        mine = by_run.get(run, ours.iloc[:0])
         errors = pd.Series(mine["error"].to_numpy(), index=mine["sample"].to_numpy())
         if not np.isin(plan.pool, errors.index).all():
             continue
