@@ -12,6 +12,8 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+import torch
+from threadpoolctl import threadpool_limits
 
 from autoenc import load
 from autoenc._safe_read import regular_file
@@ -105,7 +107,7 @@ def run_here(tasks, n_jobs=None):
     if n_jobs <= 1:
         return run_tasks(tasks, 1)
     with one_thread(), ThreadPoolExecutor(n_jobs, thread_name_prefix="autoenc-finish") as pool:
-        futures = {pool.submit(task.fn, *task.args): task for task in tasks}
+        futures = {pool.submit(_alone, task): task for task in tasks}
         try:
             for future in as_completed(futures):
                 futures[future].on_done(future.result())
@@ -113,6 +115,15 @@ def run_here(tasks, n_jobs=None):
             for future in futures:
                 future.cancel()
             raise
+
+
+def _alone(task):
+    """A task on a thread of the pool, on one thread of its own: OpenMP and MKL keep their thread counts per thread,
+    and a new thread starts with every core (torch's matrix products would use them all), whatever this process
+    set."""
+    torch.set_num_threads(1)  # this thread's OpenMP and MKL; the process-wide count is one already (one_thread)
+    with threadpool_limits(1):
+        return task.fn(*task.args)
 
 
 def _landscape_tasks(folder, data, config, runs, n_samples=50):

@@ -79,12 +79,20 @@ def _runs(results):
     return ok.drop_duplicates("run").reset_index(drop=True)
 
 
-def _pca_partner(runs, row):
-    same = runs[(runs["model"] == "pca") & (runs["bottleneck"] == row["bottleneck"])]
-    if "seed" in runs.columns and same["seed"].notna().any() and pd.notna(row.get("seed")):
-        seeded = same[same["seed"] == row["seed"]]
-        same = seeded if len(seeded) else same
-    return same["run"].iloc[0] if len(same) else None
+def _pca_runs(runs):
+    """``(run, bottleneck, seed)`` of every PCA run, for :func:`_pca_partner`."""
+    pca = runs[runs["model"] == "pca"]
+    seeds = pca["seed"] if "seed" in runs.columns else [np.nan] * len(pca)
+    return list(zip(pca["run"], pca["bottleneck"], seeds))
+
+
+def _pca_partner(pcas, row):
+    """The first PCA run (of :func:`_pca_runs`) at the row's bottleneck, of the row's seed where PCA runs have
+    seeds and one matches."""
+    same = [p for p in pcas if p[1] == row["bottleneck"]]
+    if any(pd.notna(p[2]) for p in same) and pd.notna(row.get("seed")):
+        same = [p for p in same if p[2] == row["seed"]] or same
+    return same[0][0] if same else None
 
 
 ID_SAMPLES = 2000  # unseen samples the intrinsic dimensions use at most (MLE's neighbour search grows as n^2)
@@ -182,13 +190,13 @@ def _rows(folder, data, results, runs):
     groups = runs.assign(hidden=runs["hidden"].map(format_hidden)).groupby(keys, dropna=False)
     partners = {run: [r for r in group["run"] if r != run] for _, group in groups for run in group["run"]}
     test_rows = results[results["split"] == "test"].drop_duplicates("run").set_index("run")
-    rows = {}
+    pcas, rows = _pca_runs(runs), {}
     for _, row in runs.iterrows():
         run, (Z_train, Z_test) = row["run"], codes[row["run"]]
         entry = {c: row.get(c) for c in ("run", "model", "bottleneck", "hidden", "seed", "n_params")}
         entry["hidden"] = format_hidden(entry["hidden"])
         entry["n_samples"] = len(Z_test)
-        pca = _pca_partner(runs, row) if row["model"] != "pca" else None
+        pca = _pca_partner(pcas, row) if row["model"] != "pca" else None
         if pca is not None:
             mine, scores = unseen(run), unseen(pca)
             entry.update(cka_pca=linear_cka(mine, scores), cca_pca=cca_similarity(mine, scores),

@@ -124,3 +124,18 @@ def test_finish_tasks_can_go_to_worker_processes(wider, tmp_path):
     assert {"_landscape", "_embeddings", "_reconstructions", "path_arrays"} <= set(names)
     for task in tasks:
         pickle.loads(pickle.dumps((task.fn, task.args)))  # what a local worker would be sent
+
+
+def test_each_autoencoder_is_compared_with_pca_at_its_bottleneck_and_of_its_seed():
+    from analysis.study.latent_table import _pca_partner, _pca_runs
+
+    nan = float("nan")
+    runs = pd.DataFrame({"run": ["pca-k2", "pca-k4", "ae-k2-s0", "ae-k8-s0"], "model": ["pca", "pca", "ae", "ae"],
+                         "bottleneck": [2, 4, 2, 8], "seed": [nan, nan, 0.0, 0.0]})
+    pcas = _pca_runs(runs)
+    assert [_pca_partner(pcas, row) for _, row in runs.iloc[2:].iterrows()] == ["pca-k2", None]
+    seeded = pd.DataFrame({"run": ["pca-k2-s0", "pca-k2-s1", "ae-k2-s1", "ae-k2-s2"], "bottleneck": [2, 2, 2, 2],
+                           "model": ["pca", "pca", "ae", "ae"], "seed": [0.0, 1.0, 1.0, 2.0]})  # data seeds
+    pcas = _pca_runs(seeded)
+    assert [_pca_partner(pcas, row) for _, row in seeded.iloc[2:].iterrows()] == ["pca-k2-s1", "pca-k2-s0"]
+    assert _pca_partner(_pca_runs(runs.drop(columns="seed")), runs.iloc[2]) == "pca-k2"
