@@ -17,6 +17,7 @@ from torch.func import functional_call
 from autoenc import Autoencoder
 from autoenc.validation import check_array, check_columns, check_int, check_positive_float
 
+from ._jacobian import func_jacobian, mlp_layers, stack_jacobian
 from .reconstruction import widest_row
 
 __all__ = ["MARGIN", "attractor_fraction", "attractors", "filter_normalized_direction", "loss_slice"]
@@ -176,109 +177,36 @@ def loss_slice(model, X_seen, X_unseen=None, *, directions=1, steps=21, span=1.0
     return pd.DataFrame(rows, columns=["alpha", "beta"][:directions] + ["split", "loss"])
 
 
-# Layers whose Jacobians :func:`_stack_jacobian` writes by hand: affine maps and elementwise activations.
-_ELEMENTWISE = (torch.nn.ReLU, torch.nn.Tanh, torch.nn.Sigmoid, torch.nn.GELU, torch.nn.ELU, torch.nn.LeakyReLU,
-                torch.nn.SiLU)
-
-
-def _layers(stack):
-    """The layers of a ``Sequential`` of ``Linear`` layers and elementwise activations, else None."""
-    if not isinstance(stack, torch.nn.Sequential):
-        return None
-    layers = list(stack)
-    ok = all(isinstance(m, (torch.nn.Linear, *_ELEMENTWISE)) for m in layers)
-    return layers if ok and any(isinstance(m, torch.nn.Linear) for m in layers) else None
-
-
-def _slopes(layers, x):
-    """The stack's output on ``x`` and, per activation, its elementwise derivative at its input (by autograd, one
-    backward pass each, so that every activation torch has gets its own derivative)."""
-    slopes = []
-    for m in layers:
-        if isinstance(m, torch.nn.Linear):
-            x = m(x)
-            continue
-        with torch.enable_grad():
-            z = x.detach().requires_grad_()
-            y = m(z)
-            (slope,) = torch.autograd.grad(y.sum(), z)  # a scalar: given gradients import sympy (torch 2.13)
-        slopes.append(slope)
-        x = y.detach()
-    return x, slopes
-
-
-def _stack_jacobian(layers, x):
-    """Per row of ``x`` (n, n_in), the Jacobian (n, n_out, n_in) of a stack of linear layers and elementwise
-    activations, and the stack's output.
-
-    Reverse mode with every output's row carried back at once, ``G <- (G * slope) @ W`` from the last layer: the
-    products ``vmap(jacrev(...))`` makes, in its order (the same numbers, measured on the default study's models).
-    Memory: n times n_out times the widest layer.
-    """
-    out, slopes = _slopes(layers, x)
-    J = None
-    for m in reversed(layers):
-        if isinstance(m, torch.nn.Linear):
-            J = m.weight.expand(len(x), -1, -1) if J is None else J @ m.weight
-        else:
-            slope = slopes.pop()
-            J = torch.diag_embed(slope) if J is None else J * slope[:, None, :]
-    return J, out
-
-
 def _spectral_radii(model, X, budget=2**22):
     """Per row, the largest |eigenvalue| of the reconstruction map's Jacobian.
 
     An autoencoder's Jacobian factors through its code: ``J_f(x) = J_dec(z) J_enc(x)`` (d x k times k x d), whose
     nonzero eigenvalues are those of the k x k ``J_enc(x) J_dec(z)`` (Sylvester): a k x k eigenproblem instead of
     a d x d one (0.8 s a row at d = 784). An MLP's Jacobians are written out layer by layer
-    (:func:`_stack_jacobian`, a few batched matrix products; torch.func's first use imports torch._dynamo, most of
-    a second); other modules (convolutions) go through ``torch.func.jacrev``, one row at a time as a batch of one,
+    (:func:`._jacobian.stack_jacobian`, a few batched matrix products; torch.func's first use imports torch._dynamo,
+    most of a second); other modules (convolutions) go through ``torch.func.jacrev``, one row at a time as a batch of one,
     so that modules that reshape their batch see the shape they expect. Both carry k rows back through the encoder
     and d through the decoder (or d through the whole map): the chunks of rows are sized for that.
     """
     n, d = X.shape
     k = getattr(getattr(model, "config", None), "bottleneck", d)
     factored = k < d and hasattr(model, "encode") and hasattr(model, "decode")
-    stacks = [_layers(getattr(model, name, None)) for name in ("encoder", "decoder")]
+    stacks = [mlp_layers(getattr(model, name, None)) for name in ("encoder", "decoder")]
     widest = widest_row(model, d, X.dtype, X.device)
     chunk = max(1, budget // ((k + d if factored else 2 * d) * widest))
     if isinstance(model, Autoencoder) and None not in stacks:
         def jacobian(x):
             if not factored:
-                return _stack_jacobian(stacks[0] + stacks[1], x)[0]
-            enc, z = _stack_jacobian(stacks[0], x)
-            return torch.bmm(enc, _stack_jacobian(stacks[1], z)[0])
+                return stack_jacobian(stacks[0] + stacks[1], x)[0]
+            enc, z = stack_jacobian(stacks[0], x)
+            return torch.bmm(enc, stack_jacobian(stacks[1], z)[0])
     else:
-        jacobian = _func_jacobian(model, factored)
+        jacobian = func_jacobian(model, factored)
     out = []
     with torch.no_grad():
         for s in range(0, n, chunk):
             out.append(torch.linalg.eigvals(jacobian(X[s : s + chunk])).abs().amax(dim=1))
     return torch.cat(out).cpu().numpy().astype(np.float64)
-
-
-def _func_jacobian(model, factored):
-    """Per-row Jacobians through ``torch.func`` (any module): ``J_enc J_dec`` (n, k, k) or ``J_f`` (n, d, d)."""
-    from torch.func import jacrev, vmap
-
-    if factored:
-        enc = vmap(jacrev(lambda x: model.encode(x[None])[0]))
-        dec = vmap(jacrev(lambda z: model.decode(z[None])[0]))
-
-        def jacobian(x):
-            with torch.enable_grad():
-                z = model.encode(x)
-                return torch.bmm(enc(x), dec(z.detach())).detach()
-
-        return jacobian
-    full = vmap(jacrev(lambda x: model(x[None])[0]))
-
-    def jacobian(x):
-        with torch.enable_grad():
-            return full(x).detach()
-
-    return jacobian
 
 
 def attractors(model, X, *, n_iter=100, perturbation=0.1, tol=0.05, margin=MARGIN, seed=0, reference=None):

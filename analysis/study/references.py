@@ -132,7 +132,7 @@ def audit_tasks(folder, plans, data, samples, config):
     audit); the files are written once the last is back, in the order of ``plans``.
 
     The targets' errors are taken from ``samples`` here, so the tasks share no table and may run anywhere, at the
-    same time (threads of this process: ``finish.run_here(audit_tasks(...) + finish_tasks(...))``).
+    same time (threads of this process: ``finish.run_in_threads(audit_tasks(...) + finish_tasks(...))``).
     """
     folder, outputs = Path(folder), {}
 

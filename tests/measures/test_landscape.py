@@ -255,7 +255,8 @@ def test_hand_written_jacobians_equal_torch_funcs(activation, hidden):
     """The layer-by-layer Jacobians of an MLP's encoder, decoder and whole map are torch.func's, to 1e-10."""
     from torch.func import vmap
 
-    from analysis.measures.landscape import _layers, _spectral_radii, _stack_jacobian
+    from analysis.measures._jacobian import mlp_layers, stack_jacobian
+    from analysis.measures.landscape import _spectral_radii
 
     model = Autoencoder(ModelConfig(7, 3, hidden, activation=activation), dtype=torch.float64).eval()
     model.reset_parameters(torch.Generator().manual_seed(1))
@@ -266,7 +267,7 @@ def test_hand_written_jacobians_equal_torch_funcs(activation, hidden):
     Z = model.encode(X).detach()
     for stack, inputs, f in ((model.encoder, X, model.encode), (model.decoder, Z, model.decode),
                              (torch.nn.Sequential(*model.encoder, *model.decoder), X, model)):
-        J, out = _stack_jacobian(_layers(stack), inputs)
+        J, out = stack_jacobian(mlp_layers(stack), inputs)
         expected = vmap(jacrev(lambda x, f=f: f(x[None])[0]))(inputs).detach()
         torch.testing.assert_close(J, expected, rtol=0, atol=1e-10)
         torch.testing.assert_close(out, f(inputs).detach(), rtol=0, atol=0)
@@ -283,6 +284,7 @@ def test_spectral_radii_of_an_mlp_equal_torch_funcs_bit_for_bit_and_skip_dynamo(
     code = """
 import sys, numpy as np, torch
 from analysis.measures import landscape
+from analysis.measures._jacobian import func_jacobian
 from autoenc import Autoencoder, ModelConfig
 torch.manual_seed(0)
 model = Autoencoder(ModelConfig(64, 8, (256,))).eval()
@@ -290,7 +292,7 @@ X = torch.as_tensor(np.random.default_rng(0).random((50, 64)), dtype=torch.float
 hand = landscape._spectral_radii(model, X)
 loaded = 'torch._dynamo' in sys.modules
 with torch.no_grad():
-    func = torch.linalg.eigvals(landscape._func_jacobian(model, True)(X)).abs().amax(1).numpy()
+    func = torch.linalg.eigvals(func_jacobian(model, True)(X)).abs().amax(1).numpy()
 print(loaded, np.array_equal(hand, func.astype(np.float64)), hand.min() > 1e-3)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from tiny_study import study, tiny
 
-from analysis.study.finish import run_here
+from analysis.study.finish import run_in_threads
 from analysis.study.prepare import prepare_data
 from analysis.study.references import (audit_tasks, early_references, late_references, plan_references,
                                        write_memorization_and_audit)
@@ -45,6 +45,6 @@ def test_the_audits_tasks_write_the_studys_own_files(audited, tmp_path, how):
     if how == "serial":
         write_memorization_and_audit(copy, plans, data, samples, config)
     else:
-        run_here(audit_tasks(copy, plans, data, samples, config), 2)
+        run_in_threads(audit_tasks(copy, plans, data, samples, config), 2)
     for name in WRITTEN[:4]:
         assert (copy / name).read_bytes() == (folder / name).read_bytes(), name
