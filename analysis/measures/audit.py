@@ -197,7 +197,7 @@ def _thin(fps, tps, n_neg, n_pos, n_points):
 
 
 def membership_audit(target_errors, is_member, ref_errors, ref_masks, *, attacks=ATTACKS, fprs=(0.001, 0.01, 0.1),
-                     confidence=0.95, n_roc_points=200):
+                     confidence=0.95, n_roc_points=200, warn_unresolved=True):
     """Audit target models: each attack's AUC and TPR at fixed FPRs with exact intervals, and ROC points.
 
     Parameters
@@ -217,6 +217,9 @@ def membership_audit(target_errors, is_member, ref_errors, ref_masks, *, attacks
         Of the Clopper-Pearson intervals of the TPRs.
     n_roc_points : int, default 200
         Log-spaced FPRs at which each ROC is kept.
+    warn_unresolved : bool, default True
+        Warn when an FPR cannot be resolved (``fpr_resolved`` says it either way); False, e.g. where the caller
+        reports it itself, without touching the process-wide warning filters (threads may share them).
 
     Returns
     -------
@@ -225,7 +228,7 @@ def membership_audit(target_errors, is_member, ref_errors, ref_masks, *, attacks
         best ROC point's FPR at or below it), ``tpr``, ``tpr_ci_low``, ``tpr_ci_high`` (Clopper-Pearson over the
         members), ``n_true_positives``, ``n_false_positives``, ``n_members``, ``n_nonmembers``, ``n_targets``,
         ``n_references``, ``fpr_resolved`` (False when ``n_nonmembers < 1 / fpr``: no threshold can reach that
-        FPR except zero false positives; also warned).
+        FPR except zero false positives; also warned, with ``warn_unresolved``).
     roc : DataFrame
         ``attack``, ``fpr``, ``tpr``: points of each empirical ROC at log-spaced FPRs, from FPR 0 and
         ``1 / n_nonmembers`` (the low end, kept) to 1.
@@ -260,7 +263,7 @@ def membership_audit(target_errors, is_member, ref_errors, ref_masks, *, attacks
     scores = _scores(e, ref_errors, ref_masks, attacks, ~member)  # checks the rest
     n_refs = int(np.isfinite(np.asarray(ref_errors, dtype=np.float64)).all(axis=1).sum())
     unresolved = [f for f in fprs if n_neg * f < 1 - 1e-9]
-    if unresolved:
+    if unresolved and warn_unresolved:
         warnings.warn(f"only {n_neg} non-members: FPR(s) {unresolved} need at least {int(np.ceil(1 / min(unresolved)))}"
                       " to be resolved; pool more targets or a larger pool", UserWarning, stacklevel=2)
     labels = member.ravel()

@@ -12,10 +12,12 @@ import numbers
 import numpy as np
 import pandas as pd
 import torch
-from torch.func import functional_call, jacrev, vmap
+from torch.func import functional_call
 
+from autoenc import Autoencoder
 from autoenc.validation import check_array, check_columns, check_int, check_positive_float
 
+from ._jacobian import func_jacobian, mlp_layers, stack_jacobian
 from .reconstruction import widest_row
 
 __all__ = ["MARGIN", "attractor_fraction", "attractors", "filter_normalized_direction", "loss_slice"]
@@ -179,31 +181,31 @@ def _spectral_radii(model, X, budget=2**22):
     """Per row, the largest |eigenvalue| of the reconstruction map's Jacobian.
 
     An autoencoder's Jacobian factors through its code: ``J_f(x) = J_dec(z) J_enc(x)`` (d x k times k x d), whose
-    nonzero eigenvalues are those of the k x k ``J_enc(x) J_dec(z)`` (Sylvester): k backward and k forward passes
-    and a k x k eigenproblem instead of d passes and a d x d one (0.8 s a row at d = 784). Other modules: the full
-    Jacobian. One row at a time as a batch of one, so that modules that reshape their batch (convolutions) see the
-    shape they expect.
+    nonzero eigenvalues are those of the k x k ``J_enc(x) J_dec(z)`` (Sylvester): a k x k eigenproblem instead of
+    a d x d one (0.8 s a row at d = 784). An MLP's Jacobians are written out layer by layer
+    (:func:`._jacobian.stack_jacobian`, a few batched matrix products; torch.func's first use imports torch._dynamo,
+    most of a second); other modules (convolutions) go through ``torch.func.jacrev``, one row at a time as a batch of one,
+    so that modules that reshape their batch see the shape they expect. Both carry k rows back through the encoder
+    and d through the decoder (or d through the whole map): the chunks of rows are sized for that.
     """
     n, d = X.shape
     k = getattr(getattr(model, "config", None), "bottleneck", d)
     factored = k < d and hasattr(model, "encode") and hasattr(model, "decode")
-    if factored:
-        enc = vmap(jacrev(lambda x: model.encode(x[None])[0]))
-        dec = vmap(jacrev(lambda z: model.decode(z[None])[0]))
+    stacks = [mlp_layers(getattr(model, name, None)) for name in ("encoder", "decoder")]
+    widest = widest_row(model, d, X.dtype, X.device)
+    chunk = max(1, budget // ((k + d if factored else 2 * d) * widest))
+    if isinstance(model, Autoencoder) and None not in stacks:
+        def jacobian(x):
+            if not factored:
+                return stack_jacobian(stacks[0] + stacks[1], x)[0]
+            enc, z = stack_jacobian(stacks[0], x)
+            return torch.bmm(enc, stack_jacobian(stacks[1], z)[0])
     else:
-        jacobian = vmap(jacrev(lambda x: model(x[None])[0]))
-    widest = widest_row(model, d, X.dtype, X.device)  # each row carries k (or d) cotangents through every layer
-    chunk = max(1, budget // (4 * k * widest if factored else 2 * d * widest))
+        jacobian = func_jacobian(model, factored)
     out = []
-    for s in range(0, n, chunk):
-        x = X[s : s + chunk]
-        if factored:
-            with torch.no_grad():
-                z = model.encode(x)
-            J = torch.bmm(enc(x), dec(z)).detach()
-        else:
-            J = jacobian(x).detach()
-        out.append(torch.linalg.eigvals(J).abs().amax(dim=1))
+    with torch.no_grad():
+        for s in range(0, n, chunk):
+            out.append(torch.linalg.eigvals(jacobian(X[s : s + chunk])).abs().amax(dim=1))
     return torch.cat(out).cpu().numpy().astype(np.float64)
 
 
@@ -211,8 +213,9 @@ def attractors(model, X, *, n_iter=100, perturbation=0.1, tol=0.05, margin=MARGI
     """Per sample: the spectral radius of the reconstruction map's Jacobian, and whether iterating contracts back.
 
     For the map ``f`` (the model) and each sample ``x``: ``spectral_radius`` = max |eigenvalue| of ``J_f(x)``
-    (exact, ``torch.func.jacrev`` then ``torch.linalg.eigvals``, of the k x k product of the encoder's and the
-    decoder's Jacobians for an autoencoder: cost n k^3, not n d^3); ``fixed_point_error`` = ``||f(x) - x||``;
+    (exact: reverse-mode Jacobians, written out layer by layer for an MLP and through ``torch.func.jacrev`` for
+    other modules, then ``torch.linalg.eigvals`` of the k x k product of the encoder's and the decoder's Jacobians
+    for an autoencoder: cost n k^3, not n d^3); ``fixed_point_error`` = ``||f(x) - x||``;
     ``distance_first`` = ``||f(x + delta) - x||`` and ``distance`` = ``||f^n_iter(x + delta) - x||``, with
     ``delta`` a Gaussian direction of norm ``perturbation``; ``returns`` = ``distance < tol``.
 

@@ -1,9 +1,10 @@
 """How alike two codes are, what a code gives away about membership, and how many dimensions it really uses.
 
 Linear CKA and mean squared canonical correlation between two sets of codes of the same samples (a model's and
-PCA's scores, or two seeds'), their level under independence (row permutations, and its exact mean), principal angles between
-subspaces, latent membership (distance to the nearest training code, seen against unseen) and intrinsic
-dimension (TwoNN and MLE through scikit-dimension). Arrays in, numbers out; nothing here reads or writes files.
+PCA's scores, or two seeds'), their level under independence (row permutations, and its exact mean), principal angles
+between subspaces, latent membership (distance to the nearest training code, seen against unseen) and intrinsic
+dimension (TwoNN and MLE, as scikit-dimension computes them). Arrays in, numbers out; nothing here reads or writes
+files.
 """
 from __future__ import annotations
 
@@ -13,23 +14,71 @@ from sklearn.neighbors import NearestNeighbors
 
 from autoenc.validation import check_array, check_int
 
+from ._intrinsic import mle, twonn
 from .intervals import auc_interval, delong_auc
 
-__all__ = ["ID_METHODS", "MEASURES", "cca_similarity", "intrinsic_dimension", "latent_membership", "linear_cka",
-           "nearest_code_distances", "null_level", "permutation_null", "principal_angles"]
+__all__ = ["ID_METHODS", "MEASURES", "CenteredCodes", "cca_similarity", "intrinsic_dimension", "latent_membership",
+           "linear_cka", "nearest_code_distances", "null_level", "permutation_null", "principal_angles"]
 
 MEASURES = ("cka", "cca")
 ID_METHODS = ("twonn", "mle")
 RANK_RTOL = 1e-6  # singular values below this share of the largest are rank deficiency (dead units), not signal
 
 
+class CenteredCodes:
+    """Codes checked, in float64 and column-centered once, for many comparisons of the same samples.
+
+    :func:`linear_cka`, :func:`cca_similarity`, :func:`null_level` and :func:`permutation_null` take one in place
+    of an array, with the same result; its Gram norm and its bases (:func:`cca_similarity`'s) are computed on first
+    use and kept, so comparing one code with many others prepares it once.
+
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, p)
+        At least 3 samples.
+    name : str, default "Z"
+        The argument's name in error messages.
+
+    Examples
+    --------
+    >>> Z = np.random.default_rng(0).standard_normal((50, 3))
+    >>> codes = CenteredCodes(Z)
+    >>> linear_cka(codes, 2 * Z) == linear_cka(Z, 2 * Z)
+    True
+    """
+
+    def __init__(self, Z, name="Z"):
+        Z = check_array(Z, name, min_samples=3).astype(np.float64)
+        self.values = Z - Z.mean(axis=0)
+        self._gram_norm, self._bases = None, {}
+
+    @property
+    def shape(self):
+        return self.values.shape
+
+    def __len__(self):
+        return len(self.values)
+
+    def gram_norm(self):
+        """``||Z^T Z||_F`` of the centered codes."""
+        if self._gram_norm is None:
+            self._gram_norm = np.linalg.norm(self.values.T @ self.values)
+        return self._gram_norm
+
+    def basis(self, rtol=RANK_RTOL):
+        """An orthonormal basis of the centered codes' column space (:func:`cca_similarity`'s)."""
+        if rtol not in self._bases:
+            self._bases[rtol] = _basis(self.values, rtol)
+        return self._bases[rtol]
+
+
 def _pair(A, B, a_name="A", b_name="B"):
-    A = check_array(A, a_name, min_samples=3).astype(np.float64)
-    B = check_array(B, b_name, min_samples=3).astype(np.float64)
+    A = A if isinstance(A, CenteredCodes) else CenteredCodes(A, a_name)
+    B = B if isinstance(B, CenteredCodes) else CenteredCodes(B, b_name)
     if len(A) != len(B):
         raise ValueError(f"{a_name} and {b_name} must hold the same samples (rows), got shapes {A.shape} and "
                          f"{B.shape}")
-    return A - A.mean(axis=0), B - B.mean(axis=0)
+    return A, B
 
 
 def linear_cka(A, B):
@@ -41,8 +90,8 @@ def linear_cka(A, B):
 
     Parameters
     ----------
-    A : array-like of shape (n_samples, p)
-    B : array-like of shape (n_samples, q)
+    A : array-like of shape (n_samples, p), or CenteredCodes
+    B : array-like of shape (n_samples, q), or CenteredCodes
         The same samples, in the same order; at least 3.
 
     Returns
@@ -58,10 +107,10 @@ def linear_cka(A, B):
     1.0
     """
     A, B = _pair(A, B)
-    denominator = np.linalg.norm(A.T @ A) * np.linalg.norm(B.T @ B)
+    denominator = A.gram_norm() * B.gram_norm()
     if denominator == 0:
         return float("nan")
-    return float(np.linalg.norm(B.T @ A) ** 2 / denominator)
+    return float(np.linalg.norm(B.values.T @ A.values) ** 2 / denominator)
 
 
 def _basis(M, rtol):
@@ -83,8 +132,8 @@ def cca_similarity(A, B, *, rtol=RANK_RTOL):
 
     Parameters
     ----------
-    A : array-like of shape (n_samples, p)
-    B : array-like of shape (n_samples, q)
+    A : array-like of shape (n_samples, p), or CenteredCodes
+    B : array-like of shape (n_samples, q), or CenteredCodes
         The same samples, in the same order; at least 3.
     rtol : float, default 1e-6
         Relative singular-value threshold of the rank, in [0, 1).
@@ -104,7 +153,7 @@ def cca_similarity(A, B, *, rtol=RANK_RTOL):
     A, B = _pair(A, B)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < 1:
         raise ValueError(f"rtol must be a number in [0, 1), got {rtol!r}")
-    return _cca(_basis(A, rtol), _basis(B, rtol))
+    return _cca(A.basis(rtol), B.basis(rtol))
 
 
 def _cca(Ua, Ub):
@@ -119,8 +168,8 @@ def permutation_null(A, B, *, measure="cka", n_permutations=20, seed=0):
 
     Parameters
     ----------
-    A : array-like of shape (n_samples, p)
-    B : array-like of shape (n_samples, q)
+    A : array-like of shape (n_samples, p), or CenteredCodes
+    B : array-like of shape (n_samples, q), or CenteredCodes
     measure : {"cka", "cca"}, default "cka"
         :func:`linear_cka` or :func:`cca_similarity`.
     n_permutations : int, default 20
@@ -146,8 +195,8 @@ def permutation_null(A, B, *, measure="cka", n_permutations=20, seed=0):
     rng = np.random.default_rng(seed)
     orders = [rng.permutation(len(B)) for _ in range(n_permutations)]
     if measure == "cka":
-        return np.array([linear_cka(A, B[order]) for order in orders])
-    Ua, Ub = _basis(A, RANK_RTOL), _basis(B, RANK_RTOL)  # a basis of the shuffled code is the shuffled basis
+        return np.array([linear_cka(A.values, B.values[order]) for order in orders])
+    Ua, Ub = A.basis(), B.basis()  # a basis of the shuffled code is the shuffled basis
     return np.array([_cca(Ua, Ub[order]) for order in orders])
 
 
@@ -161,8 +210,8 @@ def null_level(A, B, *, measure="cka"):
 
     Parameters
     ----------
-    A : array-like of shape (n_samples, p)
-    B : array-like of shape (n_samples, q)
+    A : array-like of shape (n_samples, p), or CenteredCodes
+    B : array-like of shape (n_samples, q), or CenteredCodes
     measure : {"cka", "cca"}, default "cka"
 
     Returns
@@ -182,12 +231,12 @@ def null_level(A, B, *, measure="cka"):
     A, B = _pair(A, B)
     n = len(A)
     if measure == "cca":
-        ra, rb = _basis(A, RANK_RTOL).shape[1], _basis(B, RANK_RTOL).shape[1]
+        ra, rb = A.basis().shape[1], B.basis().shape[1]
         return float("nan") if min(ra, rb) == 0 else max(ra, rb) / (n - 1)
-    denominator = np.linalg.norm(A.T @ A) * np.linalg.norm(B.T @ B)
+    denominator = A.gram_norm() * B.gram_norm()
     if denominator == 0:
         return float("nan")
-    return float(np.sum(A ** 2) * np.sum(B ** 2) / ((n - 1) * denominator))
+    return float(np.sum(A.values ** 2) * np.sum(B.values ** 2) / ((n - 1) * denominator))
 
 
 def principal_angles(A, B):
@@ -285,17 +334,20 @@ def latent_membership(Z_train, Z_test, *, confidence=0.95):
 
 
 def intrinsic_dimension(X, *, method="twonn"):
-    """The intrinsic dimension of a point cloud through scikit-dimension (imported here, on first use).
+    """The intrinsic dimension of a point cloud, as scikit-dimension (``skdim.id``, 0.5) computes it.
 
-    ``twonn``: the two-nearest-neighbour estimator (Facco et al. 2017, ``skdim.id.TwoNN``, its defaults: the
-    largest 10% of distance ratios discarded); ``mle``: Levina and Bickel's maximum likelihood estimator
-    (``skdim.id.MLE``, its defaults). Duplicate rows are dropped first (a zero distance leaves the ratio
-    undefined). Noise of full dimension raises any estimate: measure the clean signal where it is known.
+    ``twonn``: the two-nearest-neighbour estimator (Facco et al. 2017, ``skdim.id.TwoNN()``: the largest 10% of
+    distance ratios discarded, the line through the origin fitted by least squares); ``mle``: Levina and Bickel's
+    maximum likelihood estimator (``skdim.id.MLE()``: 20 neighbours, the pointwise estimates combined by their
+    harmonic mean). The same neighbour searches and arithmetic as scikit-dimension, so the same numbers, without
+    importing it (its import pulls in numba and matplotlib: most of a second). Duplicate rows are dropped first (a
+    zero distance leaves the ratio undefined). Noise of full dimension raises any estimate: measure the clean
+    signal where it is known.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        At least 10 distinct rows.
+        At least 10 distinct rows and 2 features.
     method : {"twonn", "mle"}, default "twonn"
 
     Returns
@@ -314,7 +366,6 @@ def intrinsic_dimension(X, *, method="twonn"):
     X = np.unique(X, axis=0)
     if len(X) < 10:
         raise ValueError(f"X must hold at least 10 distinct rows for an intrinsic dimension, got {len(X)}")
-    import skdim  # lazily: it imports numba and matplotlib
-
-    estimator = skdim.id.TwoNN() if method == "twonn" else skdim.id.MLE()
-    return float(estimator.fit(X).dimension_)
+    if X.shape[1] < 2:
+        raise ValueError(f"X must have at least 2 features for an intrinsic dimension, got shape {X.shape}")
+    return float(twonn(X) if method == "twonn" else mle(X))

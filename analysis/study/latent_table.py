@@ -12,12 +12,13 @@ from threadpoolctl import threadpool_limits
 
 from autoenc import encode, load
 
-from ..measures.similarity import (cca_similarity, intrinsic_dimension, latent_membership, linear_cka,
-                                   null_level, principal_angles)
+from ..measures.similarity import (CenteredCodes, cca_similarity, intrinsic_dimension, latent_membership,
+                                   linear_cka, null_level, principal_angles)
+from ._parallel import Task
 from .runspec import format_hidden
 from .store import write_csv, write_npz
 
-__all__ = ["LATENT_COLUMNS", "latent_table", "write_latent", "write_paths"]
+__all__ = ["LATENT_COLUMNS", "latent_table", "latent_tasks", "path_arrays", "write_latent", "write_paths"]
 
 # latent.csv, one row per successful run (autoencoders and PCA), every measure on the unseen (test) split.
 LATENT_COLUMNS = {
@@ -78,12 +79,20 @@ def _runs(results):
     return ok.drop_duplicates("run").reset_index(drop=True)
 
 
-def _pca_partner(runs, row):
-    same = runs[(runs["model"] == "pca") & (runs["bottleneck"] == row["bottleneck"])]
-    if "seed" in runs.columns and same["seed"].notna().any() and pd.notna(row.get("seed")):
-        seeded = same[same["seed"] == row["seed"]]
-        same = seeded if len(seeded) else same
-    return same["run"].iloc[0] if len(same) else None
+def _pca_runs(runs):
+    """``(run, bottleneck, seed)`` of every PCA run, for :func:`_pca_partner`."""
+    pca = runs[runs["model"] == "pca"]
+    seeds = pca["seed"] if "seed" in runs.columns else [np.nan] * len(pca)
+    return list(zip(pca["run"], pca["bottleneck"], seeds))
+
+
+def _pca_partner(pcas, row):
+    """The first PCA run (of :func:`_pca_runs`) at the row's bottleneck, of the row's seed where PCA runs have
+    seeds and one matches."""
+    same = [p for p in pcas if p[1] == row["bottleneck"]]
+    if any(pd.notna(p[2]) for p in same) and pd.notna(row.get("seed")):
+        same = [p for p in same if p[2] == row["seed"]] or same
+    return same[0][0] if same else None
 
 
 ID_SAMPLES = 2000  # unseen samples the intrinsic dimensions use at most (MLE's neighbour search grows as n^2)
@@ -111,52 +120,102 @@ def latent_table(folder, data, results):
     DataFrame
         One row per run, columns :data:`LATENT_COLUMNS`.
     """
-    with threadpool_limits(1):  # many small problems: extra BLAS and OpenMP threads only fight on a busy machine
-        return _latent_table(folder, data, results)
+    tasks, table = latent_tasks(folder, data, results, lambda frame: None)
+    for task in tasks:
+        task.on_done(task.fn(*task.args))
+    return table()
 
 
-def _latent_table(folder, data, results):
+def latent_tasks(folder, data, results, on_table):
+    """:func:`latent_table` in independent parts: one :class:`Task` per bottleneck (its runs, PCA's among them, are
+    all a row compares with) and one for the data's own intrinsic dimensions.
+
+    Each part computes alone (anywhere: it reads the models from ``folder``); ``on_table(frame)`` is called with
+    the whole table once the last part is back, whatever their order. Also returns a function giving that table.
+    """
     runs = _runs(results)
+    results = results[results["run"].isin(runs["run"])]
+    parts = {}
+
+    def done(key):
+        def record(output):
+            parts[key] = output
+            if len(parts) == len(tasks):
+                on_table(table())
+        return record
+
+    def table():
+        ids = parts["data"]
+        rows = {run: entry for key, rows in parts.items() if key != "data" for run, entry in rows.items()}
+        return pd.DataFrame([{**rows[run], "data_intrinsic_dim": ids[0], "data_intrinsic_dim_mle": ids[1]}
+                             for run in runs["run"]], columns=list(LATENT_COLUMNS))
+
+    # the widest bottlenecks first: their neighbour searches take longest
+    tasks = [Task(_latent_rows, (folder, data, results[results["run"].isin(group["run"])], group), done(k))
+             for k, group in sorted(runs.groupby("bottleneck", sort=False), key=lambda kv: -kv[0])]
+    tasks.append(Task(_data_dimensions, (data,), done("data")))
+    return tasks, table
+
+
+def _data_dimensions(data):
+    """TwoNN and MLE intrinsic dimensions of the unseen samples' signal (a fixed subset of them)."""
+    with threadpool_limits(1):
+        signal = data.clean[data.test] if data.noisy else data.inputs(data.test)
+        few = signal[_subset(len(signal))]
+        return _safe(intrinsic_dimension, few), _safe(intrinsic_dimension, few, method="mle")
+
+
+def _latent_rows(folder, data, results, runs):
+    """{run: its row of the table but the data's dimensions} for ``runs``, which hold every run their rows compare
+    with (PCA at the same bottleneck, the other seeds of the same architecture)."""
+    with threadpool_limits(1):  # many small problems: extra BLAS and OpenMP threads only fight on a busy machine
+        return _rows(folder, data, results, runs)
+
+
+def _rows(folder, data, results, runs):
     X_train, X_test = data.inputs(data.train), data.inputs(data.test)
     few = _subset(len(X_test))  # the intrinsic dimensions: TwoNN and MLE on a few thousand samples at most
-    codes, decoders = {}, {}
+    codes, decoders, centered = {}, {}, {}
     for run in runs["run"]:
         model = load(folder / "models" / run).eval()
         codes[run] = (encode(model, X_train), encode(model, X_test))
         decoders[run] = _decoder_matrix(model)
-    signal = data.clean[data.test] if data.noisy else X_test
-    data_ids = (_safe(intrinsic_dimension, signal[few]), _safe(intrinsic_dimension, signal[few], method="mle"))
+
+    def unseen(run):  # the unseen codes, prepared once for every comparison they are in
+        if run not in centered:
+            centered[run] = CenteredCodes(codes[run][1])
+        return centered[run]
+
     keys = [c for c in ARCHITECTURE if c in runs.columns]
     groups = runs.assign(hidden=runs["hidden"].map(format_hidden)).groupby(keys, dropna=False)
     partners = {run: [r for r in group["run"] if r != run] for _, group in groups for run in group["run"]}
     test_rows = results[results["split"] == "test"].drop_duplicates("run").set_index("run")
-    rows = []
+    pcas, rows = _pca_runs(runs), {}
     for _, row in runs.iterrows():
         run, (Z_train, Z_test) = row["run"], codes[row["run"]]
         entry = {c: row.get(c) for c in ("run", "model", "bottleneck", "hidden", "seed", "n_params")}
         entry["hidden"] = format_hidden(entry["hidden"])
         entry["n_samples"] = len(Z_test)
-        pca = _pca_partner(runs, row) if row["model"] != "pca" else None
+        pca = _pca_partner(pcas, row) if row["model"] != "pca" else None
         if pca is not None:
-            scores = codes[pca][1]
-            entry.update(cka_pca=linear_cka(Z_test, scores), cca_pca=cca_similarity(Z_test, scores),
-                         cka_null=null_level(Z_test, scores), cca_null=null_level(Z_test, scores, measure="cca"))
+            mine, scores = unseen(run), unseen(pca)
+            entry.update(cka_pca=linear_cka(mine, scores), cca_pca=cca_similarity(mine, scores),
+                         cka_null=null_level(mine, scores), cca_null=null_level(mine, scores, measure="cca"))
             if decoders[run] is not None and decoders[pca] is not None:
                 entry["max_angle_pca"] = float(principal_angles(decoders[run], decoders[pca]).max())
         others = partners.get(run, [])
         if others and row["model"] != "pca":
-            entry["cka_seeds"] = float(np.mean([linear_cka(Z_test, codes[o][1]) for o in others]))
-            entry["cca_seeds"] = float(np.mean([cca_similarity(Z_test, codes[o][1]) for o in others]))
+            entry["cka_seeds"] = float(np.mean([linear_cka(unseen(run), unseen(o)) for o in others]))
+            entry["cca_seeds"] = float(np.mean([cca_similarity(unseen(run), unseen(o)) for o in others]))
         auc = _safe(latent_membership, Z_train, Z_test)
         if not np.isscalar(auc):
             entry.update(latent_auc=auc[0], latent_auc_low=auc[1], latent_auc_high=auc[2])
         entry["membership_auc"] = test_rows["membership_auc"].get(run, np.nan) \
             if "membership_auc" in test_rows.columns else np.nan
         entry.update(intrinsic_dim=_safe(intrinsic_dimension, Z_test[few]),
-                     data_intrinsic_dim=data_ids[0], data_intrinsic_dim_mle=data_ids[1],
                      data_signal="clean" if data.noisy else "inputs")
-        rows.append(entry)
-    return pd.DataFrame(rows, columns=list(LATENT_COLUMNS))
+        rows[run] = entry
+    return rows
 
 
 def write_latent(store, data, config, results):
@@ -185,18 +244,23 @@ def _path_pairs(data, n_pairs=3, seed=0):
 
 
 def write_paths(store, data, config, models):
-    """``paths.npz``: for each model (label -> run), the decoded straight line in its code between the codes of
-    pairs of unseen samples; PCA's line is the straight line between the two projections."""
+    """``paths.npz`` (:func:`path_arrays`), written atomically."""
+    write_npz(store.path / "paths.npz", **path_arrays(store.path, data, config, models))
+
+
+def path_arrays(folder, data, config, models):
+    """``paths.npz``'s arrays: for each model (label -> run), the decoded straight line in its code between the codes
+    of pairs of unseen samples; PCA's line is the straight line between the two projections."""
     pairs = _path_pairs(data, seed=config.seed)
     alpha = np.linspace(0, 1, PATH_STEPS)
     arrays = {"pairs": pairs, "alpha": alpha, "image_shape": np.asarray(data.image_shape or (1, data.n_features)),
               "clean": data.clean[pairs]}
     for label, run in models.items():
-        model = load(store.path / "models" / run).eval()
+        model = load(folder / "models" / run).eval()
         Z = encode(model, data.X[pairs.ravel()]).reshape(len(pairs), 2, -1)
         line = (1 - alpha)[None, :, None] * Z[:, :1] + alpha[None, :, None] * Z[:, 1:]  # (pairs, steps, k)
         p = next(model.parameters())
         with torch.no_grad():
             decoded = model.decode(torch.as_tensor(line.reshape(-1, Z.shape[2]), dtype=p.dtype, device=p.device))
         arrays[f"{label}: {run}"] = decoded.cpu().numpy().reshape(len(pairs), PATH_STEPS, -1)
-    write_npz(store.path / "paths.npz", **arrays)
+    return arrays

@@ -27,7 +27,7 @@ from sklearn.decomposition import PCA
 from autoenc import AutoencoderTransformer, training_flops
 from autoenc._safe_read import check_npz
 
-from ._parallel import Task
+from ._parallel import Task, run_tasks
 from ..measures.audit import attack_scores, membership_audit
 from .integrity import array_fingerprint
 from .runspec import Run, RunSpec
@@ -37,7 +37,7 @@ from .provenance import split_fingerprint
 from ..measures.reference import memorization_from_references, plan_reference_tasks, reference_masks, train_references
 from .store import write_npz
 
-__all__ = ["ReferencePlan", "audit_runs", "early_references", "kfold_memorization", "late_references",
+__all__ = ["ReferencePlan", "audit_runs", "audit_tasks", "early_references", "kfold_memorization", "late_references",
            "memorization_and_audit", "plan_references", "reference_tasks",
            "write_memorization_and_audit"]
 
@@ -122,21 +122,56 @@ def late_references(config, results, selection):
 
 def write_memorization_and_audit(folder, plans, data, samples, config):
     """``memorization.csv`` (+ ``memorization.json``: the scores' agreement), ``audit_summary.csv`` and
-    ``audit.csv`` from every complete plan; rebuilt from the committed groups on every run."""
+    ``audit.csv`` from every complete plan; rebuilt from the committed groups on every run (:func:`audit_tasks`,
+    here, one after the other)."""
+    run_tasks(audit_tasks(folder, plans, data, samples, config), 1)
+
+
+def audit_tasks(folder, plans, data, samples, config):
+    """:func:`write_memorization_and_audit`'s work as one :class:`Task` per plan (read its committed groups, score,
+    audit); the files are written once the last is back, in the order of ``plans``.
+
+    The targets' errors are taken from ``samples`` here, so the tasks share no table and may run anywhere, at the
+    same time (threads of this process: ``finish.run_in_threads(audit_tasks(...) + finish_tasks(...))``).
+    """
+    folder, outputs = Path(folder), {}
+
+    def done(i):
+        def record(output):
+            outputs[i] = output
+            if len(outputs) == len(tasks):
+                _write_audit(folder, [outputs[j] for j in range(len(tasks))], data, config)
+        return record
+
+    tasks = []
+    for plan in plans:
+        seeds = [plan.spec.seed] if config.data_seeds else None
+        tasks.append(Task(_plan_outputs, (plan, data, _target_errors(plan, samples, seeds)), done(len(tasks))))
+    return tasks
+
+
+def _plan_outputs(plan, data, targets):
+    """:func:`memorization_and_audit`'s frames for a complete plan, None for an incomplete one, the message of the
+    ValueError that stopped it otherwise."""
+    errors = plan.load()
+    if errors is None:
+        return None
+    try:
+        return plan, _memorization_and_audit(plan, data, errors, targets)
+    except ValueError as exc:  # e.g. every reference model diverged: the rest of the study stands
+        return plan, f"no memorization scores or audit for {plan.spec.architecture}: {exc}"
+
+
+def _write_audit(folder, outputs, data, config):
     from .store import write_csv, write_json
 
-    folder = Path(folder)
     scores, summaries, rocs, agreements = [], [], [], []
-    for plan in plans:
-        if plan.load() is None:
+    for output in filter(None, outputs):
+        plan, frames = output
+        if isinstance(frames, str):
+            warnings.warn(frames, RuntimeWarning, stacklevel=2)
             continue
-        try:
-            memo, summary, roc, agreement = memorization_and_audit(
-                plan, data, samples, seeds=[plan.spec.seed] if config.data_seeds else None)
-        except ValueError as exc:  # e.g. every reference model diverged: the rest of the study stands
-            warnings.warn(f"no memorization scores or audit for {plan.spec.architecture}: {exc}", RuntimeWarning,
-                          stacklevel=2)
-            continue
+        memo, summary, roc, agreement = frames
         scores.append(memo)
         agreements.append(agreement)
         if summary is not None and plan.audited:
@@ -255,8 +290,9 @@ def _split_half_agreement(errors, masks):
     return r, 2 * r / (1 + r) if r > -1 else np.nan
 
 
-def memorization_and_audit(plan, data, samples, seeds=None):
-    """Per-sample memorization of the plan's architecture and the audit of the study's runs of it.
+def memorization_and_audit(plan, data, samples, seeds=None, errors=None):
+    """Per-sample memorization of the plan's architecture and the audit of the study's runs of it (``errors``:
+    the plan's reference errors, :meth:`ReferencePlan.load`'s, when already read).
 
     Returns
     -------
@@ -267,7 +303,11 @@ def memorization_and_audit(plan, data, samples, seeds=None):
     agreement : dict
         ``run, n_references, split_half_spearman, predicted_spearman`` (two independent full sets).
     """
-    errors = plan.load()
+    errors = plan.load() if errors is None else errors
+    return _memorization_and_audit(plan, data, errors, _target_errors(plan, samples, seeds))
+
+
+def _memorization_and_audit(plan, data, errors, targets):
     run = plan.spec.run
     scores = memorization_from_references(errors, plan.masks)
     in_train = np.isin(plan.pool, data.train)
@@ -280,13 +320,11 @@ def memorization_and_audit(plan, data, samples, seeds=None):
     agreement = {"run": run, "n_references": int(len(plan.masks)), "split_half_spearman": r,
                  "predicted_spearman": predicted}
     summary = roc = None
-    targets = _target_errors(plan, samples, seeds)
     if targets is not None:
         target_errors, runs = targets
         is_member = np.broadcast_to(in_train, target_errors.shape)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # unresolvable FPRs are flagged in the frame itself
-            summary, roc = membership_audit(target_errors, is_member, errors, plan.masks)
+        # unresolvable FPRs are flagged in the frame itself; no catch_warnings: tasks may run on threads
+        summary, roc = membership_audit(target_errors, is_member, errors, plan.masks, warn_unresolved=False)
         summary["epsilon_lb"] = summary["attack"].map(_epsilon_bounds(target_errors[0], in_train, errors, plan.masks,
                                                                       delta=1 / len(data.train)))
         summary.insert(0, "run", run)
@@ -312,9 +350,11 @@ def _target_errors(plan, samples, seeds=None):
         return None
     runs = sorted(r for r in samples["run"].unique() if RunSpec.from_run(r).architecture == plan.spec.architecture
                   and (seeds is None or RunSpec.from_run(r).seed in seeds))
+    ours = samples[samples["run"].isin(runs) & samples["split"].isin(["train", "test"])]  # the big table, once
+    by_run = dict(tuple(ours.groupby("run", sort=False)))
     rows = []
     for run in runs:
-        mine = samples[(samples["run"] == run) & samples["split"].isin(["train", "test"])]
+        mine = by_run.get(run, ours.iloc[:0])
         errors = pd.Series(mine["error"].to_numpy(), index=mine["sample"].to_numpy())
         if not np.isin(plan.pool, errors.index).all():
             continue

@@ -1,4 +1,6 @@
 """Membership audit: constructed truths (no leak, total leak, Gaussian signals with a known optimum), outliers."""
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -118,6 +120,11 @@ def test_summary_counts_intervals_and_warning():
     assert roc["fpr"].is_monotonic_increasing and roc["tpr"].is_monotonic_increasing
     assert roc["fpr"].iloc[0] == 0 and roc[["fpr", "tpr"]].iloc[-1].tolist() == [1, 1]
     assert roc["fpr"][roc["fpr"] > 0].min() == pytest.approx(1 / 270)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said in the frame only
+        quiet = membership_audit(target, member, ref, masks, attacks=["loss"], fprs=FPRS, warn_unresolved=False)
+    pd.testing.assert_frame_equal(quiet[0], summary)
+    pd.testing.assert_frame_equal(quiet[1], roc)
 
 
 def test_roc_is_thinned_to_about_n_points():

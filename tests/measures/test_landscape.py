@@ -247,3 +247,53 @@ def test_spectral_radius_through_the_code_equals_the_full_jacobian_s(config):
     full = torch.linalg.eigvals(vmap(jacrev(lambda x: model(x[None])[0]))(X)).abs().amax(1).detach().numpy()
     np.testing.assert_allclose(_spectral_radii(model, X), full, rtol=1e-10)
     assert full.min() > 1e-3  # a real comparison, not two zeros
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "silu"])
+@pytest.mark.parametrize("hidden", [(), (9,), (9, 5)])
+def test_hand_written_jacobians_equal_torch_funcs(activation, hidden):
+    """The layer-by-layer Jacobians of an MLP's encoder, decoder and whole map are torch.func's, to 1e-10."""
+    from torch.func import vmap
+
+    from analysis.measures._jacobian import mlp_layers, stack_jacobian
+    from analysis.measures.landscape import _spectral_radii
+
+    model = Autoencoder(ModelConfig(7, 3, hidden, activation=activation), dtype=torch.float64).eval()
+    model.reset_parameters(torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)  # PyTorch's initialization contracts: a map with radii of order 1 tests more
+    X = torch.as_tensor(np.random.default_rng(2).standard_normal((6, 7)))
+    Z = model.encode(X).detach()
+    for stack, inputs, f in ((model.encoder, X, model.encode), (model.decoder, Z, model.decode),
+                             (torch.nn.Sequential(*model.encoder, *model.decoder), X, model)):
+        J, out = stack_jacobian(mlp_layers(stack), inputs)
+        expected = vmap(jacrev(lambda x, f=f: f(x[None])[0]))(inputs).detach()
+        torch.testing.assert_close(J, expected, rtol=0, atol=1e-10)
+        torch.testing.assert_close(out, f(inputs).detach(), rtol=0, atol=0)
+    full = torch.linalg.eigvals(vmap(jacrev(lambda x: model(x[None])[0]))(X)).abs().amax(1).detach().numpy()
+    np.testing.assert_allclose(_spectral_radii(model, X), full, rtol=1e-10)
+    assert full.max() > 1e-2  # a real comparison, not two zeros
+
+
+def test_spectral_radii_of_an_mlp_equal_torch_funcs_bit_for_bit_and_skip_dynamo():
+    """float32, the study's shapes: the same numbers as vmap(jacrev(...)), without importing torch._dynamo."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, numpy as np, torch
+from analysis.measures import landscape
+from analysis.measures._jacobian import func_jacobian
+from autoenc import Autoencoder, ModelConfig
+torch.manual_seed(0)
+model = Autoencoder(ModelConfig(64, 8, (256,))).eval()
+X = torch.as_tensor(np.random.default_rng(0).random((50, 64)), dtype=torch.float32)
+hand = landscape._spectral_radii(model, X)
+loaded = 'torch._dynamo' in sys.modules
+with torch.no_grad():
+    func = torch.linalg.eigvals(func_jacobian(model, True)(X)).abs().amax(1).numpy()
+print(loaded, np.array_equal(hand, func.astype(np.float64)), hand.min() > 1e-3)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True"], out.stdout + out.stderr

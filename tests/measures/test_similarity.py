@@ -1,13 +1,18 @@
 """analysis.measures.similarity on constructed truths: CKA, canonical similarity, principal angles, latent
 membership and intrinsic dimension."""
+import subprocess
+import sys
+import warnings
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
-from analysis.measures.similarity import (cca_similarity, intrinsic_dimension, latent_membership, linear_cka,
-                                          nearest_code_distances, null_level, permutation_null, principal_angles)
+from analysis.measures.similarity import (CenteredCodes, cca_similarity, intrinsic_dimension, latent_membership,
+                                          linear_cka, nearest_code_distances, null_level, permutation_null,
+                                          principal_angles)
 from autoenc import Autoencoder, ModelConfig, TrainConfig, encode, fit, load_dataset
 
 
@@ -110,6 +115,22 @@ def test_stored_training_codes_give_membership_away(rng):
     assert auc > 0.95 and low > 0.9
 
 
+def test_centered_codes_compare_exactly_as_their_arrays(rng):
+    A = rng.standard_normal((60, 4)).astype(np.float32)
+    B = np.c_[A[:, :2] @ rng.standard_normal((2, 3)), np.zeros(60)] + 1  # rank deficient, off-center
+    a, b = CenteredCodes(A), CenteredCodes(B)
+    for x, y in ((a, b), (A, b), (a, B)):
+        assert linear_cka(x, y) == linear_cka(A, B)
+        assert cca_similarity(x, y) == cca_similarity(A, B)
+        assert cca_similarity(x, y, rtol=0.5) == cca_similarity(A, B, rtol=0.5)
+        for measure in ("cka", "cca"):
+            assert null_level(x, y, measure=measure) == null_level(A, B, measure=measure)
+            np.testing.assert_array_equal(permutation_null(x, y, measure=measure),
+                                          permutation_null(A, B, measure=measure))
+    with pytest.raises(ValueError, match="same samples"):
+        linear_cka(a, CenteredCodes(B[:-1]))
+
+
 # --- intrinsic dimension --------------------------------------------------------------------------------------
 
 def test_twonn_on_the_clean_swiss_roll_gives_two():
@@ -130,6 +151,27 @@ def test_mle_agrees_on_a_flat_square(rng):
     assert intrinsic_dimension(square, method="mle") == pytest.approx(2.0, abs=0.3)
 
 
+@pytest.mark.parametrize("method", ["twonn", "mle"])
+@pytest.mark.parametrize("d", [2, 8, 16, 25, 26, 40])  # scikit-learn's KD tree, its brute force, all distances
+@pytest.mark.parametrize("n", [12, 30, 400])  # below MLE's 20 neighbours too
+def test_intrinsic_dimension_is_scikit_dimensions_to_the_bit(method, d, n):
+    skdim = pytest.importorskip("skdim")
+    rng = np.random.default_rng(d + n)
+    X = rng.standard_normal((n, 3)) @ rng.standard_normal((3, d)) + 0.01 * rng.standard_normal((n, d))
+    X = np.r_[X, X[:2]]  # duplicates are dropped first
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLE with fewer than 21 rows says it uses fewer neighbours
+        expected = (skdim.id.TwoNN() if method == "twonn" else skdim.id.MLE()).fit(np.unique(X, axis=0)).dimension_
+        assert intrinsic_dimension(X, method=method) == float(expected)
+
+
+def test_intrinsic_dimension_imports_no_scikit_dimension():
+    code = ("import sys, numpy as np; from analysis.measures.similarity import intrinsic_dimension; "
+            "X = np.random.default_rng(0).standard_normal((50, 3)); intrinsic_dimension(X); "
+            "intrinsic_dimension(X, method='mle'); print(sorted({'skdim', 'numba'} & set(sys.modules)))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
 # --- bad input ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call, match", [
@@ -143,6 +185,7 @@ def test_mle_agrees_on_a_flat_square(rng):
     (lambda Z: latent_membership(Z[:2], Z), "Z_train"),
     (lambda Z: intrinsic_dimension(Z, method="pca"), "method"),
     (lambda Z: intrinsic_dimension(Z[:5]), "at least 10"),
+    (lambda Z: intrinsic_dimension(Z[:, :1]), "at least 2 features"),
     (lambda Z: linear_cka(np.where(Z > 0, np.nan, Z), Z), "NaN"),
 ])
 def test_bad_input_names_the_argument(rng, call, match):

@@ -59,3 +59,83 @@ def test_a_damaged_or_outdated_latent_csv_is_rebuilt(folder, tmp_path):
         (copy / "latent.csv").write_text(damage)
         assert study(copy, tiny(latent="pca")).trained == 0
         pd.testing.assert_frame_equal(pd.read_csv(copy / "latent.csv", dtype={"run": str}), expected)
+
+
+FINISHED = ("latent.csv", "latent.json", "embeddings.csv", "landscape.csv", "attractors.csv", "paths.npz",
+            "reconstructions.npz")
+
+
+@pytest.fixture(scope="module")
+def wider(tmp_path_factory):
+    """Two bottlenecks, the landscape too: finish has a task per bottleneck and per landscape run."""
+    out = tmp_path_factory.mktemp("finish")
+    config = tiny(latent="pca", landscape=True, bottlenecks=(2, 3), widths=(8, 16))
+    study(out, config)
+    return out, config
+
+
+def _finish_again(folder, config, tmp_path, **kwargs):
+    import json
+    import shutil
+
+    from analysis.study.finish import finish
+    from analysis.study.prepare import prepare_data
+    from analysis.study.store import StudyStore
+
+    copy = shutil.copytree(folder, tmp_path)
+    for name in FINISHED:
+        (copy / name).unlink()
+    store = StudyStore(copy)
+    results = store.tables()[0]
+    finish(store, prepare_data(config), config, results, json.loads((copy / "selection.json").read_text()), **kwargs)
+    return copy
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_finish_on_threads_writes_the_studys_own_numbers(wider, tmp_path, n_jobs):
+    folder, config = wider
+    copy = _finish_again(folder, config, tmp_path / "copy", n_jobs=n_jobs)
+    for name in FINISHED:
+        if name.endswith(".npz"):
+            with np.load(copy / name) as mine, np.load(folder / name) as theirs:
+                assert mine.files == theirs.files and all(np.array_equal(mine[k], theirs[k]) for k in mine.files)
+        else:
+            assert (copy / name).read_bytes() == (folder / name).read_bytes(), name
+
+
+def test_finish_tasks_can_go_to_worker_processes(wider, tmp_path):
+    import json
+    import pickle
+    import shutil
+
+    from analysis.study.finish import finish_tasks
+    from analysis.study.prepare import prepare_data
+    from analysis.study.store import StudyStore
+
+    folder, config = wider
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    for name in FINISHED:
+        (copy / name).unlink()
+    store = StudyStore(copy)
+    tasks = finish_tasks(store, prepare_data(config), config, store.tables()[0],
+                         json.loads((copy / "selection.json").read_text()))
+    names = [task.fn.__name__ for task in tasks]
+    assert names.count("_latent_rows") == 2 and names.count("_data_dimensions") == 1  # a part per bottleneck
+    assert {"_landscape", "_embeddings", "_reconstructions", "path_arrays"} <= set(names)
+    for task in tasks:
+        pickle.loads(pickle.dumps((task.fn, task.args)))  # what a local worker would be sent
+
+
+def test_each_autoencoder_is_compared_with_pca_at_its_bottleneck_and_of_its_seed():
+    from analysis.study.latent_table import _pca_partner, _pca_runs
+
+    nan = float("nan")
+    runs = pd.DataFrame({"run": ["pca-k2", "pca-k4", "ae-k2-s0", "ae-k8-s0"], "model": ["pca", "pca", "ae", "ae"],
+                         "bottleneck": [2, 4, 2, 8], "seed": [nan, nan, 0.0, 0.0]})
+    pcas = _pca_runs(runs)
+    assert [_pca_partner(pcas, row) for _, row in runs.iloc[2:].iterrows()] == ["pca-k2", None]
+    seeded = pd.DataFrame({"run": ["pca-k2-s0", "pca-k2-s1", "ae-k2-s1", "ae-k2-s2"], "bottleneck": [2, 2, 2, 2],
+                           "model": ["pca", "pca", "ae", "ae"], "seed": [0.0, 1.0, 1.0, 2.0]})  # data seeds
+    pcas = _pca_runs(seeded)
+    assert [_pca_partner(pcas, row) for _, row in seeded.iloc[2:].iterrows()] == ["pca-k2-s1", "pca-k2-s0"]
+    assert _pca_partner(_pca_runs(runs.drop(columns="seed")), runs.iloc[2]) == "pca-k2"
