@@ -49,7 +49,8 @@ def _grid_runs(frame):
     """The rows of the grid's runs (the remedies have their own section)."""
     if frame is None or "run" not in frame.columns:
         return frame
-    return frame[[not RunSpec.from_run(r).remedy for r in frame["run"]]]
+    remedy = {run: bool(RunSpec.from_run(run).remedy) for run in frame["run"].unique()}  # each id parsed once
+    return frame[~frame["run"].map(remedy).astype(bool)]
 
 
 def _figure_plan(folder):
@@ -82,9 +83,10 @@ def _figure_plan(folder):
     found = _read_csv(folder / "attractors.csv", dtype={"run": str})
     if found is not None and len(found):
         plan.append(("attractors", lambda: _per_run(found, "plot_attractors", "Attractors")))
-    samples = _read_csv(folder / "samples.csv", dtype={"run": str})
-    if samples is not None and len(samples):
-        plan.append(("error_distributions", lambda: plots_runs.plot_error_distributions(samples)))
+    head = _read_csv(folder / "samples.csv", dtype={"run": str}, nrows=1)  # the whole file is read by its drawer
+    if head is not None and len(head):
+        plan.append(("error_distributions", lambda: plots_runs.plot_error_distributions(
+            _read_csv(folder / "samples.csv", dtype={"run": str}))))
     if (folder / "reconstructions.npz").exists():
         clean, noisy, models, shape, titles = _load_reconstructions(folder / "reconstructions.npz")
         plan.append(("reconstructions",
