@@ -31,6 +31,7 @@ __all__ = ["Drawing", "default_processes", "save_png"]
 FIGURES_DIR = "figures"
 MAX_PROCESSES = 4  # past a few, the slowest figure bounds the time and each helper only adds memory
 _MARGIN = 3.0  # inches of canvas around a figure for what reaches beyond it (legends beside the axes)
+_GRACE = 10.0  # seconds a helper has to finish its figure when the caller stops early
 
 
 def default_processes(n_figures):
@@ -143,10 +144,14 @@ class Drawing:
         return self
 
     def __exit__(self, *exc):
+        if self._helpers:  # left early (an error here): nothing more to claim, each helper ends after its figure
+            with self._counter.get_lock():
+                self._counter.value = len(self.plan)
         for process, receive in self._helpers:
+            process.join(timeout=_GRACE)
             if process.is_alive():
                 process.kill()
-            process.join()
+                process.join()
             receive.close()
         self._helpers = []
 

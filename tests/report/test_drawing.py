@@ -99,3 +99,12 @@ def test_default_processes_uses_the_cores_within_limits():
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     expected = min(cores, 4) if sys.platform.startswith("linux") else 1
     assert default_processes(100) == max(1, expected)
+
+
+@forks
+def test_an_error_here_lets_the_helpers_finish_their_figure_and_leaves_no_half_written_file(tmp_path):
+    plan = [(f"s{i}", _square(i / 10)) for i in range(6)]
+    with pytest.raises(RuntimeError, match="stop"):
+        with Drawing(plan, tmp_path, DPI, processes=2):
+            raise RuntimeError("stop")
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
