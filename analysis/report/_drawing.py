@@ -10,6 +10,7 @@ touches those threads' state.
 """
 from __future__ import annotations
 
+import gc
 import io
 import multiprocessing
 import os
@@ -128,6 +129,12 @@ class Drawing:
         self._helpers = []
 
     def __enter__(self):
+        # The collector need not walk the objects the caller holds (torch, the study's tables; a full collection of
+        # them takes a quarter of a second, and would copy every page it walks in a forked helper). A caller that
+        # freezes objects itself keeps its own policy.
+        self._froze = gc.get_freeze_count() == 0
+        if self._froze:
+            gc.freeze()
         if self.processes > 1:
             context = multiprocessing.get_context("fork")
             self._counter = context.Value("i", 0)
@@ -154,6 +161,8 @@ class Drawing:
                 process.join()
             receive.close()
         self._helpers = []
+        if self._froze:
+            gc.unfreeze()
 
     def finish(self):
         """Draw the figures nobody has claimed here, gather the helpers' and return name -> path (drawn ones)."""

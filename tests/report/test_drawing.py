@@ -108,3 +108,22 @@ def test_an_error_here_lets_the_helpers_finish_their_figure_and_leaves_no_half_w
         with Drawing(plan, tmp_path, DPI, processes=2):
             raise RuntimeError("stop")
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_drawing_leaves_the_collector_as_it_found_it(tmp_path):
+    import gc
+
+    plan = [("a", _square())]
+    assert gc.get_freeze_count() == 0
+    with Drawing(plan, tmp_path, DPI) as drawing:
+        assert gc.get_freeze_count() > 0  # the caller's objects are not walked while figures are drawn
+        drawing.finish()
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a caller with its own policy keeps it
+    try:
+        frozen = gc.get_freeze_count()
+        with Drawing(plan, tmp_path, DPI) as drawing:
+            drawing.finish()
+        assert gc.get_freeze_count() > frozen // 2  # not unfrozen (frozen objects that die leave the count)
+    finally:
+        gc.unfreeze()
