@@ -276,10 +276,15 @@ def verdict_inputs(study_dir):
     >>> answer(inputs["summary"], inputs["selection"])  # doctest: +SKIP
     """
     folder = _folder(study_dir)
+    return dict(summary=summary_table(_table(folder, "results.csv")), selection=_document(folder, "selection.json"),
+                **_verdict_evidence(folder))
+
+
+def _verdict_evidence(folder):
+    """:func:`verdict_inputs` but the summary table and the selection, for a caller that has them already."""
     agreement = _document(folder, "memorization.json")
     audit = _table(folder, "audit_summary.csv")
     if audit is not None:  # the remedies' audits speak in the remedies' sentence
         audit = audit[audit["run"].map(lambda r: not RunSpec.from_run(r).remedy)]
-    return dict(summary=summary_table(_table(folder, "results.csv")), selection=_document(folder, "selection.json"),
-                audit=audit, agreement=agreement if isinstance(agreement, list) else None,
+    return dict(audit=audit, agreement=agreement if isinstance(agreement, list) else None,
                 remedies=_table(folder, "remedy_summary.csv"), **fit_evidence(folder))

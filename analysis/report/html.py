@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,6 +18,7 @@ import pandas as pd
 from autoenc.io import atomic_write
 
 from . import plots, plots_runs
+from ._drawing import FIGURES_DIR, Drawing, default_processes
 from .remedies import plot_remedies, recommend, remedy_rows
 from ._latent_plan import latent_plan, latent_signal
 from ._report_text import caption, figure_html, glossary_html, page
@@ -30,7 +30,6 @@ from ._plotstyle import single as _single
 
 __all__ = ["draw_figures", "write_report"]
 
-FIGURES_DIR = "figures"
 # reconstructions.npz: these keys are data about the samples; every other (n, d) array is one model's row.
 _NPZ_RESERVED = ("clean", "noisy", "image_shape", "titles", "sample")
 def _load_reconstructions(path):
@@ -50,7 +49,8 @@ def _grid_runs(frame):
     """The rows of the grid's runs (the remedies have their own section)."""
     if frame is None or "run" not in frame.columns:
         return frame
-    return frame[[not RunSpec.from_run(r).remedy for r in frame["run"]]]
+    remedy = {run: bool(RunSpec.from_run(run).remedy) for run in frame["run"].unique()}  # each id parsed once
+    return frame[~frame["run"].map(remedy).astype(bool)]
 
 
 def _figure_plan(folder):
@@ -83,9 +83,10 @@ def _figure_plan(folder):
     found = _read_csv(folder / "attractors.csv", dtype={"run": str})
     if found is not None and len(found):
         plan.append(("attractors", lambda: _per_run(found, "plot_attractors", "Attractors")))
-    samples = _read_csv(folder / "samples.csv", dtype={"run": str})
-    if samples is not None and len(samples):
-        plan.append(("error_distributions", lambda: plots_runs.plot_error_distributions(samples)))
+    head = _read_csv(folder / "samples.csv", dtype={"run": str}, nrows=1)  # the whole file is read by its drawer
+    if head is not None and len(head):
+        plan.append(("error_distributions", lambda: plots_runs.plot_error_distributions(
+            _read_csv(folder / "samples.csv", dtype={"run": str}))))
     if (folder / "reconstructions.npz").exists():
         clean, noisy, models, shape, titles = _load_reconstructions(folder / "reconstructions.npz")
         plan.append(("reconstructions",
@@ -236,6 +237,9 @@ def _write_text(path, text):
 def draw_figures(study_dir, *, dpi=110):
     """Draw every figure whose inputs the study folder holds into ``figures/<name>.png``.
 
+    On Linux the figures are shared out to processes forked from this one, one per core (at most four); the files
+    are the ones a single process draws, pixel for pixel.
+
     Parameters
     ----------
     study_dir : str or PathLike
@@ -254,20 +258,9 @@ def draw_figures(study_dir, *, dpi=110):
     >>> paths = draw_figures("runs/digits")  # doctest: +SKIP
     """
     folder = Path(study_dir)
-    drawn = {}
-    for name, make in _figure_plan(folder):
-        before = set(plt.get_fignums())
-        try:
-            fig = make()
-            path = folder / FIGURES_DIR / f"{name}.png"
-            atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
-            drawn[name] = path
-        except (ValueError, KeyError) as exc:  # inputs present but unusable: report the rest
-            warnings.warn(f"figure {name!r} skipped: {exc}", RuntimeWarning, stacklevel=2)
-        finally:
-            for num in set(plt.get_fignums()) - before:  # ours only, even when drawing failed halfway
-                plt.close(num)
-    return drawn
+    plan = _figure_plan(folder)
+    with Drawing(plan, folder, dpi, default_processes(len(plan))) as drawing:
+        return drawing.finish()
 
 
 def _failed(results):
@@ -308,11 +301,13 @@ def write_report(study_dir, *, dpi=110):
     PosixPath('runs/digits/report.html')
     """
     folder = Path(study_dir)
-    summary = study_summary(folder)
+    plan = _figure_plan(folder)
+    with Drawing(plan, folder, dpi, default_processes(len(plan))) as drawing:
+        summary = study_summary(folder)  # the words, while the helpers draw
+        figures = drawing.finish()
     results, table, heads, rows, selection, lines, the_answer = (
         summary[k] for k in ("results", "table", "heads", "rows", "selection", "lines", "answer"))
     meta = _read_json(folder / "study.json") or {}
-    figures = draw_figures(folder, dpi=dpi)
     failed = _failed(results)
     esc = html.escape
     config = meta.get("config", {})

@@ -11,7 +11,7 @@ import seaborn as sns
 
 from autoenc.validation import check_columns, check_int
 
-from ._plotstyle import axes as _axes, images_and_shape
+from ._plotstyle import axes as _axes, image_grid, images_and_shape
 
 __all__ = ["plot_audit_roc", "plot_memorization_distribution", "plot_most_memorized"]
 
@@ -140,7 +140,8 @@ def plot_most_memorized(X, scores, image_shape, *, n=8, sample_ids=None):
     Returns
     -------
     Figure
-        2 x n image axes, each titled with its sample index and score.
+        One axes holding the 2 x n images as one mosaic (:func:`._plotstyle.image_grid`), each image titled with
+        its sample index and score (the axes' texts, in row order); the rows' labels are its y tick labels.
 
     Examples
     --------
@@ -156,16 +157,15 @@ def plot_most_memorized(X, scores, image_shape, *, n=8, sample_ids=None):
     n = min(n, len(data))
     rows = {"most memorized": data.head(n), "least memorized": data.tail(n).iloc[::-1]}
     low, high = float(X.min()), float(X.max())
-    # constrained layout leaves room for each image's two-line title: no title prints over the row above
-    fig, axes = plt.subplots(2, n, figsize=(1.2 * n + 0.8, 3.8), squeeze=False, layout="constrained")
-    for r, (label, frame) in enumerate(rows.items()):
-        for c, (sample, score) in enumerate(zip(frame["sample"], frame["score"])):
-            ax = axes[r, c]
-            ax.imshow(X[int(sample)].reshape(image_shape), cmap="gray_r", vmin=low, vmax=high)
-            name = int(sample) if sample_ids is None else int(np.asarray(sample_ids)[int(sample)])
-            ax.set_title(f"#{name}\n{score:.3g}", fontsize="x-small")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[r, 0].set_ylabel(label, fontsize="small")
+    ids = np.arange(len(X)) if sample_ids is None else np.asarray(sample_ids)
+    fig, ax = plt.subplots(figsize=(1.2 * n + 0.8, 3.8), gridspec_kw=dict(left=0.04, right=0.99, bottom=0.02, top=0.86))
+    # rows half an image apart, room for each image's two-line title: no title prints over the row above
+    columns, centres = image_grid(ax, [[X[int(i)] for i in frame["sample"]] for frame in rows.values()], image_shape,
+                                  vmin=low, vmax=high, gap=(0.5, 0.1))
+    for (label, frame), y in zip(rows.items(), centres):
+        for x, sample, score in zip(columns, frame["sample"], frame["score"]):
+            ax.annotate(f"#{int(ids[int(sample)])}\n{score:.3g}", (x, y - image_shape[0] / 2), xytext=(0, 4),
+                        textcoords="offset points", ha="center", va="bottom", fontsize="x-small")
+    ax.set_yticks(centres, list(rows), fontsize="small", rotation=90, va="center")
     fig.suptitle("Samples by memorization (error unseen − seen)", fontsize="small")
     return fig

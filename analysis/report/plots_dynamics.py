@@ -218,9 +218,15 @@ def plot_attractors(frame, *, x="split", ax=None):
         data = data.assign(**{x: "samples"})
     data[x] = data[x].map(_SPLITS).fillna(data[x]) if x == "split" else data[x]
     order = list(dict.fromkeys(data[x]))
+    drawn = len(ax.collections)
     sns.stripplot(data=data, x=x, y="spectral_radius", hue="attractor", order=order,
                   hue_order=["attractor", "not an attractor"], palette={"attractor": "tab:green",
-                  "not an attractor": "tab:grey"}, size=3, jitter=0.25, ax=ax)
+                  "not an attractor": "tab:grey"}, size=3, jitter=False, ax=ax)
+    rng = np.random.default_rng(0)  # seaborn's own jitter draws from numpy's global state: a new figure each time
+    for points in ax.collections[drawn:]:
+        offsets = np.array(points.get_offsets(), dtype=float)
+        offsets[:, 0] += rng.uniform(-0.25, 0.25, len(offsets))
+        points.set_offsets(offsets)
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1, gid="neutral")
     if "margin" in frame.columns and frame["margin"].notna().any():
         ax.axhline(1 - float(frame["margin"].max()), color="tab:green", linestyle="-.", linewidth=1, gid="bound")

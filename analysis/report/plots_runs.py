@@ -12,8 +12,8 @@ import seaborn as sns
 
 from autoenc.validation import check_columns
 
-from ._plotstyle import (SEEN, SPLIT, SPLIT_LABELS, UNSEEN, VALIDATION, axes, finish, images_and_shape, look,
-                         plain_log_ticks, split_handle, split_style)
+from ._plotstyle import (SEEN, SPLIT, SPLIT_LABELS, UNSEEN, VALIDATION, axes, finish, image_grid, images_and_shape,
+                         look, plain_log_ticks, split_handle, split_style)
 
 __all__ = ["plot_error_distributions", "plot_latent", "plot_learning_curves", "plot_memorization_scores",
            "plot_reconstructions"]
@@ -157,6 +157,8 @@ def _as_images(name, array, shape):
 def plot_reconstructions(clean, noisy, reconstructions, image_shape, *, n=8, titles=None):
     """Image grid: clean samples, the noisy inputs, then one row per model's reconstruction.
 
+    The images are one mosaic on one axes (row labels as its y tick labels, column titles as its top x tick labels).
+
     Parameters
     ----------
     clean : ndarray of shape (n_samples, n_features)
@@ -191,16 +193,12 @@ def plot_reconstructions(clean, noisy, reconstructions, image_shape, *, n=8, tit
     vmin, vmax = float(clean.min()), float(clean.max())
     if image_shape[0] == 1:  # tabular data: one heatmap per row kind, samples as rows, features as columns
         return _reconstruction_heatmaps(rows, n, vmin, vmax, titles)
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.2, 1.15 * len(rows) + 0.4), squeeze=False)
-    for r, (label, arr) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r, c]
-            ax.imshow(arr[c].reshape(image_shape), cmap="gray_r", vmin=vmin, vmax=vmax, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0 and titles is not None and c < len(titles):
-                ax.set_title(str(titles[c]), fontsize="small")
-        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
+    fig, ax = plt.subplots(figsize=(1.1 * n + 1.2, 1.15 * len(rows) + 0.4))
+    columns, centres = image_grid(ax, [list(arr[:n]) for _, arr in rows], image_shape, vmin=vmin, vmax=vmax)
+    ax.set_yticks(centres, [label for label, _ in rows], fontsize="small")
+    if titles is not None:
+        ax.xaxis.tick_top()
+        ax.set_xticks(columns[:len(titles)], [str(t) for t in titles[:n]], fontsize="small")
     fig.suptitle("Unseen (test) samples and their reconstructions")
     return fig
 

@@ -14,15 +14,15 @@ import pandas as pd
 
 from ..study.runspec import format_hidden
 from ..study.tables import summary_table
-from .evidence import verdict_inputs
+from .evidence import _verdict_evidence
 from .verdict import answer, key_numbers, verdict
 
 __all__ = ["markdown_table", "study_summary"]
 
 
-def _read_csv(path, dtype=None):
+def _read_csv(path, dtype=None, nrows=None):
     # hidden widths are text ("16", "16-16"): a guess per chunk mixes types and warns (DtypeWarning)
-    return pd.read_csv(path, dtype={"hidden": str, **(dtype or {})}) if path.exists() else None
+    return pd.read_csv(path, dtype={"hidden": str, **(dtype or {})}, nrows=nrows) if path.exists() else None
 
 
 def _read_results(folder):
@@ -93,7 +93,7 @@ def study_summary(study_dir, *, compact=False):
     heads, rows = key_numbers(table, compact=compact)
     selection = _selection(folder)
     sentence = (selection or {}).get("sentence") or "No model was selected (no selection.json, or no run succeeded)."
-    inputs = verdict_inputs(folder)
+    inputs = _verdict_evidence(folder)  # the table is at hand: summary_table is the slow part of verdict_inputs
     lines = ((verdict(table, selection, inputs["audit"], inputs["agreement"], history=inputs["history"],
                       scale_ratio=inputs["scale_ratio"], remedies=inputs["remedies"]) if len(table) else []) + ([] if selection else [sentence]))
     return {"results": results, "table": table, "heads": heads, "rows": rows, "selection": selection,

@@ -233,6 +233,22 @@ def test_plot_attractors_shares_in_tick_labels():
     assert heights == {"neutral": [1.0, 1.0], "bound": [0.95, 0.95]}  # neutral radius, and the attractors' bound
 
 
+def test_plot_attractors_jitter_is_the_same_every_time_and_leaves_numpy_s_global_state_alone():
+    import matplotlib.pyplot as plt
+
+    from analysis.report.plots_dynamics import plot_attractors
+
+    frame = pd.DataFrame({"split": ["train"] * 30 + ["test"] * 30, "spectral_radius": np.linspace(0.5, 1.5, 60),
+                          "attractor": [True] * 10 + [False] * 50})
+    state = np.random.get_state()[1].copy()
+    drawn = [np.concatenate([c.get_offsets() for c in plot_attractors(frame, ax=plt.subplots()[1]).collections])
+             for _ in range(2)]
+    assert np.array_equal(drawn[0], drawn[1])
+    assert np.array_equal(np.random.get_state()[1], state)
+    spread = drawn[0][:, 0] - np.round(drawn[0][:, 0])  # each point around its strip's position 0 or 1
+    assert 0.1 < np.abs(spread).max() <= 0.25
+
+
 @pytest.mark.parametrize("config", [ModelConfig(20, 3, (16,), activation="tanh"),
                                     ModelConfig(16, 2, (4,), kind="conv", input_shape=(1, 4, 4))])
 def test_spectral_radius_through_the_code_equals_the_full_jacobian_s(config):

@@ -177,9 +177,11 @@ def test_plot_most_memorized_shows_the_extremes_as_images(rng):
     X = rng.random((30, 64))
     scores = np.arange(30.0)
     fig = plot_most_memorized(X, scores, (8, 8), n=4)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert len(fig.axes) == 8 and all(len(ax.images) == 1 for ax in fig.axes)
-    assert titles[0].startswith("#29") and titles[4].startswith("#0")
-    assert fig.axes[0].images[0].get_array().shape == (8, 8)
+    (ax,) = fig.axes  # one mosaic of 2 x 4 images, each titled with its sample and score
+    titles = [t.get_text() for t in ax.texts]
+    assert len(titles) == 8 and titles[0].startswith("#29\n") and titles[4].startswith("#0\n")
+    mosaic = ax.images[0].get_array()
+    assert mosaic.shape == (2 * 8 + 4, 4 * 8 + 3)  # rows half an image apart (room for titles), columns 1 pixel
+    assert np.allclose(mosaic[:8, :8], X[29].reshape(8, 8)) and np.allclose(mosaic[12:, :8], X[0].reshape(8, 8))
     with pytest.raises(ValueError, match="image_shape"):
         plot_most_memorized(X, scores, (4, 4))

@@ -157,11 +157,17 @@ def test_reconstructions_grid(frames):
     r = frames["reconstructions"]
     models = {"autoencoder": r["autoencoder"], "pca": r["pca"]}
     fig = plot_reconstructions(r["clean"], r["noisy"], models, (8, 8), n=3, titles=r["titles"])
-    assert len(fig.axes) == 4 * 3
-    assert [fig.axes[i * 3].get_ylabel() for i in range(4)] == ["clean", "noisy input", "autoencoder", "pca"]
-    assert fig.axes[0].get_images()[0].get_array().shape == (8, 8)
+    (ax,) = fig.axes  # one mosaic: rows clean, noisy, one per model; a column per sample, 2 blank pixels apart
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["clean", "noisy input", "autoencoder", "pca"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(t) for t in r["titles"][:3]]
+    mosaic = ax.get_images()[0].get_array()
+    assert mosaic.shape == (4 * 8 + 3 * 2, 3 * 8 + 2 * 2)
+    assert np.allclose(mosaic[10:18, 20:28], np.reshape(r["noisy"][2], (8, 8)))  # row 1, column 2
+    assert np.allclose(mosaic[30:38, 0:8], np.reshape(r["pca"][0], (8, 8)))
+    assert mosaic.mask[8:10].all() and mosaic.mask[:, 8:10].all()  # the gaps are blank
+    assert len(next(c for c in ax.collections if c.get_gid() == "frames").get_paths()) == 4 * 3
     fig = plot_reconstructions(r["clean"], None, models, (8, 8))  # n=8 capped at the 6 samples given
-    assert len(fig.axes) == 3 * 6
+    assert fig.axes[0].get_images()[0].get_array().shape == (3 * 8 + 2 * 2, 6 * 8 + 5 * 2)
 
 
 def test_reconstructions_rejects_wrong_image_shape(frames):

@@ -250,18 +250,25 @@ def test_memorization_curves_draw_seen_dashed_as_the_caption_says(full_study):
     assert "unseen (validation): solid" in captions["memorization_curves"]
 
 
+def _tiles(ax, renderer):
+    """The display boxes of a mosaic's images (:func:`analysis.report._plotstyle.image_grid`): its frames'."""
+    frames = next(c for c in ax.collections if c.get_gid() == "frames")
+    return [path.get_extents(frames.get_transform()) for path in frames.get_paths()]
+
+
 def test_memorized_samples_titles_stay_clear_of_the_images_above(full_study):
     _, plan, _ = full_study
     fig = dict(plan)["memorized_samples"]()
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    boxes = [ax.get_window_extent(renderer) for ax in fig.axes]
-    for ax in fig.axes:
-        title = ax.title.get_window_extent(renderer)
-        assert ax.title.get_text()
-        for other, box in zip(fig.axes, boxes):
-            if other is not ax:
-                assert not title.overlaps(box), (ax.title.get_text(), other.title.get_text())
+    (ax,) = fig.axes
+    tiles, titles = _tiles(ax, renderer), ax.texts
+    assert len(titles) == len(tiles) == 16 and all(t.get_text().startswith("#") for t in titles)
+    for title in titles:
+        box = title.get_window_extent(renderer)
+        for tile in tiles:
+            assert not box.overlaps(tile), title.get_text()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["most memorized", "least memorized"]
 
 
 def test_audit_axes_fit_curves_near_the_top_and_the_title_names_the_model(full_study):
