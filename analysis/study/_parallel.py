@@ -309,9 +309,9 @@ class _WorkerWatch:
                                "resume")
 
 
-def release_workers(kill=False):
+def release_workers(kill=False, wait=True):
     """Stop joblib's idle local workers: each holds its own torch, and the study is done with them (``kill``: busy
-    ones too)."""
+    ones too; ``wait=False``: without waiting for them to exit, 0.6-1.6 s here)."""
     from joblib.externals.loky import get_reusable_executor
 
-    get_reusable_executor().shutdown(wait=True, kill_workers=kill)
+    get_reusable_executor().shutdown(wait=wait, kill_workers=kill)

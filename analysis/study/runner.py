@@ -30,7 +30,7 @@ from .config import REMEDY_FIELDS, StudyConfig
 from .runspec import Run, RunSpec
 from .training import fit_pca, train_group
 from .select import grow_proposals, grow_start, grow_update
-from .finish import finish, select, warm_up
+from .finish import finish, finish_tasks, select, warm_up
 from .remedy_plan import remedy_specs, write_remedy_summary
 from .references import (early_references, kfold_memorization, late_references, plan_references, reference_flops,
                           reference_tasks, write_memorization_and_audit)
@@ -289,15 +289,23 @@ def _run(study, report, start, local_workers):
               if s.architecture not in {p.spec.architecture for p in plans}]
     tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
     flops["references_and_audit"] = reference_flops(tasks)
-    if tasks:
-        run_tasks(tasks, study.n_jobs, study.client, study.share)
+    # The reconstructions and latent measures read only committed runs: local workers compute them beside the
+    # late references. Otherwise this process's threads do, after the audit: a Dask worker may not see the folder,
+    # and UMAP's compiled code is warm only here (``warm_up``).
+    on_workers = local_workers and config.latent != "umap"
+    finishing = finish_tasks(store, data, config, results, selection) if on_workers else []
+    if tasks or finishing:
+        run_tasks(tasks + finishing, study.n_jobs, study.client, study.share)
     write_memorization_and_audit(store.path, plans, data, audit_samples, config)
     if local_workers:
-        release_workers()
+        release_workers(wait=False)  # they exit on their own while the report is drawn
     write_remedy_summary(store.path, remedies, results, config, selection, len(data.train))
-    timings["references_and_audit"] = time.perf_counter() - start - sum(timings.values())
-    finish(store, data, config, results, selection)
-    timings["reconstructions_and_latent"] = time.perf_counter() - start - sum(timings.values())
+    if on_workers:
+        timings["references_audit_and_latent"] = time.perf_counter() - start - sum(timings.values())
+    else:
+        timings["references_and_audit"] = time.perf_counter() - start - sum(timings.values())
+        finish(store, data, config, results, selection, n_jobs=study.n_jobs)
+        timings["reconstructions_and_latent"] = time.perf_counter() - start - sum(timings.values())
     if report is not None:
         report(store.path)
         timings["report"] = time.perf_counter() - start - sum(timings.values())
