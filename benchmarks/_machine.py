@@ -77,21 +77,33 @@ def span(values, fmt="{:.2f}", unit=""):
     return f"{fmt.format(low)}-{fmt.format(high)}{unit}"
 
 
-def matmul_peak(size=2048, repeats=3):
-    """Best float32 FLOP per CPU-second of ``torch.mm`` on two (size, size) matrices, one thread: the peak that
-    training rates are held against."""
+def matmul_peak(size=2048, repeats=3, kernel="mm"):
+    """Best float32 FLOP per CPU-second of one (size, size) product on one thread: the peak that training rates are
+    held against.
+
+    ``kernel="mm"``: ``torch.mm`` (torch's BLAS: MKL on x86, which runs its AVX2 kernels on non-Intel CPUs even
+    where they have AVX-512); ``"onednn"``: oneDNN's dense linear (``torch.ops.mkldnn._linear_pointwise``, which the
+    stacked trainer uses for wide layers where the rule in ``autoenc._kernels`` says so), None where torch has none.
+    The faster of the two is the machine's float32 peak as far as torch can reach it.
+    """
     import torch
 
+    if kernel == "onednn":
+        linear = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+        if linear is None or not torch.backends.mkldnn.is_available():
+            return None
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         a, b = torch.randn(size, size), torch.randn(size, size)
         out = torch.empty(size, size)
-        torch.mm(a, b, out=out)
+        product = ((lambda: torch.mm(a, b, out=out)) if kernel == "mm"
+                   else (lambda: linear(a, b, None, "none", [], "")))
+        product()
         best = 0.0
         for _ in range(repeats):
             start = time.process_time()
-            torch.mm(a, b, out=out)
+            product()
             best = max(best, 2 * size**3 / (time.process_time() - start))
         return best
     finally:
