@@ -145,7 +145,12 @@ class Drawing:
                     receive, send = context.Pipe(duplex=False)
                     process = context.Process(target=_helper, args=(self.plan, self.folder, self.dpi,
                                                                      self._counter, send), daemon=True)
-                    process.start()
+                    try:
+                        process.start()
+                    except OSError:  # no process to be had (limits, memory): those started and this one draw
+                        receive.close()
+                        send.close()
+                        break
                     send.close()  # this process keeps the reading end only: end of file once the helper is gone
                     self._helpers.append((process, receive))
         return self

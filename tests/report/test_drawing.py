@@ -127,3 +127,15 @@ def test_drawing_leaves_the_collector_as_it_found_it(tmp_path):
         assert gc.get_freeze_count() > frozen // 2  # not unfrozen (frozen objects that die leave the count)
     finally:
         gc.unfreeze()
+
+
+@forks
+def test_without_a_process_to_fork_this_one_draws_everything(tmp_path, monkeypatch):
+    import multiprocessing.process
+
+    def refuse(self):
+        raise OSError("Resource temporarily unavailable")
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+    plan = [(f"s{i}", _square(i / 10)) for i in range(3)]
+    with Drawing(plan, tmp_path, DPI, processes=3) as drawing:
+        assert list(drawing.finish()) == ["s0", "s1", "s2"]
