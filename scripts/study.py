@@ -4,6 +4,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a clone that is not pip-installed still finds it
 try:
+    early = None
+    if __name__ == "__main__":  # the study's workers start before the heavy imports below
+        from autoenc_cli._early import finish, start_workers
+
+        early = start_workers(sys.argv[1:])
     from autoenc_cli.study import build_config, main, parse_args
 except ModuleNotFoundError as exc:  # this Python lacks the dependencies: say which Python to use instead
     print(f"error: {exc} in {sys.executable}; run .venv/bin/python scripts/study.py, or activate the "
@@ -13,4 +18,4 @@ except ModuleNotFoundError as exc:  # this Python lacks the dependencies: say wh
 __all__ = ["build_config", "main", "parse_args"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(finish(main(), early))

@@ -271,7 +271,7 @@ def test_console_commands_are_installed_and_run_the_same_code():
     from importlib.metadata import entry_points
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.name.startswith("autoenc-")}
-    assert scripts == {"autoenc-study": "autoenc_cli.study:main", "autoenc-train": "autoenc_cli.train:main",
+    assert scripts == {"autoenc-study": "autoenc_cli:study_main", "autoenc-train": "autoenc_cli.train:main",
                        "autoenc-plot": "autoenc_cli.plot:main", "autoenc-compare": "autoenc_cli.compare:main"}
 
 
