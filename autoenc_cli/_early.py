@@ -72,15 +72,20 @@ def finish(status, early):
     Refused means refused before any work: the workers, still importing, would otherwise hold the exit for
     seconds (joblib waits for them at exit). Killed, they break the early start's call, which then ends at once.
     """
-    if status == 2 and early is not None and early.is_alive():
+    if status == 2 and early is not None:
         import signal
 
-        for pid in _workers():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        early.join(timeout=10)
+        while early.is_alive():  # workers still starting: killed as they appear, which ends the early call
+            for pid in _workers():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            early.join(timeout=0.05)
+        from joblib.externals.loky import reusable_executor
+
+        if reusable_executor._executor is not None:  # whatever is left, stopped as joblib stops it
+            reusable_executor._executor.shutdown(wait=True, kill_workers=True)
     return status
 
 
