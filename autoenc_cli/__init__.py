@@ -3,12 +3,13 @@
 
 
 def study_main(argv=None):
-    """``autoenc-study``: its local workers start first (:mod:`._early`), then the command imports and runs."""
+    """``autoenc-study``: its local workers start first (:mod:`._early`), then the command imports and runs; the
+    process leaves with its exit status (:func:`._early.leave`)."""
     import sys
 
-    from ._early import finish, start_workers
+    from ._early import leave, start_workers
 
     early = start_workers(sys.argv[1:] if argv is None else list(argv))
     from .study import main
 
-    return finish(main(argv), early)
+    leave(main(argv), early)

@@ -66,27 +66,36 @@ def start_workers(argv):
     return thread
 
 
-def finish(status, early):
-    """The command's exit status; a refused command (status 2) stops the workers it started early at once.
+def leave(status, early):
+    """End the study command with ``status``, without the seconds of an interpreter's teardown.
 
-    Refused means refused before any work: the workers, still importing, would otherwise hold the exit for
-    seconds (joblib waits for them at exit). Killed, they break the early start's call, which then ends at once.
+    A refused command (status 2) first stops the workers it started early, however far they got (killed as they
+    appear, which ends the early call). Then the local workers are stopped as joblib stops them, and a command that
+    succeeded leaves once the exit handlers have run (joblib's and multiprocessing's clean-up), its output flushed: every file is written and closed by now, and tearing down a heap
+    that holds torch, pandas and the study's tables took 0.9-1.7 s of a 27 s study here. Other statuses exit as
+    usual. Only for the command itself: ``main()`` called from Python returns as usual.
     """
-    if status == 2 and early is not None:
-        import signal
+    import signal
+    import sys
 
-        while early.is_alive():  # workers still starting: killed as they appear, which ends the early call
-            for pid in _workers():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            early.join(timeout=0.05)
-        from joblib.externals.loky import reusable_executor
+    while early is not None and early.is_alive():
+        for pid in _workers() if status == 2 else ():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        early.join(timeout=0.05)
+    reusable = sys.modules.get("joblib.externals.loky.reusable_executor")
+    if reusable is not None and reusable._executor is not None:
+        reusable._executor.shutdown(wait=True, kill_workers=status == 2)
+    if status != 0:  # joblib's locks are released at a normal exit only (a killed pool leaves some behind)
+        sys.exit(status)
+    import atexit
 
-        if reusable_executor._executor is not None:  # whatever is left, stopped as joblib stops it
-            reusable_executor._executor.shutdown(wait=True, kill_workers=True)
-    return status
+    atexit._run_exitfuncs()  # what a normal exit runs (joblib's and multiprocessing's clean-up), minus the teardown
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _workers():

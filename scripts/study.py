@@ -6,7 +6,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a clone that is 
 try:
     early = None
     if __name__ == "__main__":  # the study's workers start before the heavy imports below
-        from autoenc_cli._early import finish, start_workers
+        from autoenc_cli._early import leave, start_workers
 
         early = start_workers(sys.argv[1:])
     from autoenc_cli.study import build_config, main, parse_args
@@ -18,4 +18,4 @@ except ModuleNotFoundError as exc:  # this Python lacks the dependencies: say wh
 __all__ = ["build_config", "main", "parse_args"]
 
 if __name__ == "__main__":
-    sys.exit(finish(main(), early))
+    leave(main(), early)

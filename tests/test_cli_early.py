@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from autoenc_cli import _early
@@ -33,7 +34,7 @@ def test_early_workers_run_the_study_and_a_refused_command_leaves_none(tmp_path)
     script = f"""
 import os, sys
 sys.path.insert(0, {str(ROOT)!r})
-from autoenc_cli._early import start_workers, finish, _workers
+from autoenc_cli._early import start_workers, leave, _workers
 early = start_workers(["--jobs", "2"])
 early.join()
 started = set(_workers())
@@ -44,10 +45,14 @@ assert len(started) == 2 and set(pids) <= started, (started, pids)
 from analysis.study._parallel import release_workers
 release_workers()
 early = start_workers(["--jobs", "2"])
-assert finish(2, early) == 2 and not early.is_alive()
-print("left", _workers())
+import time
+time.sleep(0.5)
+print(*_workers(), flush=True)
+leave(2, early)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "left []"
-    assert "leaked" not in out.stderr
+    assert out.returncode == 2, out.stderr
+    assert "leaked" not in out.stderr and "Traceback" not in out.stderr
+    pids = [int(p) for p in out.stdout.split()]
+    gone, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], timeout=10)
+    assert not alive

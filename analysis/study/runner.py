@@ -297,8 +297,6 @@ def _run(study, report, start, local_workers):
     if tasks or finishing:
         run_tasks(tasks + finishing, study.n_jobs, study.client, study.share)
     write_memorization_and_audit(store.path, plans, data, audit_samples, config)
-    if local_workers:
-        release_workers(wait=False)  # they exit on their own while the report is drawn
     write_remedy_summary(store.path, remedies, results, config, selection, len(data.train))
     if on_workers:
         timings["references_audit_and_latent"] = time.perf_counter() - start - sum(timings.values())
@@ -309,6 +307,8 @@ def _run(study, report, start, local_workers):
     if report is not None:
         report(store.path)
         timings["report"] = time.perf_counter() - start - sum(timings.values())
+    if local_workers:  # idle until now; stopped after the report, whose drawing their exit would slow down
+        release_workers(wait=False)
     write_json(store.path / "timings.json", {**{k: round(v, 2) for k, v in timings.items()},  # seconds, and the
                                              **{f"{k}_flops": int(v) for k, v in flops.items()}})  # FLOPs trained
     return StudyResult(store.path, results, samples, history, selection, trained=study.trained, reused=reused,
