@@ -12,4 +12,4 @@ def study_main(argv=None):
     early = start_workers(sys.argv[1:] if argv is None else list(argv))
     from .study import main
 
-    leave(main(argv), early)
+    return leave(main(argv), early, whole_process=argv is None)  # None: the console's own command line

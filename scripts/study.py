@@ -17,5 +17,6 @@ except ModuleNotFoundError as exc:  # this Python lacks the dependencies: say wh
 
 __all__ = ["build_config", "main", "parse_args"]
 
-if __name__ == "__main__":
-    leave(main(), early)
+if __name__ == "__main__":  # this file is the process's own command, or run by another program (runpy)
+    own = Path(getattr(sys, "orig_argv", [None, ""])[1:2][0] or "").resolve() == Path(__file__).resolve()
+    sys.exit(leave(main(), early, whole_process=own))
