@@ -38,6 +38,7 @@ def copy_study(src, dst):
     return dst
 
 
+@pytest.mark.slow  # a process killed and waited on: CI's separate slow step runs it
 def test_a_second_process_on_the_same_folder_is_refused_naming_the_holder(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
@@ -238,6 +239,7 @@ def test_a_cluster_without_workers_is_one_clear_error(tmp_path):
     assert not (tmp_path / "o" / "study.json").exists()
 
 
+@pytest.mark.slow  # a process killed and waited on: CI's separate slow step runs it
 def test_the_cluster_drops_a_killed_studys_tasks(tmp_path):
     import signal
     import time

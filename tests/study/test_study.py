@@ -157,6 +157,7 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(reference, tmp_pa
     pd.testing.assert_frame_equal(metric_frame(resumed.results), metric_frame(reference.results))
 
 
+@pytest.mark.slow  # a process killed and waited on: CI's separate slow step runs it
 def test_sigkill_loses_nothing_finished(reference, tmp_path):
     """Kill the command line with SIGKILL mid-study; the rerun finishes it with the uninterrupted numbers."""
     args = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", str(tmp_path), "--bottlenecks", "2,8",
@@ -181,6 +182,7 @@ def test_sigkill_loses_nothing_finished(reference, tmp_path):
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-12)
 
 
+@pytest.mark.slow  # a process killed and waited on: CI's separate slow step runs it
 def test_workers_exit_when_the_study_is_killed(tmp_path):
     import psutil
 
@@ -199,6 +201,7 @@ def test_workers_exit_when_the_study_is_killed(tmp_path):
     assert not alive, f"workers outlived the killed study: {[p.pid for p in alive]}"
 
 
+@pytest.mark.slow  # a process killed and waited on: CI's separate slow step runs it
 def test_ctrl_c_stops_cleanly_with_a_line_on_how_to_resume(tmp_path):
     args = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", str(tmp_path), "--bottlenecks", "2,8",
             "--widths", "8,32", "--seeds", "0,1", "--epochs", "200", "--no-memorization", "--latent", "none",
