@@ -308,7 +308,7 @@ def _run(study, report, start, local_workers):
         report(store.path)
         timings["report"] = time.perf_counter() - start - sum(timings.values())
     if local_workers:  # idle until now; stopped after the report, whose drawing their exit would slow down
-        release_workers(wait=False)
+        release_workers()
     write_json(store.path / "timings.json", {**{k: round(v, 2) for k, v in timings.items()},  # seconds, and the
                                              **{f"{k}_flops": int(v) for k, v in flops.items()}})  # FLOPs trained
     return StudyResult(store.path, results, samples, history, selection, trained=study.trained, reused=reused,
