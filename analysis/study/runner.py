@@ -304,11 +304,11 @@ def _run(study, report, start, local_workers):
         timings["references_and_audit"] = time.perf_counter() - start - sum(timings.values())
         finish(store, data, config, results, selection, n_jobs=study.n_jobs)
         timings["reconstructions_and_latent"] = time.perf_counter() - start - sum(timings.values())
+    if local_workers:  # the report needs no workers: their memory back first (waited for, not raced by drawing)
+        release_workers()
     if report is not None:
         report(store.path)
         timings["report"] = time.perf_counter() - start - sum(timings.values())
-    if local_workers:  # idle until now; stopped after the report, whose drawing their exit would slow down
-        release_workers()
     write_json(store.path / "timings.json", {**{k: round(v, 2) for k, v in timings.items()},  # seconds, and the
                                              **{f"{k}_flops": int(v) for k, v in flops.items()}})  # FLOPs trained
     return StudyResult(store.path, results, samples, history, selection, trained=study.trained, reused=reused,
