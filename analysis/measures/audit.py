@@ -252,6 +252,8 @@ def membership_audit(target_errors, is_member, ref_errors, ref_masks, *, attacks
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     n_roc_points = check_int(n_roc_points, "n_roc_points", minimum=2)
+    if not isinstance(warn_unresolved, bool):
+        raise TypeError(f"warn_unresolved must be True or False, got {warn_unresolved!r}")
     e = _as_2d(target_errors, "target_errors")
     member = _as_2d(is_member, "is_member", dtype=None)
     if member.shape != e.shape or member.dtype != bool:

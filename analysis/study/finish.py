@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from autoenc import load
 from autoenc._safe_read import regular_file
+from autoenc.validation import check_int
 
 from ._parallel import Task, default_jobs, one_thread, run_tasks
 from .runspec import Run, RunSpec, format_hidden
@@ -105,7 +106,7 @@ def run_in_threads(tasks, n_jobs=None):
     loading, pandas, argument checks) takes turns. Measured on the default study's finish with both of 2 cores
     free: 0.78 s on two threads, 1.02 s on one (worker processes: 0.57 s); with one core free, 5-10% slower.
     """
-    n_jobs = min(len(tasks), default_jobs() if n_jobs is None else n_jobs)
+    n_jobs = min(len(tasks), default_jobs() if n_jobs is None else check_int(n_jobs, "n_jobs", minimum=1))
     if n_jobs <= 1:
         return run_tasks(tasks, 1)
     with one_thread(), ThreadPoolExecutor(n_jobs, thread_name_prefix="autoenc-finish") as pool:

@@ -155,7 +155,7 @@ def test_mle_agrees_on_a_flat_square(rng):
 @pytest.mark.parametrize("d", [2, 8, 16, 25, 26, 40])  # scikit-learn's KD tree, its brute force, all distances
 @pytest.mark.parametrize("n", [12, 30, 400])  # below MLE's 20 neighbours too
 def test_intrinsic_dimension_is_scikit_dimensions_to_the_bit(method, d, n):
-    skdim = pytest.importorskip("skdim")
+    import skdim  # the reference, a test requirement (setup.cfg's test extra)
     rng = np.random.default_rng(d + n)
     X = rng.standard_normal((n, 3)) @ rng.standard_normal((3, d)) + 0.01 * rng.standard_normal((n, d))
     X = np.r_[X, X[:2]]  # duplicates are dropped first

@@ -15,7 +15,12 @@ def test_tasks_run_on_the_warmed_workers():
     pids = []
     run_tasks([Task(os.getpid, (), pids.append) for _ in range(8)], 2)
     assert set(pids) <= set(warm.pids)  # no new processes were started for them
-    release_workers()
+    from joblib.externals.loky import reusable_executor
+
+    pool = reusable_executor._executor
+    release_workers()  # the pool joblib made is shut down as it is, not first replaced by a new one
+    assert reusable_executor._executor is pool and pool._flags.shutdown
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in warm.pids)
 
 
 def test_a_failing_block_stops_the_workers():
@@ -32,3 +37,23 @@ def test_one_job_starts_nothing():
     with warm_workers(1) as warm:
         warm.wait()
     assert warm.thread is None and warm.pids == []
+
+
+@pytest.mark.parametrize("n_jobs", [0, -1, 1.5, "2"])
+def test_finish_threads_reject_a_bad_n_jobs(n_jobs):
+    from analysis.study.finish import run_in_threads
+
+    with pytest.raises((ValueError, TypeError), match="n_jobs"):
+        run_in_threads([Task(os.getpid, (), print)] * 2, n_jobs)
+
+
+def test_membership_audit_rejects_a_non_bool_warn_unresolved():
+    import numpy as np
+
+    from analysis.measures.audit import membership_audit
+
+    rng = np.random.default_rng(0)
+    masks = np.tile([True, False], (4, 5))
+    masks[1::2] = ~masks[1::2]
+    with pytest.raises(TypeError, match="warn_unresolved"):
+        membership_audit(rng.random(10), masks[0], rng.random((4, 10)), masks, warn_unresolved="no")
