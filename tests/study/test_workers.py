@@ -57,3 +57,17 @@ def test_membership_audit_rejects_a_non_bool_warn_unresolved():
     masks[1::2] = ~masks[1::2]
     with pytest.raises(TypeError, match="warn_unresolved"):
         membership_audit(rng.random(10), masks[0], rng.random((4, 10)), masks, warn_unresolved="no")
+
+
+def test_killing_idle_workers_leaves_nothing_behind(recwarn):
+    """The study's end kills its idle workers (no interpreter teardown to wait for): gone, the pool shut down."""
+    release_workers()
+    pids = []
+    run_tasks([Task(os.getpid, (), pids.append) for _ in range(4)], 2)
+    from joblib.externals.loky import reusable_executor
+
+    pool = reusable_executor._executor
+    release_workers(kill=True)
+    assert pool._flags.shutdown and pool._flags.kill_workers
+    gone, alive = psutil.wait_procs([psutil.Process(p) for p in set(pids) if psutil.pid_exists(p)], timeout=10)
+    assert not alive and not [w for w in recwarn if "leaked" in str(w.message)]
