@@ -250,7 +250,10 @@ def _locked_study(config, out_dir, n_jobs, scheduler, progress, report, on_progr
                 threading.Thread(target=warm_up, daemon=True).start()
             study = _Study(store, data, config, runs, n_jobs, client, progress, on_progress, share)
             warm.wait()
-            return _run(study, report, start, local_workers=local)
+            try:
+                return _run(study, report, start, local_workers=local)
+            finally:
+                store.wait_tables()  # the tables' files, written on a thread, are whole before the folder unlocks
 
 
 def _run(study, report, start, local_workers):
@@ -271,8 +274,11 @@ def _run(study, report, start, local_workers):
         study.train(config.runs() if config.search == "grid" else [], before=before, after=pca)
         if config.search == "grow":
             study.grow()
-    finally:
-        results, samples, history = store.write_tables()
+    except BaseException:
+        store.write_tables()  # an interrupted study's tables still hold every run it finished
+        raise
+    # The frames now; their files on a thread, written while the late references train (waited for below).
+    results, samples, history = store.write_tables(wait=False)
     timings["training"], flops = time.perf_counter() - start, {"training": study.flops}
     selection = select(store, data, config, results)
     remedied, remedies, audit_samples = remedy_specs(config, selection), None, samples
@@ -296,6 +302,7 @@ def _run(study, report, start, local_workers):
     finishing = finish_tasks(store, data, config, results, selection) if on_workers else []
     if tasks or finishing:
         run_tasks(tasks + finishing, study.n_jobs, study.client, study.share)
+    store.wait_tables()
     write_memorization_and_audit(store.path, plans, data, audit_samples, config)
     write_remedy_summary(store.path, remedies, results, config, selection, len(data.train))
     if on_workers:

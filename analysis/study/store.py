@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -122,6 +123,7 @@ class StudyStore:
         self._max_result_bytes = MAX_RESULT_BYTES
         self._good = None  # the runs found intact (and matching), kept up to date by commit
         self._ignored = set()
+        self._written = None  # the pending files of write_tables(wait=False)
 
     def expect(self, expected, max_result_bytes=MAX_RESULT_BYTES):
         """Reuse only runs for which ``expected(run)`` gives the provenance they record; ignore the others.
@@ -315,23 +317,42 @@ class StudyStore:
                    else pd.DataFrame(columns=HISTORY_COLUMNS + extra))
         return results, samples, history
 
-    def write_tables(self):
+    def write_tables(self, wait=True):
         """Write ``results.csv``, ``samples.csv`` and ``history.csv`` (atomically), and the remedy runs' own
         ``remedies.csv``, ``remedy_samples.csv`` and ``remedy_history.csv`` where there are any; return the grid's
-        frames."""
+        frames.
+
+        ``wait=False`` returns the frames at once and writes the files on a thread (a third of a second for the
+        default study, spent while the workers train the late references); :meth:`wait_tables`, or the next
+        ``write_tables``, waits for them and raises what writing them raised.
+        """
+        self.wait_tables()
         records = self.records()
-        for names, remedies in ((("results", "samples", "history"), False),
-                                (("remedies", "remedy_samples", "remedy_history"), True)):
-            frames = self.tables(remedies, records)
+        tables = [(names, remedies, self.tables(remedies, records))
+                  for names, remedies in ((("results", "samples", "history"), False),
+                                          (("remedies", "remedy_samples", "remedy_history"), True))]
+        if wait:
+            self._write_frames(tables)
+        else:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="autoenc-tables")
+            self._written = self._writer.submit(self._write_frames, tables)
+            self._writer.shutdown(wait=False)
+        return tables[0][2]
+
+    def wait_tables(self):
+        """Wait for the files of a ``write_tables(wait=False)``; raise what writing them raised."""
+        written, self._written = self._written, None
+        if written is not None:
+            written.result()
+
+    def _write_frames(self, tables):
+        for names, remedies, frames in tables:
             for name, frame in zip(names, frames):
                 if remedies and frames[0].empty:
                     with contextlib.suppress(FileNotFoundError):
                         (self.path / f"{name}.csv").unlink()  # remedies dropped from the config
                 else:
                     write_csv(self.path / f"{name}.csv", frame)
-            if not remedies:
-                grid = frames
-        return grid
 
 
 def _refuse_constant(name):
