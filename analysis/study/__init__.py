@@ -1,7 +1,7 @@
 """The study: a config, its data, its runs as tasks (local processes or Dask), and the locked folder they fill.
 
 Calls :mod:`analysis.measures`; never draws (the report reads the folder afterwards). Each name loads with its
-module on first use: a worker that imports ``analysis.study.training`` gets neither the runner nor the audit.
+module on first use: a worker that imports the training code imports neither the runner nor the selection.
 """
 from autoenc._lazy import lazy_exports as _lazy_exports
 
