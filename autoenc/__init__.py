@@ -1,12 +1,9 @@
-"""autoenc: train autoencoders of configurable capacity, fast and reproducibly, and save them safely."""
-from .config import ACTIVATIONS, DEVICES, KINDS, ModelConfig, TrainConfig
-from .model import Autoencoder
-from .train import DivergenceError, History, encode, fit, reconstruct, resolve_device
-from .io import load, save
-from .data import DATASETS, Dataset, Split, add_noise, load_dataset, split
-from .estimator import AutoencoderTransformer
-from .planning import training_flops
-from .privacy import config_epsilon, dp_epsilon
+"""autoenc: train autoencoders of configurable capacity, fast and reproducibly, and save them safely.
+
+The names below load on first use: ``import autoenc`` alone imports none of torch, scikit-learn or scipy, and
+``from autoenc import fit`` only what training needs (``AutoencoderTransformer`` brings scikit-learn).
+"""
+from ._lazy import lazy_exports as _lazy_exports
 
 __version__ = "0.1.0"
 
@@ -16,3 +13,14 @@ __all__ = [
     "encode", "fit", "load",
     "load_dataset", "reconstruct", "resolve_device", "save", "split", "training_flops",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, {
+    ".config": ("ACTIVATIONS", "DEVICES", "KINDS", "ModelConfig", "TrainConfig"),
+    ".model": ("Autoencoder",),
+    ".train": ("DivergenceError", "History", "encode", "fit", "reconstruct", "resolve_device"),
+    ".io": ("load", "save"),
+    ".data": ("DATASETS", "Dataset", "Split", "add_noise", "load_dataset", "split"),
+    ".estimator": ("AutoencoderTransformer",),
+    ".planning": ("training_flops",),
+    ".privacy": ("config_epsilon", "dp_epsilon"),
+})

@@ -14,11 +14,10 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.decomposition import PCA
 from torch import nn
 from torch.func import jacrev, jvp, vmap
 
-from autoenc import Autoencoder, AutoencoderTransformer
+from autoenc import Autoencoder
 from autoenc.train import torch_threads
 from autoenc.validation import check_array, check_int
 
@@ -80,6 +79,7 @@ def degrees_of_freedom(model, X, *, method="auto", n_probes=8, seed=0, batch_siz
 
     Examples
     --------
+    >>> from sklearn.decomposition import PCA
     >>> X = np.random.default_rng(0).random((50, 6))
     >>> round(degrees_of_freedom(PCA(2).fit(X), X), 12)
     2.0
@@ -94,13 +94,10 @@ def degrees_of_freedom(model, X, *, method="auto", n_probes=8, seed=0, batch_siz
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", minimum=1)
     threads = check_int(threads, "threads", minimum=1)
-    if isinstance(model, AutoencoderTransformer):
-        if not hasattr(model, "model_"):
-            reconstruct_with(model, X)  # raises NotFittedError with the package's message
-        model = model.model_
+    model = _network_of(model, X)
     probes = dict(n_probes=n_probes, seed=seed, batch_size=batch_size)
 
-    pca = isinstance(model, PCA) and not model.whiten and hasattr(model, "components_")
+    pca = _is_projection(model)
     if pca:
         _check_features(X, model.components_.shape[1])
     if pca and method != "hutchinson":
@@ -129,6 +126,28 @@ def degrees_of_freedom(model, X, *, method="auto", n_probes=8, seed=0, batch_siz
     if not return_samples:
         return df
     return df, pd.DataFrame({"sample": np.arange(len(X)), "divergence": values, "std_error": errors})
+
+
+def _network_of(model, X):
+    """An ``AutoencoderTransformer``'s network; any other model as it is."""
+    if isinstance(model, nn.Module):
+        return model
+    from autoenc.estimator import AutoencoderTransformer  # scikit-learn: only where the model is a transformer
+
+    if isinstance(model, AutoencoderTransformer):
+        if not hasattr(model, "model_"):
+            reconstruct_with(model, X)  # raises NotFittedError with the package's message
+        return model.model_
+    return model
+
+
+def _is_projection(model):
+    """Whether ``model`` is a fitted PCA without whitening (a rank-k orthogonal projection)."""
+    if isinstance(model, nn.Module):
+        return False
+    from sklearn.decomposition import PCA
+
+    return isinstance(model, PCA) and not model.whiten and hasattr(model, "components_")
 
 
 def _check_features(X, n_features):

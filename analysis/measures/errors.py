@@ -6,7 +6,6 @@ import numbers
 
 import numpy as np
 import pandas as pd
-from scipy.stats import ks_2samp
 
 from autoenc.validation import check_array, check_same_shape
 
@@ -125,6 +124,8 @@ def pair_metrics(seen, unseen):
         (``tpr_at_1pct_fpr_ci_low``, ``tpr_at_1pct_fpr_ci_high``; a warning when the unseen split has fewer than 100
         samples, too few to resolve 1%), ``ks_statistic, ks_pvalue``.
     """
+    from scipy.stats import ks_2samp  # on first use: a worker imports this module long before it measures
+
     (row_seen, samples_seen), (row_unseen, samples_unseen) = seen, unseen
     e_seen, e_unseen = samples_seen["error"].to_numpy(), samples_unseen["error"].to_numpy()
     ks = ks_2samp(e_seen, e_unseen)

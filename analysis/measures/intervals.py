@@ -1,14 +1,17 @@
-"""Confidence intervals for the headline numbers: proportions (TPR at a fixed FPR), ROC AUC, means over seeds."""
+"""Confidence intervals for the headline numbers: proportions (TPR at a fixed FPR), ROC AUC, means over seeds.
+
+The functions import scipy (its distributions) when called: a study's worker may need none of them.
+"""
 from __future__ import annotations
 
 import math
 import warnings
 
 import numpy as np
-from scipy import stats
-from scipy.special import expit, logit
 
 from autoenc.validation import check_array, check_int, check_positive_float
+
+from ._ranks import midranks
 
 __all__ = [
     "FPRResolutionWarning", "SCALES", "auc_interval", "clopper_pearson", "delong_auc", "mean_interval",
@@ -52,6 +55,8 @@ def clopper_pearson(successes, n, confidence=0.95):
         check_int(int(n) if float(n).is_integer() else n, "n", minimum=1)
     if np.any(k < 0) or np.any(n < 1) or np.any(k > n):
         raise ValueError(f"need 0 <= successes <= n and n >= 1, got successes={successes!r}, n={n!r}")
+    from scipy import stats
+
     alpha = 1 - confidence
     with np.errstate(invalid="ignore"):
         low = np.where(k == 0, 0.0, stats.beta.ppf(alpha / 2, k, n - k + 1))
@@ -96,9 +101,9 @@ def delong_auc(errors_train, errors_test):
     positives = -check_array(errors_train, "errors_train", ndim=1, min_samples=2).astype(np.float64)
     negatives = -check_array(errors_test, "errors_test", ndim=1, min_samples=2).astype(np.float64)
     m, n = len(positives), len(negatives)
-    ranks = stats.rankdata(np.r_[positives, negatives])  # midranks: ties count one half
-    placement_train = (ranks[:m] - stats.rankdata(positives)) / n
-    placement_test = 1 - (ranks[m:] - stats.rankdata(negatives)) / m
+    ranks = midranks(np.r_[positives, negatives])  # ties count one half
+    placement_train = (ranks[:m] - midranks(positives)) / n
+    placement_test = 1 - (ranks[m:] - midranks(negatives)) / m
     auc = float(np.mean(placement_train))
     variance = float(np.var(placement_train, ddof=1) / m + np.var(placement_test, ddof=1) / n)
     return auc, variance
@@ -143,6 +148,9 @@ def auc_interval(errors_train, errors_test, confidence=0.95):
         return (bound, 1.0) if auc == 1.0 else (0.0, 1.0 - bound)
     if variance <= 0:
         return auc, auc
+    from scipy import stats
+    from scipy.special import expit, logit
+
     z = stats.norm.ppf(1 - alpha / 2)
     half = z * math.sqrt(variance) / (auc * (1 - auc))
     return float(expit(logit(auc) - half)), float(expit(logit(auc) + half))
@@ -231,6 +239,8 @@ def mean_interval(values, confidence=0.95):
     if n == 1:
         return mean, math.nan, math.nan, math.nan
     sd = float(np.std(values, ddof=1))
+    from scipy import stats
+
     half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
     return mean, sd, mean - half, mean + half
 
@@ -296,6 +306,8 @@ def seed_interval(values, scale="raw", confidence=0.95, *, n_trials=None):
         nan = np.full(mean.shape, np.nan)
         out = (mean, nan, nan, nan)
     else:
+        from scipy import stats
+
         forward, back = _scale_maps(scale, values, n_trials)
         y = forward(values)
         centre, spread = y.mean(axis=-1), y.std(axis=-1, ddof=1)
@@ -306,6 +318,8 @@ def seed_interval(values, scale="raw", confidence=0.95, *, n_trials=None):
 
 def _scale_maps(scale, values, n_trials):
     """Forward map (on values, shape (..., n_seeds)) and back map (on centres, shape (...)) of a scale."""
+    from scipy.special import expit, logit
+
     if scale == "raw":
         return (lambda v: v), (lambda y: y)
     if scale == "log":

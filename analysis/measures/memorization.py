@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from autoenc.validation import check_array, check_int, check_positive_float
 
+from ._ranks import rank_auc
 from .reconstruction import reconstruction_errors, row_chunks
 
 __all__ = ["membership_auc", "memorization_scores", "noise_memorization", "tpr_at_fpr"]
@@ -86,7 +86,7 @@ def membership_auc(errors_train, errors_test):
 
     Train samples are the positive class and a lower error is the stronger vote for "member": the AUC of
     ``-error``. 0.5 means the errors reveal nothing; 1 means every train sample has a lower error than every test
-    sample; ties count one half.
+    sample; ties count one half. The same as scikit-learn's ``roc_auc_score``, computed from ranks.
 
     Parameters
     ----------
@@ -107,8 +107,7 @@ def membership_auc(errors_train, errors_test):
     0.5
     """
     errors_train, errors_test = _check_errors(errors_train, errors_test)
-    y = np.r_[np.ones(len(errors_train)), np.zeros(len(errors_test))]
-    return float(roc_auc_score(y, -np.r_[errors_train, errors_test]))
+    return rank_auc(-errors_train, -errors_test)
 
 
 def tpr_at_fpr(errors_train, errors_test, fpr=0.01):

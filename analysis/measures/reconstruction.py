@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
 
 from autoenc import Autoencoder, ModelConfig, reconstruct
 from autoenc.train import LARGE_INPUT
@@ -58,6 +55,8 @@ def reconstruct_with(model, X):
             f"(PCA, AutoencoderTransformer), got {type(model).__name__}"
         )
     if hasattr(model, "fit") and not _is_fitted(model):
+        from sklearn.exceptions import NotFittedError  # scikit-learn only for a model that is not a network
+
         raise NotFittedError(
             f"model ({type(model).__name__}) is not fitted yet: call model.fit(X_train) before measuring "
             "its reconstructions"
@@ -74,6 +73,9 @@ def reconstruct_with(model, X):
 def _is_fitted(model):
     """scikit-learn's rule; duck-typed estimators (no ``BaseEstimator``, hence no tags) get it without the tags."""
     if hasattr(model, "__sklearn_tags__"):
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+
         try:
             check_is_fitted(model)
         except NotFittedError:
@@ -168,6 +170,8 @@ def pca_baseline(X_train, bottleneck, *, random_state=0):
             f"bottleneck must satisfy 1 <= bottleneck <= min(n_samples, n_features) = {limit} for X_train of "
             f"shape {X_train.shape}, got bottleneck={bottleneck}"
         )
+    from sklearn.decomposition import PCA  # here: measuring a network needs no scikit-learn
+
     pca, reason = PCA(n_components=bottleneck, random_state=random_state), "its components are not finite"
     with np.errstate(all="ignore"):  # reported below, once, with the cause
         try:
@@ -184,7 +188,7 @@ def pca_baseline(X_train, bottleneck, *, random_state=0):
     return pca
 
 
-def pca_as_autoencoder(pca: PCA, dtype=torch.float32) -> Autoencoder:
+def pca_as_autoencoder(pca, dtype=torch.float32) -> Autoencoder:
     """A fitted PCA as the linear autoencoder it is: code = W (x - mean), reconstruction = W^T code + mean.
 
     Parameters
@@ -202,11 +206,14 @@ def pca_as_autoencoder(pca: PCA, dtype=torch.float32) -> Autoencoder:
 
     Examples
     --------
+    >>> from sklearn.decomposition import PCA
     >>> X = np.random.default_rng(0).random((30, 5)).astype(np.float32)
     >>> pca = PCA(2).fit(X)
     >>> bool(np.allclose(reconstruct(pca_as_autoencoder(pca), X), reconstruct_with(pca, X), atol=1e-5))
     True
     """
+    from sklearn.decomposition import PCA
+
     if not isinstance(pca, PCA) or not hasattr(pca, "components_"):
         raise TypeError(f"pca must be a fitted sklearn PCA, got {type(pca).__name__}")
     if pca.whiten:

@@ -9,7 +9,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 from autoenc import add_noise, load_dataset, split
 from autoenc.data import Scaler, scale_warning
@@ -83,6 +82,8 @@ class StudyData:
         return self._nm_references[k]
 
     def _nm_reference(self, k):
+        from sklearn.decomposition import PCA
+
         components = PCA(n_components=k, random_state=0).fit(self.inputs(self.train)).components_
         held_out = [rows for rows in (self.val, self.test) if len(rows)] or [self.train]  # split by split: views
         return nm_reference(components, np.concatenate([self.noise_of(rows) for rows in held_out]))  # where shared
@@ -110,7 +111,9 @@ def _check_sizes(config, parts, name):
 def prepare_data(config: StudyConfig, data_seed=None) -> StudyData:
     """Load ``config.dataset``, split it, scale on the training inputs, inject static noise; check the grid fits.
 
-    ``data_seed`` (default ``config.seed``) seeds the split and the noise draw.
+    ``data_seed`` (default ``config.seed``) seeds the split and the noise draw. The noise references of the
+    config's bottlenecks (:meth:`StudyData.nm_reference`) are fitted here, once: they travel with the data, so a
+    worker that trains and measures autoencoders fits no PCA (and imports no scikit-learn).
     """
     seed = config.seed if data_seed is None else data_seed
     data = load_dataset(config.dataset, seed=config.seed, **({"label_column": config.label_column}
@@ -143,5 +146,8 @@ def prepare_data(config: StudyConfig, data_seed=None) -> StudyData:
         denoise = add_noise(X[parts.val], level, seed=seed + 1)[1]
     fingerprint = array_fingerprint(data.X, *([] if data.y is None else [np.asarray(data.y)]))
     # The noise is X - clean, exactly what the model's input carries beyond the clean signal.
-    return StudyData(X, clean, config.noise_std > 0, data.y, parts.train, parts.val, parts.test, data.name, data.image_shape,
-                     sigma, denoise, fingerprint)
+    prepared = StudyData(X, clean, config.noise_std > 0, data.y, parts.train, parts.val, parts.test, data.name,
+                         data.image_shape, sigma, denoise, fingerprint)
+    for k in config.bottlenecks:
+        prepared.nm_reference(k)
+    return prepared

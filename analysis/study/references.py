@@ -21,10 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
-from sklearn.decomposition import PCA
 
-from autoenc import AutoencoderTransformer, training_flops
+from autoenc import training_flops
 from autoenc._safe_read import check_npz
 
 from ._parallel import Task, run_tasks
@@ -225,6 +223,8 @@ def audit_runs(config, results, selected=None):
 
 def plan_references(spec, data, config, store_path, audited=False):
     """The reference models of ``spec``'s architecture (its ``ModelConfig``, the study's ``TrainConfig``)."""
+    from sklearn.decomposition import PCA  # here: a worker that trains reference autoencoders needs no scikit-learn
+
     pool = data.pool
     masks = reference_masks(len(pool), config.n_references, seed=config.seed)
     run = Run.of(spec, config, data)
@@ -281,6 +281,8 @@ def _committed(plan, task):
 def _split_half_agreement(errors, masks):
     """Spearman between the scores of the first and second half of the references, and the Spearman-Brown
     prediction for two independent sets of the full size."""
+    from scipy.stats import spearmanr
+
     half = len(masks) // 2
     if half < 2 or half % 2:
         return np.nan, np.nan
@@ -370,6 +372,10 @@ def _kfold_runs(config):
 
 def kfold_memorization(data, config):
     """Per-sample memorization scores (K-fold cross-fitting) of the runs :func:`_kfold_runs` names."""
+    from sklearn.decomposition import PCA
+
+    from autoenc import AutoencoderTransformer
+
     ae, pca = _kfold_runs(config)
     m, t = (run := Run.of(ae, config, data)).model, run.train
     makers = {

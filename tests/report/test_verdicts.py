@@ -176,11 +176,11 @@ def test_a_failed_fit_is_called_one_not_memorization():
 
 
 def test_the_pca_reference_line_is_fitted_once_per_bottleneck(monkeypatch):
-    import analysis.study.prepare as prepare
+    import sklearn.decomposition as decomposition  # imported where the reference is fitted
 
     fits = []
-    real = prepare.PCA
-    monkeypatch.setattr(prepare, "PCA", lambda *a, **kw: fits.append(kw.get("n_components")) or real(*a, **kw))
+    real = decomposition.PCA
+    monkeypatch.setattr(decomposition, "PCA", lambda *a, **kw: fits.append(kw.get("n_components")) or real(*a, **kw))
     data = prepare_data(StudyConfig(bottlenecks=(2, 4)))
     first = [data.nm_reference(k) for k in (2, 4, 2, 4, 2)]
     assert fits == [2, 4] and first[0] == first[2] == first[4] and first[1] == first[3]
