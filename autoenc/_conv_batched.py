@@ -343,6 +343,11 @@ class _ConvStack:
                 g = geometry.col2im(g_cols, work, "bwd")
 
     @torch.no_grad()
+    def predict(self, x, out):
+        """Outputs of inputs ``x`` (M, B, d) without a cache, into ``out`` (same shape)."""
+        return out.copy_(self.forward(x))
+
+    @torch.no_grad()
     def mean_loss(self, X):
         """Per-member mean squared error, shape (M,), of inputs ``X`` of shape (M, n, d) (may be expanded)."""
         M, n, d = X.shape

@@ -70,7 +70,7 @@ class _Reconstructor:
         chunk = max(1, 2**22 // (M * widest))  # bounds the activations, as mean_loss does
         with torch.no_grad():
             for s in range(0, Xt.shape[1], chunk):
-                out[:, s : s + chunk] = stack.forward(Xt[:, s : s + chunk])
+                stack.predict(Xt[:, s : s + chunk], out[:, s : s + chunk])
         if self.diverged:  # their weights were zeroed when frozen: an output of zeros would pass for a model
             out[self.diverged] = math.nan
         return out.cpu().numpy()

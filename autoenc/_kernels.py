@@ -6,8 +6,9 @@ Zen 4 and 5) it takes its AVX2 ones, about 100 GFLOP/s on one Zen 5 core, where 
 oneDNN has no batched call and no ``out=`` there: its products run member by member (about 11 us of overhead a call,
 measured) into fresh tensors. One member's are the step's tensors as they are; several members' are stacked into the
 step's buffers, a plain copy (a few us for 2 x 64 x 1024 values; training the members one at a time instead, to skip
-it, measured no faster for 2 members of width 1024 and 12% slower for 8 of width 256); weight gradients are copied
-into the flat gradient buffer. All this pays only for large enough products (:func:`layer_kernels`). The choice is
+it, measured no faster for 2 members of width 1024 and 12% slower for 8 of width 256); passes without a cache
+(validation, curves, reconstructions) go member by member instead, where stacking would copy every layer's output
+for nothing; weight gradients are copied into the flat gradient buffer. All this pays only for large enough products (:func:`layer_kernels`). The choice is
 a fixed rule of the machine and the shapes, never a timing taken at run time: the same machine always computes the
 same numbers. ``AUTOENC_ONEDNN=0`` or ``1`` overrides the rule.
 """
@@ -110,32 +111,43 @@ def use_onednn(dtype, device):
                        torch.device(device).type)
 
 
-def linear(a, W, b, out=None):
+def linear(a, W, b, out=None, members=None):
     """a @ W + b of every member on oneDNN: a (M, B, in), W (M, in, out), b (M, 1, out) -> (M, B, out).
 
     One member's result is returned as it is (no copy); several are stacked into ``out`` (fresh if None).
+    ``members``: W and b's per-member operands as :func:`member_operands` made them (views kept from step to step:
+    indexing them anew costs a few us a call).
     """
-    if W.shape[0] == 1:
-        return _LINEAR(a[0], W[0].T, b[0, 0], "none", [], "").unsqueeze(0)
-    return torch.stack([_LINEAR(a[m], W[m].T, b[m, 0], "none", [], "") for m in range(W.shape[0])], out=out)
+    Wt, bias = members or member_operands(W, b)
+    if len(Wt) == 1:
+        return _LINEAR(a[0], Wt[0], bias[0], "none", [], "").unsqueeze(0)
+    return torch.stack([_LINEAR(x, w, c, "none", [], "") for x, w, c in zip(a.unbind(0), Wt, bias)], out=out)
 
 
-def input_grad(g, W, out=None):
-    """g @ W^T of every member on oneDNN: g (M, B, out), W (M, in, out) -> (M, B, in); ``out`` as in linear."""
-    if W.shape[0] == 1:
-        return _LINEAR(g[0], W[0], None, "none", [], "").unsqueeze(0)
-    return torch.stack([_LINEAR(g[m], W[m], None, "none", [], "") for m in range(W.shape[0])], out=out)
+def member_operands(W, b=None):
+    """Per member, oneDNN's (out, in) weight view W[m]^T and bias b[m, 0] (None without ``b``)."""
+    return [w.T for w in W.unbind(0)], (b[:, 0].unbind(0) if b is not None else [None] * W.shape[0])
 
 
-def weight_grad(a, g, out, transposed=False):
+def input_grad(g, W, out=None, members=None):
+    """g @ W^T of every member on oneDNN: g (M, B, out), W (M, in, out) -> (M, B, in); ``out`` as in linear;
+    ``members``: W's per-member views ``W.unbind(0)``, kept."""
+    Ws = members or W.unbind(0)
+    if len(Ws) == 1:
+        return _LINEAR(g[0], Ws[0], None, "none", [], "").unsqueeze(0)
+    return torch.stack([_LINEAR(x, w, None, "none", [], "") for x, w in zip(g.unbind(0), Ws)], out=out)
+
+
+def weight_grad(a, g, out, transposed=False, members=None):
     """a^T g of every member on oneDNN into ``out`` (M, in, out), from a (M, B, in) and g (M, B, out).
 
     ``transposed`` computes g^T a and copies it transposed (torch's blocked transpose): oneDNN first copies its
     transposed first operand into contiguous memory, which is then the narrow g rather than the wide a.
+    ``members``: ``out.unbind(0)``, kept.
     """
-    for m in range(out.shape[0]):
+    for x, y, o in zip(a.unbind(0), g.unbind(0), members or out.unbind(0)):
         if transposed:
-            out[m].copy_(_LINEAR(g[m].T, a[m].T, None, "none", [], "").T)
+            o.copy_(_LINEAR(y.T, x.T, None, "none", [], "").T)
         else:
-            out[m].copy_(_LINEAR(a[m].T, g[m].T, None, "none", [], ""))
+            o.copy_(_LINEAR(x.T, y.T, None, "none", [], ""))
     return out

@@ -78,6 +78,11 @@ class _ModuleStack:
             view[0].copy_(grad)
 
     @torch.no_grad()
+    def predict(self, x, out):
+        """Outputs of inputs ``x`` (1, B, d) without a cache, into ``out`` (same shape)."""
+        return out.copy_(self.forward(x))
+
+    @torch.no_grad()
     def mean_loss(self, X):
         """Mean squared error, shape (1,), of inputs ``X`` of shape (1, n, d)."""
         n, d = X.shape[1:]

@@ -96,6 +96,10 @@ class _Stack:
         self.skinny = [_kernels.skinny(a, b) and i < n_layers - 1
                        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
         self.onednn = _kernels.use_onednn(dtype, self.param.device)  # wide products on oneDNN, member by member
+        # their per-member operands, views of the flat buffers kept from step to step: (W[m]^T, b[m, 0]), W[m], gW[m]
+        self._members = [(_kernels.member_operands(W, b), W.unbind(0), gW.unbind(0))
+                         for W, b, gW, _, _ in self.layers] if self.onednn else None
+        self._alone = {}  # member -> its layers and operands as a stack of one (see _member_layers)
         self._plans = {}  # batch size -> per layer, the kernels of its three products (see kernels)
         self._work = {}  # a training step's activations and gradients, reused from step to step (see _buffer)
         self._dropped = {}  # dropout: hidden layer -> its activation before the mask, for the backward
@@ -174,23 +178,26 @@ class _Stack:
                 layer.bias.copy_(tensors[n_layers + i][m, 0, : layer.out_features])
         return model.eval()
 
-    def forward(self, x, cache=None, masks=None):
+    def forward(self, x, cache=None, masks=None, member=None):
         """Outputs (M, B, input_dim) for inputs ``x`` (M, B, input_dim); fills ``cache`` for :meth:`backward`.
 
         With a ``cache`` the step's buffers are reused: the output and the cached tensors stay valid until the next
         forward with a cache. ``masks`` (dropout) maps a hidden layer's index to a (M, B, width) tensor that
-        multiplies its activation; pass the same to :meth:`backward`.
+        multiplies its activation; pass the same to :meth:`backward`. ``member``: member ``member`` alone, ``x``
+        being its (1, B, input_dim) inputs (no cache; see :meth:`apart`).
         """
         a = x
         M, B = x.shape[:2]
-        for i, ((W, b, _, _, act), (kernel, _, _)) in enumerate(zip(self.layers, self.kernels(B))):
+        layers, operands = (self.layers, self._members) if member is None else self._member_layers(member)
+        for i, ((W, b, _, _, act), (kernel, _, _)) in enumerate(zip(layers, self.kernels(B))):
             n_out = W.shape[2]
             if kernel == SKINNY:  # z^T = W^T a^T + b^T, an (out, B) product
                 out = None if cache is None else self._buffer(("zt", i), (M, n_out, B))
                 z = torch.baddbmm(b.transpose(1, 2), W.transpose(1, 2), a.transpose(1, 2), out=out).transpose(1, 2)
             else:  # oneDNN's results are fresh: one member's need no buffer
                 out = None if cache is None or (kernel == ONEDNN and M == 1) else self._buffer(("z", i), (M, B, n_out))
-                z = _kernels.linear(a, W, b, out) if kernel == ONEDNN else torch.baddbmm(b, a, W, out=out)
+                z = (_kernels.linear(a, W, b, out, operands[i][0]) if kernel == ONEDNN
+                     else torch.baddbmm(b, a, W, out=out))
             if cache is not None:  # layer input, and the pre-activation where the backward needs it
                 cache += (a, z if act is not None and act[2] else None)
             a = z if act is None else act[0](z)  # relu_, tanh_, sigmoid_ work in place
@@ -216,7 +223,7 @@ class _Stack:
         elif kernel == BMM:
             torch.bmm(a_in.transpose(1, 2), g, out=gW)
         else:
-            _kernels.weight_grad(a_in, g, gW, transposed=kernel == ONEDNN_T)
+            _kernels.weight_grad(a_in, g, gW, transposed=kernel == ONEDNN_T, members=self._members[i][2])
         torch.sum(g, 1, keepdim=True, out=gb)
 
     def _input_grad(self, i, g, cache, masks=None):
@@ -224,7 +231,8 @@ class _Stack:
         W, a_in = self.layers[i][0], cache[2 * i]
         M, B = g.shape[:2]
         if self.kernels(B)[i][1] == ONEDNN:
-            g = _kernels.input_grad(g, W, None if M == 1 else self._buffer(("g", i), (M, B, W.shape[1])))
+            g = _kernels.input_grad(g, W, None if M == 1 else self._buffer(("g", i), (M, B, W.shape[1])),
+                                    self._members[i][1])
         else:
             g = torch.bmm(g, W.transpose(1, 2), out=self._buffer(("g", i), (M, B, W.shape[1])))
         if masks is not None and i - 1 in masks:
@@ -277,6 +285,33 @@ class _Stack:
         return ([views[i][m, : w[i], : w[i + 1]] for i in range(n_layers)]
                 + [views[n_layers + i][m, 0, : w[i + 1]] for i in range(n_layers)])
 
+    def _member_layers(self, m):
+        """``self.layers`` and the oneDNN operands of member ``m`` alone (its weights as a stack of one), kept."""
+        cached = self._alone.get(m)
+        if cached is None:
+            layers = [(W[m : m + 1], b[m : m + 1], None, None, act) for W, b, _, _, act in self.layers]
+            operands = None if self._members is None else [(([Wt[m]], [bias[m]]), [Ws[m]], None)
+                                                           for (Wt, bias), Ws, _ in self._members]
+            cached = self._alone[m] = layers, operands
+        return cached
+
+    @property
+    def apart(self):
+        """Whether passes without a cache run member by member: oneDNN's products come back as fresh tensors, and
+        stacking several members' would copy every layer's output (measured: 6% of a width-1024 group's time,
+        mostly in the curves' passes over the training split)."""
+        return self.onednn and self.M > 1
+
+    @torch.no_grad()
+    def predict(self, x, out):
+        """Outputs of inputs ``x`` (M, B, input_dim) without a cache, into ``out`` (same shape)."""
+        if not self.apart:
+            out.copy_(self.forward(x))
+            return out
+        for m in range(self.M):
+            out[m : m + 1] = self.forward(x[m : m + 1], member=m)
+        return out
+
     @torch.no_grad()
     def mean_loss(self, X):
         """Per-member mean squared error, shape (M,), of inputs ``X`` of shape (M, n, d) (may be expanded)."""
@@ -285,7 +320,12 @@ class _Stack:
         total = torch.zeros(M, dtype=self.param.dtype)
         for s in range(0, n, chunk):
             xb = X[:, s : s + chunk]
-            total += self.forward(xb).sub_(xb).view(M, -1).square_().sum(1)
+            if self.apart:  # member by member, as the same reduction of one row
+                for m in range(M):
+                    total[m : m + 1] += self.forward(xb[m : m + 1], member=m).sub_(xb[m : m + 1]).view(1, -1
+                                                                                                  ).square_().sum(1)
+            else:
+                total += self.forward(xb).sub_(xb).view(M, -1).square_().sum(1)
         return total / (n * d)
 
 

@@ -1,4 +1,5 @@
 """Batched training of a group: solo fit is the oracle, member by member, loss by loss."""
+import math
 import numpy as np
 import pytest
 import torch
@@ -395,6 +396,24 @@ def test_onednn_backward_matches_autograd(onednn, activation, shapes, rng):
         for (name, p), q in zip(model.named_parameters(), stack.get_member(m, stack.grad).parameters()):
             torch.testing.assert_close(q.double(), p.grad, rtol=1e-4, atol=1e-5 * float(p.grad.abs().max()),
                                        msg=name)
+
+
+@pytest.mark.parametrize("shapes", [[(32, 1024), (32, 1024)], [(32, 1024), (4, 1024), (16, 512)]])
+def test_onednn_passes_member_by_member_equal_the_stacked_pass_bit_for_bit(onednn, shapes, rng):
+    """Without a cache, members go through the network one at a time (no copy of each layer's stacked outputs):
+    the same products on the same operands, so the same bits as the stacked pass."""
+    configs = [ModelConfig(64, k, (h,)) for k, h in shapes]
+    stack = _Stack(configs, torch.float32)
+    for m in range(len(configs)):
+        stack.init_member(m, torch.Generator().manual_seed(m))
+    x = torch.as_tensor(rng.random((len(configs), 300, 64)), dtype=torch.float32)
+    assert stack.apart and stack.kernels(300)[0][0] == ONEDNN
+    stacked = stack.forward(x)
+    out = torch.full_like(x, math.nan)
+    assert stack.predict(x, out) is out and torch.equal(out, stacked)
+    expected = stacked.sub(x).view(len(configs), -1).square_().sum(1) / x[0].numel()
+    assert torch.equal(stack.mean_loss(x), expected)
+    assert not _Stack(configs[:1], torch.float32).apart  # one member: nothing to stack
 
 
 @pytest.mark.parametrize("activation, remedy", [("relu", {}), ("sigmoid", {"dropout": 0.2}),
