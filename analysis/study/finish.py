@@ -7,19 +7,15 @@ Everything here reads the committed runs back from the study folder and writes d
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import partial
 
 import numpy as np
 import pandas as pd
-import torch
-from threadpoolctl import threadpool_limits
 
 from autoenc import load
 from autoenc._safe_read import regular_file
-from autoenc.validation import check_int
 
-from ._parallel import Task, default_jobs, one_thread, run_tasks
+from ._parallel import Task, run_in_threads
 from .runspec import Run, RunSpec, format_hidden
 from .latent_table import LATENT_COLUMNS, latent_tasks, path_arrays
 from .select import simplest_adequate
@@ -58,7 +54,7 @@ def finish(store, data, config, results, selection, *, n_jobs=None):
 
     :func:`finish_tasks`'s tasks, computed on up to ``n_jobs`` threads of this process (default: every core; 1 runs
     them one after the other) and written here as each comes back. Every task computes on one thread
-    (:func:`one_thread`) and alone, so the numbers do not depend on ``n_jobs``.
+    (``one_thread``) and alone, so the numbers do not depend on ``n_jobs``.
     """
     run_in_threads(finish_tasks(store, data, config, results, selection), n_jobs)
 
@@ -88,45 +84,14 @@ def finish_tasks(store, data, config, results, selection):
         tasks += latent_tasks(folder, data, results, lambda frame: write_csv(folder / "latent.csv", frame))[0]
     if config.latent != "none" and not _readable_csv(folder / "embeddings.csv", ["run", "x", "y"],
                                                      {chosen_run, pca_run}):
-        tasks.append(Task(_embeddings, (folder, data, config, chosen_run, pca_run), partial(_write_embeddings, folder)))
+        tasks.append(Task(_embeddings, (folder, data, config, chosen_run, pca_run), partial(_write_embeddings, folder),
+                          here=True))
     tasks.append(Task(_reconstructions, (folder, data, shown),
                       lambda arrays: write_npz(folder / "reconstructions.npz", **arrays)))
     if config.latent != "none":
         tasks.append(Task(path_arrays, (folder, data, config, shown),
                           lambda arrays: write_npz(folder / "paths.npz", **arrays)))
     return tasks
-
-
-def run_in_threads(tasks, n_jobs=None):
-    """Every :class:`Task` on up to ``n_jobs`` threads of this process (default: every core), each ``on_done`` in
-    the calling thread as its task completes; each task on one thread of torch, OpenMP and the BLAS.
-
-    torch's layers, the BLAS and scikit-learn's neighbour searches run without Python's lock, so threads use the
-    cores a study's workers have left idle by now, with no data copied and nothing imported again; the rest (model
-    loading, pandas, argument checks) takes turns. Measured on the default study's finish with both of 2 cores
-    free: 0.78 s on two threads, 1.02 s on one (worker processes: 0.57 s); with one core free, 5-10% slower.
-    """
-    n_jobs = min(len(tasks), default_jobs() if n_jobs is None else check_int(n_jobs, "n_jobs", minimum=1))
-    if n_jobs <= 1:
-        return run_tasks(tasks, 1)
-    with one_thread(), ThreadPoolExecutor(n_jobs, thread_name_prefix="autoenc-finish") as pool:
-        futures = {pool.submit(_alone, task): task for task in tasks}
-        try:
-            for future in as_completed(futures):
-                futures[future].on_done(future.result())
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-
-
-def _alone(task):
-    """A task on a thread of the pool, on one thread of its own: OpenMP and MKL keep their thread counts per thread,
-    and a new thread starts with every core (torch's matrix products would use them all), whatever this process
-    set."""
-    torch.set_num_threads(1)  # this thread's OpenMP and MKL; the process-wide count is one already (one_thread)
-    with threadpool_limits(1):
-        return task.fn(*task.args)
 
 
 def _landscape_tasks(folder, data, config, runs, n_samples=50):

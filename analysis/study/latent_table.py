@@ -151,9 +151,9 @@ def latent_tasks(folder, data, results, on_table):
                              for run in runs["run"]], columns=list(LATENT_COLUMNS))
 
     # the widest bottlenecks first: their neighbour searches take longest
-    tasks = [Task(_latent_rows, (folder, data, results[results["run"].isin(group["run"])], group), done(k))
+    tasks = [Task(_latent_rows, (folder, data, results[results["run"].isin(group["run"])], group), done(k), here=True)
              for k, group in sorted(runs.groupby("bottleneck", sort=False), key=lambda kv: -kv[0])]
-    tasks.append(Task(_data_dimensions, (data,), done("data")))
+    tasks.append(Task(_data_dimensions, (data,), done("data"), here=True))  # scikit-learn: see Task
     return tasks, table
 
 

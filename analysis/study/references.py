@@ -256,7 +256,8 @@ def reference_tasks(plan, data, config):
                   provenance=np.asarray(plan.provenance), sha256=np.asarray(plan.digest(task, errors)))
 
     missing = [t for t in plan.tasks if not _committed(plan, t)]
-    return [Task(_train_task, (plan.model, plan.train, data, plan.masks, plan.pool, t), commit) for t in missing]
+    return [Task(_train_task, (plan.model, plan.train, data, plan.masks, plan.pool, t), commit,
+                 here=plan.spec.model == "pca") for t in missing]  # PCA: scikit-learn (see Task)
 
 
 def reference_flops(tasks):

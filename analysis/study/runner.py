@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -121,7 +121,7 @@ class _Study:
 
         # Epochs show under the bar where the group trains here; a worker process has no terminal to draw on.
         epochs = self.progress if self.n_jobs == 1 and self.client is None else False
-        before, after = ([Task(t.fn, t.args, lambda result: done([result])) if t.on_done == self.commit else t
+        before, after = ([replace(t, on_done=lambda result: done([result])) if t.on_done == self.commit else t
                           for t in part] for part in (before, after))
         tasks = [*before, *[Task(train_group, (g, self.data_for(g[0].spec), self.config, epochs), done) for g in todo],
                  *after]
@@ -261,7 +261,7 @@ def _run(study, report, start, local_workers):
     store, data, config, timings = study.store, study.data, study.config, {}
     reused = len(study.finished)
     try:
-        pca = [Task(fit_pca, (study.run_of(spec), study.data_for(spec), config), study.commit)
+        pca = [Task(fit_pca, (study.run_of(spec), study.data_for(spec), config), study.commit, here=True)
                for spec in config.pca_runs() if spec.run not in study.finished]
         # The widest model's reference models are known before anything trains: long tasks go first.
         plans = [plan_references(s, data, config, store.path, audited="widest" in config.audit)
