@@ -295,17 +295,18 @@ def _run(study, report, start, local_workers):
               if s.architecture not in {p.spec.architecture for p in plans}]
     tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
     flops["references_and_audit"] = reference_flops(tasks)
-    # The reconstructions and latent measures read only committed runs: local workers compute them beside the
-    # late references. Otherwise this process's threads do, after the audit: a Dask worker may not see the folder,
-    # and UMAP's compiled code is warm only here (``warm_up``).
-    on_workers = local_workers and config.latent != "umap"
-    finishing = finish_tasks(store, data, config, results, selection) if on_workers else []
+    # The reconstructions and latent measures read only committed runs: with local workers, this process's threads
+    # compute them while the workers train the late references (they need scikit-learn, which only this process
+    # has imported; UMAP's compiled code is warm only here, ``warm_up``). On Dask, after the audit: a Dask worker
+    # may not see the folder.
+    beside = local_workers
+    finishing = [replace(t, here=True) for t in finish_tasks(store, data, config, results, selection)] if beside else []
     if tasks or finishing:
         run_tasks(tasks + finishing, study.n_jobs, study.client, study.share)
     store.wait_tables()
     write_memorization_and_audit(store.path, plans, data, audit_samples, config)
     write_remedy_summary(store.path, remedies, results, config, selection, len(data.train))
-    if on_workers:
+    if beside:
         timings["references_audit_and_latent"] = time.perf_counter() - start - sum(timings.values())
     else:
         timings["references_and_audit"] = time.perf_counter() - start - sum(timings.values())
