@@ -71,3 +71,24 @@ def test_killing_idle_workers_leaves_nothing_behind(recwarn):
     assert pool._flags.shutdown and pool._flags.kill_workers
     gone, alive = psutil.wait_procs([psutil.Process(p) for p in set(pids) if psutil.pid_exists(p)], timeout=10)
     assert not alive and not [w for w in recwarn if "leaked" in str(w.message)]
+
+
+def test_tasks_marked_here_run_in_this_process_while_the_workers_run_the_rest():
+    release_workers()
+    pids, here = [], []
+    tasks = [Task(os.getpid, (), pids.append) for _ in range(4)]
+    tasks += [Task(os.getpid, (), here.append, here=True) for _ in range(3)]
+    run_tasks(tasks, 2)
+    assert here == [os.getpid()] * 3
+    assert len(pids) == 4 and os.getpid() not in pids
+    release_workers(kill=True)
+
+
+def test_a_failing_task_here_stops_the_workers():
+    release_workers()
+    pids = []
+    with pytest.raises(ZeroDivisionError):
+        run_tasks([Task(os.getpid, (), pids.append), Task(divmod, (1, 0), print, here=True)], 2)
+    from joblib.externals.loky import reusable_executor
+
+    assert reusable_executor._executor._flags.shutdown  # killed, not left running for nobody
