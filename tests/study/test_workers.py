@@ -23,14 +23,24 @@ def test_tasks_run_on_the_warmed_workers():
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in warm.pids)
 
 
-def test_a_failing_block_stops_the_workers():
+def test_a_failing_block_kills_its_idle_workers_and_leaves_nothing_behind(recwarn):
+    """A block that fails (a refused study) kills the workers it started, as the study's end kills its idle ones
+    (no interpreter teardown to wait for): gone, the pool shut down, no leaked semaphore. One pool for both: the
+    workers have run tasks and are idle when the block fails."""
     release_workers()
+    pids = []
     with pytest.raises(ValueError, match="refused"):
         with warm_workers(2, ("analysis.study.training",)) as warm:
+            warm.wait()
+            run_tasks([Task(os.getpid, (), pids.append) for _ in range(4)], 2)
+            from joblib.externals.loky import reusable_executor
+
+            pool = reusable_executor._executor
             raise ValueError("refused")
-    assert len(warm.pids) == 2  # they had started, and are gone
+    assert len(warm.pids) == 2 and set(pids) <= set(warm.pids)  # they had started, and ran the tasks
+    assert pool._flags.shutdown and pool._flags.kill_workers
     gone, alive = psutil.wait_procs([psutil.Process(p) for p in warm.pids if psutil.pid_exists(p)], timeout=10)
-    assert not alive
+    assert not alive and not [w for w in recwarn if "leaked" in str(w.message)]
 
 
 def test_one_job_starts_nothing():
@@ -57,17 +67,3 @@ def test_membership_audit_rejects_a_non_bool_warn_unresolved():
     masks[1::2] = ~masks[1::2]
     with pytest.raises(TypeError, match="warn_unresolved"):
         membership_audit(rng.random(10), masks[0], rng.random((4, 10)), masks, warn_unresolved="no")
-
-
-def test_killing_idle_workers_leaves_nothing_behind(recwarn):
-    """The study's end kills its idle workers (no interpreter teardown to wait for): gone, the pool shut down."""
-    release_workers()
-    pids = []
-    run_tasks([Task(os.getpid, (), pids.append) for _ in range(4)], 2)
-    from joblib.externals.loky import reusable_executor
-
-    pool = reusable_executor._executor
-    release_workers(kill=True)
-    assert pool._flags.shutdown and pool._flags.kill_workers
-    gone, alive = psutil.wait_procs([psutil.Process(p) for p in set(pids) if psutil.pid_exists(p)], timeout=10)
-    assert not alive and not [w for w in recwarn if "leaked" in str(w.message)]
