@@ -1,4 +1,5 @@
-"""Local workers started early: the tasks run on them, and a block that fails leaves none behind."""
+"""Local workers started early: the tasks run on them, reading the study's data as memory maps, and a block that
+fails leaves none behind."""
 import os
 
 import psutil
@@ -7,7 +8,21 @@ import pytest
 from analysis.study._parallel import Task, release_workers, run_tasks, warm_workers
 
 
-def test_tasks_run_on_the_warmed_workers():
+def _kinds(data):
+    """What a worker sees: its pid and the types of the arrays a task reads."""
+    X_train, clean_train, noise_train = data.split_arrays("train")
+    return os.getpid(), type(data).__name__, [type(a).__name__ for a in (X_train, clean_train, noise_train,
+                                                                        data.inputs(data.pool))]
+
+
+def test_tasks_run_on_the_warmed_workers_and_get_memory_maps():
+    """One pool for both: the tasks run on the warmed workers (none started for them), a task's data arrives as
+    the shared memory maps, and releasing the workers shuts the pool down."""
+    from analysis import StudyConfig
+    from analysis.study._shared_data import DataShare
+    from analysis.study.prepare import prepare_data
+
+    data = prepare_data(StudyConfig(noise_std=0.3, fractions=(0.5, 0.25, 0.25)))
     release_workers()
     with warm_workers(2, ("analysis.study.training",)) as warm:
         warm.wait()
@@ -15,6 +30,11 @@ def test_tasks_run_on_the_warmed_workers():
     pids = []
     run_tasks([Task(os.getpid, (), pids.append) for _ in range(8)], 2)
     assert set(pids) <= set(warm.pids)  # no new processes were started for them
+    seen = []
+    with DataShare() as share:
+        run_tasks([Task(_kinds, (data,), seen.append)] * 2, n_jobs=2, share=share)
+    assert [kinds for _, *kinds in seen] == [["MappedStudyData", ["memmap"] * 4]] * 2
+    assert {pid for pid, *_ in seen} <= set(warm.pids)
     from joblib.externals.loky import reusable_executor
 
     pool = reusable_executor._executor
