@@ -61,3 +61,18 @@ def frames():
     from synthetic_study import make_study_frames
 
     return make_study_frames()
+
+
+# The longest test files (5-30 s each on two workers, measured), longest first: xdist's loadfile hands files out in
+# this order, so the two workers end together on the many short files. Its own order (by number of tests) left the
+# long files with few tests for last, one worker waiting up to 13 s for the other's. setup.cfg's
+# --no-loadscope-reorder keeps this order.
+LONG_FIRST = ("study/test_study.py", "study/test_store.py", "study/test_faults.py", "study/test_workers.py",
+              "test_readme.py", "test_cli_early.py", "measures/test_divergence.py", "test_house.py",
+              "measures/test_landscape.py", "test_cli.py", "report/test_report.py", "report/test_drawing.py",
+              "study/test_remedy_study.py", "measures/test_similarity.py", "report/test_compare.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {f"tests/{name}": i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest as collected
