@@ -1,4 +1,5 @@
-"""Shared test set-up: the rng, a headless matplotlib, figures closed after every test, the synthetic study."""
+"""Shared test set-up: the rng, a headless matplotlib, one thread per test process, figures closed after every test,
+the synthetic study, the long test files first."""
 import sys
 
 import matplotlib
@@ -63,14 +64,15 @@ def frames():
     return make_study_frames()
 
 
-# The longest test files (5-30 s each on two workers, measured), longest first: xdist's loadfile hands files out in
+# The longest test files (3-15 s each on two workers, measured), longest first: xdist's loadfile hands files out in
 # this order, so the two workers end together on the many short files. Its own order (by number of tests) left the
-# long files with few tests for last, one worker waiting up to 13 s for the other's. setup.cfg's
-# --no-loadscope-reorder keeps this order.
-LONG_FIRST = ("study/test_study.py", "study/test_store.py", "study/test_faults.py", "study/test_workers.py",
-              "test_readme.py", "test_cli_early.py", "measures/test_divergence.py", "test_house.py",
+# long files with few tests for last, one worker idle for the last 7-13 s. setup.cfg's --no-loadscope-reorder keeps
+# this order.
+LONG_FIRST = ("study/test_study.py", "study/test_store.py", "test_readme.py", "measures/test_divergence.py",
+              "test_cli_early.py", "study/test_faults.py", "test_house.py", "study/test_workers.py",
               "measures/test_landscape.py", "test_cli.py", "report/test_report.py", "report/test_drawing.py",
-              "study/test_remedy_study.py", "measures/test_similarity.py", "report/test_compare.py")
+              "measures/test_similarity.py", "report/test_verdicts.py", "study/test_remedy_study.py", "test_conv.py",
+              "report/test_compare.py")
 
 
 def pytest_collection_modifyitems(config, items):
