@@ -32,16 +32,33 @@ def studies(tmp_path_factory):
     return {"laptop": laptop, "cluster": cluster, "patches": patches}
 
 
+@pytest.fixture(scope="module")
+def two_on_the_same_data(studies, tmp_path_factory):
+    """laptop and cluster compared (the same data): the output folder and the report returned, read by the tests."""
+    out = tmp_path_factory.mktemp("same") / "cmp"
+    return out, compare_studies([studies["laptop"], studies["cluster"]], out)
+
+
+@pytest.fixture(scope="module")
+def three_on_two_data(studies, tmp_path_factory):
+    """laptop, patches and cluster compared, in this order (patches on other data, between the two on digits)."""
+    out = tmp_path_factory.mktemp("apart") / "cmp"
+    return out, compare_studies([studies[n] for n in THREE], out)
+
+
+THREE = ["laptop", "patches", "cluster"]
+
+
 def _section(page, heading):
     return page.split(f"<h2>{heading}</h2>")[1].split("<h2>")[0]
 
 
-def test_two_studies_on_the_same_data_overlay(studies, tmp_path):
-    report = compare_studies([studies["laptop"], studies["cluster"]], tmp_path / "cmp")
+def test_two_studies_on_the_same_data_overlay(two_on_the_same_data):
+    out, report = two_on_the_same_data
     page = report.read_text()
     assert "All 2 studies ran on the same data" in page and "different data" not in page
-    assert sorted(p.name for p in (tmp_path / "cmp" / "figures").iterdir()) == ["capacity-A.png"]
-    tidy = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["capacity-A.png"]
+    tidy = pd.read_csv(out / "compare.csv")
     assert set(tidy["study"]) == {"laptop", "cluster"} and set(tidy["data"]) == {"A"}
     assert {"mse", "mse_clean", "noise_memorization", "n_seeds"} <= set(tidy.columns)
     one = tidy[(tidy["study"] == "laptop") & (tidy["hidden"] == 16) & (tidy["bottleneck"] == 8)]
@@ -71,35 +88,35 @@ def test_one_figure_draws_every_study_on_the_same_data(studies):
         plot_compared(curves, palette={"laptop": "red"})
 
 
-def test_studies_on_different_data_are_drawn_apart_and_labelled(studies, tmp_path):
-    report = compare_studies([studies["laptop"], studies["patches"], studies["cluster"]], tmp_path / "cmp")
+def test_studies_on_different_data_are_drawn_apart_and_labelled(three_on_two_data):
+    out, report = three_on_two_data
     page = report.read_text()
     assert "These studies ran on different data" in page
     assert f"data A: digits (72 x 64), data {DIGITS[:8]}" in page and f"data B: patches (72 x 64), data " \
         f"{PATCHES[:8]}" in page
-    assert sorted(p.name for p in (tmp_path / "cmp" / "figures").iterdir()) == ["capacity-A.png", "capacity-B.png"]
-    tidy = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["capacity-A.png", "capacity-B.png"]
+    tidy = pd.read_csv(out / "compare.csv")
     assert tidy.groupby("study")["data"].agg(set).to_dict() == {"laptop": {"A"}, "cluster": {"A"},
                                                                 "patches": {"B"}}
     verdicts = _section(page, "Verdicts")
     assert "<b>patches</b> (data B)" in verdicts and "<b>cluster</b> (data A)" in verdicts
 
 
-def test_the_selected_models_table_has_one_row_per_study(studies, tmp_path):
-    names = ["laptop", "cluster", "patches"]
-    page = compare_studies([studies[n] for n in names], tmp_path / "cmp").read_text()
+def test_the_selected_models_table_has_one_row_per_study(three_on_two_data):
+    page = three_on_two_data[1].read_text()
     table = _section(page, "Selected models")
     rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)[1:]
-    assert [re.findall(r"<td>(.*?)</td>", row)[0] for row in rows] == names
+    assert [re.findall(r"<td>(.*?)</td>", row)[0] for row in rows] == THREE  # in the order given
     assert all(re.findall(r"<td>(.*?)</td>", row)[2:5] == ["autoencoder", "8", "16"] for row in rows)
 
 
-def test_latent_similarity_is_shown_where_latent_csv_is_and_never_required(studies, tmp_path):
-    page = compare_studies([studies["laptop"], studies["cluster"]], tmp_path / "cmp").read_text()
+def test_latent_similarity_is_shown_where_latent_csv_is_and_never_required(two_on_the_same_data):
+    out, report = two_on_the_same_data
+    page = report.read_text()
     latent = _section(page, "Latent similarity")
     assert "<th>cka_pca</th>" in latent and "<th>latent_auc</th>" in latent
     assert "No latent.csv in cluster." in latent and latent.count("<td>laptop</td>") == 2  # selected, widest
-    tidy = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    tidy = pd.read_csv(out / "compare.csv")
     assert tidy.loc[tidy["study"] == "laptop", "cka_pca"].notna().all()
     assert tidy.loc[tidy["study"] == "cluster", "cka_pca"].isna().all()
 

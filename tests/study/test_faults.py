@@ -270,6 +270,7 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_completes_the_study(tmp_path, m
                                   metrics(fresh.results), check_dtype=False)
 
 
+@pytest.mark.slow  # a study process and its two workers, interrupted and waited on: CI's separate slow step runs it
 def test_ctrl_c_with_worker_processes_leaves_no_leaked_semaphores(tmp_path):
     args = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", str(tmp_path), "--bottlenecks", "2",
             "--widths", "8", "--seeds", "0", "--epochs", "10", "--n-references", "12", "--audit", "none",
