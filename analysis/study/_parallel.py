@@ -22,8 +22,8 @@ __all__ = ["ClusterError", "Task", "dask_client", "default_jobs", "one_thread", 
 class Task:
     """``fn(*args)`` runs on a worker; ``on_done(output)`` runs in the study process as soon as it is back.
 
-    ``here``: where the other tasks go to local worker processes, this one runs in the study process instead, on its
-    threads, while they work. For tasks that need scikit-learn (PCA, the latent measures): the study process has it,
+    ``here``: where the other tasks go to local worker processes, this one runs in the study process instead, one
+    after the other, while they work. For tasks that need scikit-learn (PCA, the latent measures): the study process has it,
     and a worker that imported it for them would spend about 1 s of a core doing so (the workers import torch and
     the training code only).
     """
@@ -224,7 +224,7 @@ def run_tasks(tasks, n_jobs=1, client=None, share=None):
              for i, t in enumerate(tasks)]
     outputs = parallel(calls)  # dispatching starts now, on joblib's thread
     try:
-        run_in_threads(here, n_jobs)
+        run_tasks(here, 1)  # one at a time: one task's temporaries beside the workers' memory, not several
         for index, output in outputs:
             tasks[index].on_done(output)
     except BaseException:  # Ctrl-C, SIGTERM, a full disk: stop the workers now, and say nothing of unread outputs
