@@ -12,8 +12,6 @@ from threadpoolctl import threadpool_limits
 
 from autoenc import encode, load
 
-from ..measures.similarity import (CenteredCodes, cca_similarity, intrinsic_dimension, latent_membership,
-                                   linear_cka, null_level, principal_angles)
 from ._parallel import Task
 from .runspec import format_hidden
 from .store import write_csv, write_npz
@@ -159,6 +157,8 @@ def latent_tasks(folder, data, results, on_table):
 
 def _data_dimensions(data):
     """TwoNN and MLE intrinsic dimensions of the unseen samples' signal (a fixed subset of them)."""
+    from ..measures.similarity import intrinsic_dimension  # scikit-learn, imported where it is used (see Task)
+
     with threadpool_limits(1):
         signal = data.clean[data.test] if data.noisy else data.inputs(data.test)
         few = signal[_subset(len(signal))]
@@ -173,6 +173,9 @@ def _latent_rows(folder, data, results, runs):
 
 
 def _rows(folder, data, results, runs):
+    from ..measures.similarity import (CenteredCodes, cca_similarity, intrinsic_dimension, latent_membership,
+                                       linear_cka, null_level, principal_angles)
+
     X_train, X_test = data.inputs(data.train), data.inputs(data.test)
     few = _subset(len(X_test))  # the intrinsic dimensions: TwoNN and MLE on a few thousand samples at most
     codes, decoders, centered = {}, {}, {}

@@ -295,12 +295,12 @@ def _run(study, report, start, local_workers):
               if s.architecture not in {p.spec.architecture for p in plans}]
     tasks = [t for plan in plans for t in reference_tasks(plan, data, config)]
     flops["references_and_audit"] = reference_flops(tasks)
-    # The reconstructions and latent measures read only committed runs: with local workers, this process's threads
-    # compute them while the workers train the late references (they need scikit-learn, which only this process
-    # has imported; UMAP's compiled code is warm only here, ``warm_up``). On Dask, after the audit: a Dask worker
-    # may not see the folder.
+    # The reconstructions and latent measures read only committed runs: with local workers, they are computed while
+    # the workers train the late references, the ones that need scikit-learn (the latent measures, the embeddings:
+    # ``here``) in this process, which has imported it (and UMAP's compiled code is warm only here, ``warm_up``).
+    # On Dask, after the audit, here: a Dask worker may not see the folder.
     beside = local_workers
-    finishing = [replace(t, here=True) for t in finish_tasks(store, data, config, results, selection)] if beside else []
+    finishing = finish_tasks(store, data, config, results, selection) if beside else []
     if tasks or finishing:
         run_tasks(tasks + finishing, study.n_jobs, study.client, study.share)
     store.wait_tables()
