@@ -22,16 +22,10 @@ def _one_thread_per_test_process():
     workers: the test processes already fill the cores (two workers on two), and two OpenMP threads in each spin
     against the other worker's (16% more CPU over landscape, similarity and core, measured beside one busy core).
     Tests that need more threads set them and restore this; subprocesses keep their own defaults."""
-    import torch
-    from threadpoolctl import threadpool_limits
+    from analysis.study._parallel import one_thread
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with one_thread():
+        yield
 
 
 @pytest.fixture

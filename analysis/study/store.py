@@ -326,6 +326,8 @@ class StudyStore:
         default study, spent while the workers train the late references); :meth:`wait_tables`, or the next
         ``write_tables``, waits for them and raises what writing them raised.
         """
+        if not isinstance(wait, bool):
+            raise TypeError(f"wait must be True or False, got {wait!r}")
         self.wait_tables()
         records = self.records()
         tables = [(names, remedies, self.tables(remedies, records))

@@ -41,3 +41,8 @@ def test_a_failed_write_on_the_thread_is_raised_when_waited_for(folder, monkeypa
     with pytest.raises(OSError, match="No space"):
         store.write_tables(wait=False)
         store.write_tables()  # the next write waits for the pending one first, and raises its error
+
+
+def test_wait_must_be_a_bool(folder):
+    with pytest.raises(TypeError, match="wait must be True or False, got 'no'"):
+        StudyStore(folder).write_tables(wait="no")
