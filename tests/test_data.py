@@ -35,6 +35,18 @@ def test_digits():
     np.testing.assert_array_equal(head.y, data.y[:100])
 
 
+def test_digits_are_scikit_learns_values_read_without_importing_it():
+    from sklearn.datasets import load_digits
+
+    from autoenc.data import _digits
+
+    pixels, labels = _digits()
+    reference = load_digits()
+    np.testing.assert_array_equal(pixels, reference.data)  # the same file, the same np.loadtxt: bit for bit
+    np.testing.assert_array_equal(labels, reference.target)
+    assert labels.dtype == np.int64
+
+
 def test_patches_are_grayscale_tiles_of_the_sample_photographs():
     data = load_dataset("patches")
     assert data.name == "patches" and data.image_shape == (8, 8)

@@ -36,6 +36,14 @@ def test_the_worker_modules_load_neither_sklearn_nor_scipy():
     assert loaded == ["pandas"]  # the measures' tables: the only one a worker needs
 
 
+def test_a_study_prepares_the_built_in_data_without_sklearn_or_scipy():
+    """What runs before the workers get their first task: loading digits, the split, the noise, the PCA noise
+    references (numpy's eigendecomposition): none of it may spend a second importing scikit-learn."""
+    out = _loaded("from analysis import StudyConfig\nfrom analysis.study.prepare import prepare_data\n"
+                  "data = prepare_data(StudyConfig())\nprint(round(data.nm_reference(16), 4))")
+    assert out[0] == ["0.2462"] and "sklearn" not in out[-1] and "scipy" not in out[-1]
+
+
 def test_a_worker_trains_and_measures_autoencoders_without_sklearn(tmp_path):
     """The tasks themselves, in a fresh process as on a worker: reference autoencoders import nothing heavy more; a
     measured group of autoencoders imports scipy.stats (the exact KS p-value, Clopper-Pearson, the normal quantile)

@@ -175,15 +175,15 @@ def test_a_failed_fit_is_called_one_not_memorization():
     assert "negative noise memorization" in line and "--scale standard" in line and "10,000" in line
 
 
-def test_the_pca_reference_line_is_fitted_once_per_bottleneck(monkeypatch):
-    import sklearn.decomposition as decomposition  # imported where the reference is fitted
+def test_the_pca_reference_lines_come_from_one_decomposition(monkeypatch):
+    import analysis.study.prepare as prepare
 
     fits = []
-    real = decomposition.PCA
-    monkeypatch.setattr(decomposition, "PCA", lambda *a, **kw: fits.append(kw.get("n_components")) or real(*a, **kw))
+    real = prepare.principal_axes
+    monkeypatch.setattr(prepare, "principal_axes", lambda X: fits.append(X.shape) or real(X))
     data = prepare_data(StudyConfig(bottlenecks=(2, 4)))
     first = [data.nm_reference(k) for k in (2, 4, 2, 4, 2)]
-    assert fits == [2, 4] and first[0] == first[2] == first[4] and first[1] == first[3]
+    assert fits == [(len(data.train), 64)] and first[0] == first[2] == first[4] and first[1] == first[3]
     assert 0 < first[0] < first[1] < 1  # a rank-4 projection keeps more of the noise than a rank-2 one
 
 

@@ -52,3 +52,21 @@ def test_a_killed_study_s_folder_is_removed_by_the_next(tmp_path, monkeypatch, d
     with DataShare() as share:
         share.share(data)
         assert not orphan.exists() and mine.exists() and share.folder.parent == tmp_path
+
+
+@pytest.mark.parametrize("n, d, k", [(300, 12, 3), (2000, 40, 8), (50, 64, 5)])  # 50 x 64: fewer rows than features
+def test_principal_axes_span_what_sklearn_pca_keeps(rng, n, d, k):
+    """The noise references' projection: onto the span of scikit-learn's PCA components, fitted on float32 data with
+    clearly separated variances (a rank-k projection of the same subspace within float32 rounding)."""
+    from sklearn.decomposition import PCA
+
+    from analysis.study.prepare import principal_axes
+
+    scales = np.geomspace(4.0, 0.05, d)
+    X = (rng.standard_normal((n, d)) * scales @ np.linalg.qr(rng.standard_normal((d, d)))[0] + 3.0).astype(np.float32)
+    axes = principal_axes(X, chunk=97)  # chunks that do not divide n
+    np.testing.assert_allclose(axes @ axes.T, np.eye(d), atol=1e-12)  # orthonormal rows
+    ours, theirs = axes[:k], PCA(n_components=k, random_state=0).fit(X).components_.astype(np.float64)
+    np.testing.assert_allclose(ours.T @ ours, theirs.T @ theirs, atol=2e-5)
+    variances = np.var(X.astype(np.float64) @ axes.T, axis=0)
+    assert np.all(np.diff(variances) <= 1e-9)  # largest variance first
