@@ -166,4 +166,5 @@ def prepare_data(config: StudyConfig, data_seed=None) -> StudyData:
                          data.image_shape, sigma, denoise, fingerprint)
     for k in config.bottlenecks:
         prepared.nm_reference(k)
+    prepared._nm_references.pop("axes", None)  # (d, d) floats that every task's pickle would carry
     return prepared
