@@ -26,11 +26,14 @@ that any reader accepts.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.metadata
 import json
 import math
 import os
 import platform
 import struct
+import sys
 import tempfile
 from pathlib import Path
 
@@ -83,19 +86,26 @@ def atomic_write(path, write):
 def versions():
     """Versions of the packages that decide the numbers, recorded next to every saved model and result."""
     import numpy
-    import sklearn
 
     from . import __version__
 
     out = {"autoenc": __version__, "python": platform.python_version(), "torch": torch.__version__,
-           "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
+           "numpy": numpy.__version__, "scikit-learn": _installed_version("sklearn", "scikit-learn")}
     with contextlib.suppress(ImportError):
-        import pandas
-
-        out["pandas"] = pandas.__version__
+        out["pandas"] = _installed_version("pandas", "pandas")
     out["platform"] = platform.platform()
     out.update(machine())
     return out
+
+
+def _installed_version(module, distribution):
+    """``module.__version__`` without importing it where it is not yet (scikit-learn takes about 1 s to import, and
+    a study records the versions before its workers get their first task): the installed distribution's version,
+    which is what the package reports. ImportError where it is not installed."""
+    if module not in sys.modules:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(distribution)
+    return importlib.import_module(module).__version__
 
 
 def machine():

@@ -226,6 +226,22 @@ def _line_progress(done, total, runs=()):
     print(f"trained {done}/{total} models" + (f" ({shown})" if shown else ""), flush=True)
 
 
+class _ProgressHook:
+    """``on_progress``: a line per finished group where asked, and, at the first, the report's drawing code imported
+    on a thread (seconds of it: this process is idle while the workers train). Not before: until the tasks are out,
+    that import would only delay them."""
+
+    def __init__(self, lines, report):
+        self.lines, self.report = lines, report
+
+    def __call__(self, done, total, runs=()):
+        if self.report:
+            self.report = False
+            threading.Thread(target=importlib.import_module, args=("analysis.report.html",), daemon=True).start()
+        if self.lines:
+            _line_progress(done, total, runs)
+
+
 def _summary_line(result):
     """'60 trained, 5 reused' from the result's counts (runs trained now, runs found in the folder)."""
     counts = {word: getattr(result, word, None) for word in ("trained", "reused")}
@@ -271,10 +287,9 @@ def _main(argv):
     options = {"n_jobs": args.jobs, "scheduler": args.scheduler, "timeout": args.scheduler_timeout,
                "progress": False if args.quiet else None,
                "report": _write_report if args.report else None}
-    if not args.quiet and not sys.stdout.isatty() and "on_progress" in inspect.signature(run_study).parameters:
-        options["on_progress"] = _line_progress  # no terminal for a progress bar: one line per finished group
-    if args.report:  # the drawing code takes seconds to import: this process is idle while the workers train
-        threading.Thread(target=importlib.import_module, args=("analysis.report.html",), daemon=True).start()
+    lines = not args.quiet and not sys.stdout.isatty()  # no terminal for a progress bar: a line per finished group
+    if (lines or args.report) and "on_progress" in inspect.signature(run_study).parameters:
+        options["on_progress"] = _ProgressHook(lines, args.report)
     try:
         result = run_study(config, out, **options)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (exit status 143)

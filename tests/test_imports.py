@@ -44,6 +44,35 @@ def test_a_study_prepares_the_built_in_data_without_sklearn_or_scipy():
     assert out[0] == ["0.2462"] and "sklearn" not in out[-1] and "scipy" not in out[-1]
 
 
+def test_a_study_imports_no_sklearn_or_scipy_before_its_first_task(tmp_path):
+    """Everything the study command does before its tasks go out (the data, the folder, the versions it records,
+    the reference plans): scikit-learn's import (about 1 s) would hold back the workers waiting for their first
+    task."""
+    code = f"""
+import sys
+import analysis.study.runner as runner
+seen = []
+def first_tasks(*args, **kwargs):
+    seen.append([m for m in ("sklearn", "scipy") if m in sys.modules])
+    raise KeyboardInterrupt
+runner.run_tasks = first_tasks
+from autoenc_cli.study import main
+try:
+    main(["--out", {str(tmp_path / "study")!r}, "--jobs", "1", "--quiet"])
+except (KeyboardInterrupt, SystemExit):
+    pass
+print("before", *seen[0])
+"""
+    assert _loaded(code)[0] == ["before"]
+
+
+def test_the_recorded_versions_are_the_packages_own_without_importing_sklearn():
+    out = _loaded("from autoenc.io import versions\nprint(versions()['scikit-learn'])\n"
+                  "import sklearn\nprint(sklearn.__version__)")
+    assert out[0] == out[1] and "." in out[0][0]
+    assert _loaded("from autoenc.io import versions\nversions()")[-1] == []
+
+
 def test_a_worker_trains_and_measures_autoencoders_without_sklearn(tmp_path):
     """The tasks themselves, in a fresh process as on a worker: reference autoencoders import nothing heavy more; a
     measured group of autoencoders imports scipy.stats (the exact KS p-value, Clopper-Pearson, the normal quantile)

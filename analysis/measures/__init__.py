@@ -14,11 +14,12 @@ __all__ = [
     "nm_reference", "noise_memorization", "null_level", "pair_metrics", "pca_as_autoencoder", "pca_baseline",
     "permutation_null", "principal_angles", "reconstruct_with", "reconstruction_errors", "reference_masks",
     "sample_errors", "seen_unseen", "sure", "tpr_at_fpr", "tpr_at_fpr_interval", "train_references",
-    "training_curves", "trustworthiness",
+    "training_curves", "trustworthiness", "unfitted_pca",
 ]
 
 __getattr__, __dir__ = _lazy_exports(__name__, {
-    ".reconstruction": ("pca_as_autoencoder", "pca_baseline", "reconstruct_with", "reconstruction_errors"),
+    ".reconstruction": ("pca_as_autoencoder", "pca_baseline", "reconstruct_with", "reconstruction_errors",
+                        "unfitted_pca"),
     ".errors": ("compare_to_pca", "measure_split", "pair_metrics", "sample_errors", "seen_unseen"),
     ".memorization": ("membership_auc", "memorization_scores", "noise_memorization", "tpr_at_fpr"),
     ".divergence": ("degrees_of_freedom",),

@@ -12,7 +12,7 @@ from autoenc.train import LARGE_INPUT
 from autoenc.validation import check_array, check_int, check_same_shape
 
 __all__ = ["pca_as_autoencoder", "pca_baseline", "reconstruct_with", "reconstruction_errors", "row_chunks",
-           "row_errors"]
+           "row_errors", "unfitted_pca"]
 
 
 def reconstruct_with(model, X):
@@ -132,6 +132,15 @@ def reconstruction_errors(model, X, target=None):
     return row_errors(reconstruct_with(model, X), target)
 
 
+def unfitted_pca(bottleneck, *, random_state=0):
+    """A new ``PCA(n_components=bottleneck, random_state=random_state)``, as :func:`pca_baseline` fits it, with
+    scikit-learn imported only now: measuring a network, or planning PCA's reference models (a picklable factory is
+    ``functools.partial(unfitted_pca, k)``), needs none."""
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=bottleneck, random_state=random_state)
+
+
 def pca_baseline(X_train, bottleneck, *, random_state=0):
     """The PCA baseline: ``PCA(n_components=bottleneck)`` fitted on the training inputs.
 
@@ -170,9 +179,7 @@ def pca_baseline(X_train, bottleneck, *, random_state=0):
             f"bottleneck must satisfy 1 <= bottleneck <= min(n_samples, n_features) = {limit} for X_train of "
             f"shape {X_train.shape}, got bottleneck={bottleneck}"
         )
-    from sklearn.decomposition import PCA  # here: measuring a network needs no scikit-learn
-
-    pca, reason = PCA(n_components=bottleneck, random_state=random_state), "its components are not finite"
+    pca, reason = unfitted_pca(bottleneck, random_state=random_state), "its components are not finite"
     with np.errstate(all="ignore"):  # reported below, once, with the cause
         try:
             pca.fit(X_train)

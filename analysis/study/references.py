@@ -32,6 +32,7 @@ from .runspec import Run, RunSpec
 from ..measures.memorization import memorization_scores
 from ..measures.privacy import epsilon_lower_bound
 from .provenance import split_fingerprint
+from ..measures.reconstruction import unfitted_pca
 from ..measures.reference import memorization_from_references, plan_reference_tasks, reference_masks, train_references
 from .store import write_npz
 
@@ -223,12 +224,10 @@ def audit_runs(config, results, selected=None):
 
 def plan_references(spec, data, config, store_path, audited=False):
     """The reference models of ``spec``'s architecture (its ``ModelConfig``, the study's ``TrainConfig``)."""
-    from sklearn.decomposition import PCA  # here: a worker that trains reference autoencoders needs no scikit-learn
-
     pool = data.pool
     masks = reference_masks(len(pool), config.n_references, seed=config.seed)
     run = Run.of(spec, config, data)
-    model = partial(PCA, n_components=spec.bottleneck, random_state=0) if spec.model == "pca" else run.model
+    model = partial(unfitted_pca, spec.bottleneck) if spec.model == "pca" else run.model
     train = run.train
     tasks = plan_reference_tasks(masks, model, train)
     made_of = {"run": spec.run, "model": model.to_dict() if spec.model != "pca" else "pca",

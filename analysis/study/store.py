@@ -17,7 +17,7 @@ import os
 import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +96,9 @@ class RunResult:
 
     def to_dict(self):
         """The JSON document of ``result.json``: the run's identifying columns first, no weights."""
-        out = {**self.spec.fields(), **{k: v for k, v in asdict(self).items() if k not in ("spec", "state")}}
-        return out
+        # the fields as they are: dataclasses.asdict would deep-copy every per-sample list only to serialize it
+        return {**self.spec.fields(), **{f.name: getattr(self, f.name) for f in fields(self)
+                                         if f.name not in ("spec", "state")}}
 
     @classmethod
     def from_dict(cls, doc):

@@ -262,3 +262,24 @@ def test_the_cluster_drops_a_killed_studys_tasks(tmp_path):
         while time.monotonic() - start < 30 and cluster.scheduler.tasks:
             time.sleep(0.2)
         assert not cluster.scheduler.tasks  # released with their client, the running one cancelled
+
+
+@pytest.mark.parametrize("doc", [
+    {"a": [1.0, float("nan"), np.float32(0.1), np.int64(3), np.bool_(True), True, None, "x", (1, 2)],
+     "b": {"c": np.array([[1.5, np.nan], [np.inf, 2]]), "d": np.float64(-np.inf)}, "e": np.array(3.25),
+     "f": np.arange(3), "g": -0.0, "h": 1e308, "i": 2**70, "j": []},
+    {1: "a key JSON turns into a string", "k": 2.5},  # through json itself
+    {"l": np.float64(0.1) * 3, "m": [np.nan] * 3},
+])
+def test_result_json_is_written_as_json_round_trips_it(tmp_path, doc):
+    """write_json's one-pass conversion writes what the json round trip it replaces gave, a top-level key a line."""
+    from analysis.study._write import _json_default, _strict, write_json
+
+    write_json(tmp_path / "one.json", doc, digest=True)
+    reference = _strict(json.loads(json.dumps(doc, default=_json_default)))
+    from analysis.study.provenance import DIGEST_KEY, document_digest
+
+    reference[DIGEST_KEY] = document_digest(reference)
+    text = (tmp_path / "one.json").read_text(encoding="utf-8")
+    assert json.loads(text) == reference and list(json.loads(text)) == list(reference)  # the same, in order
+    assert len(text.splitlines()) == len(reference) + 2 and "NaN" not in text and "Infinity" not in text
