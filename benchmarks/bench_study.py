@@ -41,10 +41,22 @@ def tree_rss(proc):
 WITHOUT_AUDIT = ["--audit", "none", "--memorization-method", "kfold"]
 
 
+def busy_seconds():
+    """CPU seconds every core of the machine has spent busy since boot (/proc/stat; None elsewhere): the difference
+    over a run is the study's CPU work, on an otherwise idle machine."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(extra):
-    """(wall seconds, peak bytes, last output lines, phases) of one study in a fresh folder."""
+    """(wall seconds, peak bytes, phases, busy core-seconds or None) of one study in a fresh folder."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--out", tmp, "--quiet", *extra]
+        busy = busy_seconds()
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         watched, peak = psutil.Process(proc.pid), 0
@@ -52,11 +64,12 @@ def run_once(extra):
             peak = max(peak, tree_rss(watched))
             time.sleep(0.05)
         wall = time.perf_counter() - start
+        busy = None if busy is None else busy_seconds() - busy
         proc.stdout.read()
         if proc.returncode:
             sys.exit(f"study failed with status {proc.returncode}")
         phases = (Path(tmp) / "timings.json").read_text() if (Path(tmp) / "timings.json").exists() else ""
-    return wall, peak, phases.strip()
+    return wall, peak, phases.strip(), busy
 
 
 REMEDIES = "weight-decay=1e-4 dropout=0.1 denoise=0.1 early-stop dp=1"
@@ -109,13 +122,17 @@ def main(argv=None):
     if args.remedies:
         return remedies_row(args.repeats)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    walls, peaks, shares, fastest_shares = {"with": [], "without": []}, [], [], []
+    walls, peaks, shares, fastest_shares, busy = {"with": [], "without": []}, [], [], [], []
     for _ in range(args.repeats):
         for name, extra in (("without", WITHOUT_AUDIT), ("with", [])):
-            wall, peak, phases = run_once([*args.extra, *extra])
+            wall, peak, phases, cpu = run_once([*args.extra, *extra])
             walls[name].append(wall)
             peaks.append(peak)
-            print(f"study {name} the audit: wall {wall:.1f} s, peak memory {peak / 2**30:.2f} GB; phases (s): {phases}")
+            used = "" if cpu is None else f", CPU busy {cpu:.1f} core-s ({100 * cpu / (cores * wall):.0f}% of the cores)"
+            print(f"study {name} the audit: wall {wall:.1f} s{used}, peak memory {peak / 2**30:.2f} GB; phases (s): "
+                  f"{phases}")
+            if name == "with" and cpu is not None:
+                busy.append(cpu)
             if name == "with":
                 timings = json.loads(phases)
                 peak_flops = cores * matmul_peak()  # measured beside the run it is held against
@@ -138,7 +155,8 @@ def main(argv=None):
           f"the audit against {span(walls['without'], '{:.1f}', ' s')} without it ({ratio:.2f}x, best of "
           f"{args.repeats}; {span(ratios, unit='x')} run by run), the training phase at {span(shares, '{:.0f}', '%')} of "
           f"the {cores}-core float32 peak of torch.mm ({span(fastest_shares, '{:.0f}', '%')} of the fastest large float32 "
-          f"product torch has here), peak memory {max(peaks) / 2**30:.2f} GB over all processes, "
+          f"product torch has here), {span(busy, '{:.0f}', ' core-s of CPU busy with the audit, ') if busy else ''}"
+          f"peak memory {max(peaks) / 2**30:.2f} GB over all processes, "
           f"on {machine_line().removeprefix('machine: ')}.")
 
 
