@@ -32,7 +32,7 @@ from .config import ModelConfig, TrainConfig
 from .model import Autoencoder
 from ._conv_batched import _ConvStack
 from .planning import _CONV_FIELDS, _TRAIN_FIELDS, _as_lists, conv_batching_pays
-from ._group_data import _Reconstructor, _eval_schedule, _member_data
+from ._group_data import _Reconstructor, _batches, _eval_schedule, _gather, _member_data
 from ._group_remedies import GroupRemedies, criterion_values
 from ._solo import _ModuleStack
 from ._stacked import _FusedAdam, _Stack
@@ -41,7 +41,6 @@ from .train import History, divergence_message, resolve_device, seeds, to_tensor
 
 __all__ = ["MemberResult", "fit_group"]
 
-_GATHER_BYTES = 64 * 2**20  # above this, an epoch's per-member batches are gathered step by step
 
 
 @dataclass
@@ -186,6 +185,7 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
     n, bs = X.shape[1], tc.batch_size
     sumsq = torch.zeros(M, dtype=dtype, device=device)
     counts = torch.zeros(M, dtype=dtype, device=device)
+    gathered = {}  # an epoch's gathered rows, in the same memory every epoch (see _gather)
 
     with torch_threads(tc.threads), torch.no_grad(), on_device:  # gradients are written by hand: no autograd
         bar = tqdm(range(1, tc.epochs + 1), unit="epoch", disable=None if progress is None else not progress,
@@ -203,7 +203,7 @@ def _fit_group(configs, X_train, X_val=None, train_configs=None, *, dtype=torch.
             else:
                 # drawn on the CPU, as solo fit draws them: the same order on every device
                 perms = {s: torch.randperm(n, generator=g, device="cpu").to(device) for s, g in generators.items()}
-                for xb, tb in _batches(X, shared, [perms[s] for s in order_seeds], bs, Xin):
+                for xb, tb in _batches(X, shared, [perms[s] for s in order_seeds], bs, Xin, gathered):
                     _step(stack, adam, xb, sumsq, mask, tb, rem.masks(xb.shape[1]), decay)
                 train = (sumsq / (n * d)).tolist()
             val = stack.mean_loss(Xv).tolist() if Xv is not None else None
@@ -326,54 +326,6 @@ def _adam_step(stack, adam, mask, decay):
     if decay is not None:  # Adam's L2 term, each member's own, masked so that frozen members stay put
         stack.grad.addcmul_(stack.param, decay)
     adam.step(weight_decay=0.0)
-
-
-def _gather(X, shared, idx):
-    """Rows ``idx`` (M, B) of every member's data ``X`` (M, n, d)."""
-    return X[0][idx] if shared else X[torch.arange(X.shape[0], device=idx.device)[:, None], idx]
-
-
-def _batches(X, shared, perms, batch_size, X_in=None):
-    """Yield each step's (M, B, d) inputs and targets: member m's rows in the order of its permutation ``perms[m]``.
-
-    The targets are rows of ``X``; the inputs are the same rows of ``X_in`` (M, n, d) when given, else the targets.
-    """
-    if X_in is not None:
-        idx = torch.stack(perms)
-        if X.shape[0] * X.shape[1] * X.shape[2] * X.element_size() <= _GATHER_BYTES:
-            Xp, Ip = _gather(X, shared, idx), _gather(X_in, False, idx)
-            for start in range(0, X.shape[1], batch_size):
-                yield Ip[:, start : start + batch_size], Xp[:, start : start + batch_size]
-        else:
-            for start in range(0, X.shape[1], batch_size):
-                i = idx[:, start : start + batch_size]
-                yield _gather(X_in, False, i), _gather(X, shared, i)
-        return
-    for xb in _plain_batches(X, shared, perms, batch_size):
-        yield xb, xb
-
-
-def _plain_batches(X, shared, perms, batch_size):
-    """``_batches`` without input noise: the inputs are the targets."""
-    M, n, d = X.shape
-    if shared and all(p is perms[0] for p in perms):  # one order for everyone: gather each step's rows into one
-        buffer = X.new_empty(min(batch_size, n), d)   # cache-resident buffer (no copy of the epoch), shared
-        for start in range(0, n, batch_size):
-            i = perms[0][start : start + batch_size]
-            xb = torch.index_select(X[0], 0, i, out=buffer[: len(i)])
-            yield xb.expand(M, *xb.shape)
-        return
-    if M * n * d * X.element_size() <= _GATHER_BYTES:  # gather the epoch at once, slice per step
-        idx = torch.stack(perms)
-        Xp = X[0][idx] if shared else X[torch.arange(M)[:, None], idx]
-    else:  # big data: gather step by step rather than copying it M times
-        idx, members = torch.stack(perms), torch.arange(M)[:, None]
-        for start in range(0, n, batch_size):
-            i = idx[:, start : start + batch_size]
-            yield X[0][i] if shared else X[members, i]
-        return
-    for start in range(0, n, batch_size):
-        yield Xp[:, start : start + batch_size]
 
 
 def _freeze(stack, adam, best_flat, frozen, errors, active):

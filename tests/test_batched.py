@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from autoenc import ACTIVATIONS, Autoencoder, DivergenceError, ModelConfig, TrainConfig, fit, reconstruct
-from autoenc import _kernels, _stacked, batched, planning
+from autoenc import _group_data, _kernels, _stacked, batched, planning
 from autoenc._kernels import BMM, ONEDNN, ONEDNN_T, SKINNY
 from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, fit_group
 from autoenc.planning import can_group, plan_groups
@@ -55,7 +55,7 @@ def test_members_match_solo_fit(digits, dtype, tol, activation):
 
 @pytest.mark.parametrize("gather_bytes", [2**26, 0])  # the whole epoch at once, or step by step
 def test_per_member_inputs_match_solo_fit(digits, monkeypatch, gather_bytes, rng):
-    monkeypatch.setattr(batched, "_GATHER_BYTES", gather_bytes)
+    monkeypatch.setattr(_group_data, "_GATHER_BYTES", gather_bytes)
     X, X_val = (x.astype(np.float32) for x in digits)
     noisy = np.stack([X + rng.normal(0, 0.2, X.shape).astype(np.float32) for _ in range(3)])  # 3 noise draws
     configs = [ModelConfig(64, 8, (32,), activation="tanh")] * 3
@@ -64,6 +64,22 @@ def test_per_member_inputs_match_solo_fit(digits, monkeypatch, gather_bytes, rng
         _, history = _solo(configs[m], noisy[m], X_val, FIVE, torch.float32)
         assert _rel(result.history.train_loss, history.train_loss) < 1e-5
     assert len({r.history.train_loss[-1] for r in results}) == 3  # they did see different data
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_an_epoch_s_rows_are_gathered_as_indexing_gathers_them_into_one_buffer(rng, shared):
+    X = torch.from_numpy(rng.standard_normal((1 if shared else 3, 50, 4)).astype(np.float32))
+    X = X.expand(3, 50, 4) if shared else X
+    buffers = {}
+    for epoch in range(2):
+        idx = torch.stack([torch.randperm(50) for _ in range(3)])
+        expected = X[torch.arange(3)[:, None], idx]
+        rows = _group_data._gather(X, shared, idx, buffers, "targets")
+        assert torch.equal(rows, expected) and rows.shape == (3, 50, 4)
+        assert rows.data_ptr() == buffers["targets"].data_ptr()  # the same memory every epoch
+        assert torch.equal(_group_data._gather(X, shared, idx[:, :7]), expected[:, :7])  # a step's, fresh
+    strided = X.transpose(0, 1).contiguous().transpose(0, 1)  # per-member data that is not contiguous
+    assert torch.equal(_group_data._gather(strided, False, idx), expected)
 
 
 @pytest.mark.parametrize("hidden", [(), (32, 16)])
