@@ -237,7 +237,8 @@ class _ProgressHook:
     def __call__(self, done, total, runs=()):
         if self.report:
             self.report = False
-            threading.Thread(target=importlib.import_module, args=("analysis.report.html",), daemon=True).start()
+            threading.Thread(target=importlib.import_module, args=("analysis.report.html",), daemon=True,
+                             name="autoenc-report-import").start()
         if self.lines:
             _line_progress(done, total, runs)
 

@@ -307,3 +307,23 @@ def test_train_a_convolutional_autoencoder_on_the_image_shape(tmp_path, monkeypa
     model = load(tmp_path / "runs" / "models" / "digits-k8-c4-8")  # named like the study's run ids
     assert (model.config.kind, model.config.input_shape, model.config.kernel_size) == ("conv", (1, 8, 8), 5)
     assert "autoencoder  test" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lines", [True, False])
+def test_the_report_code_is_imported_once_at_the_first_finished_group(monkeypatch, capsys, lines):
+    """The drawing code is imported after the tasks are out (at the first finished group, on a thread), once; the
+    lines for a log are printed as before."""
+    import threading
+
+    imported = []
+    monkeypatch.setattr(study.importlib, "import_module", imported.append)
+    hook = study._ProgressHook(lines, report=True)
+    assert imported == []  # not at the start
+    hook(1, 4, ["ae-k2-h16-s0"])
+    hook(2, 4, ["ae-k2-h16-s1", "ae-k2-h16-s2", "ae-k4-h16-s0"])
+    for thread in threading.enumerate():
+        if thread.name == "autoenc-report-import":
+            thread.join(timeout=10)
+    assert imported == ["analysis.report.html"]
+    expected = "trained 1/4 models (ae-k2-h16-s0)\ntrained 2/4 models (ae-k2-h16-s1, ae-k2-h16-s2 ...)\n"
+    assert capsys.readouterr().out == (expected if lines else "")
