@@ -136,6 +136,7 @@ def unfitted_pca(bottleneck, *, random_state=0):
     """A new ``PCA(n_components=bottleneck, random_state=random_state)``, as :func:`pca_baseline` fits it, with
     scikit-learn imported only now: measuring a network, or planning PCA's reference models (a picklable factory is
     ``functools.partial(unfitted_pca, k)``), needs none."""
+    bottleneck = check_int(bottleneck, "bottleneck", minimum=1)
     from sklearn.decomposition import PCA
 
     return PCA(n_components=bottleneck, random_state=random_state)

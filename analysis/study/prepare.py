@@ -12,6 +12,7 @@ import numpy as np
 
 from autoenc import add_noise, load_dataset, split
 from autoenc.data import Scaler, scale_warning
+from autoenc.validation import check_array, check_int
 
 from .config import StudyConfig
 from .integrity import array_fingerprint
@@ -102,6 +103,8 @@ def principal_axes(X, chunk=8192):
     ``PCA(k).components_``'s (within float rounding, where the k-th and next variances differ); this is numpy only,
     so that a study needs no scikit-learn before its workers start.
     """
+    X = check_array(X, "X")
+    chunk = check_int(chunk, "chunk", minimum=1)
     mean = X.mean(axis=0, dtype=np.float64)
     covariance = np.zeros((X.shape[1], X.shape[1]))
     for start in range(0, len(X), chunk):

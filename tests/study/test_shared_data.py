@@ -70,3 +70,17 @@ def test_principal_axes_span_what_sklearn_pca_keeps(rng, n, d, k):
     np.testing.assert_allclose(ours.T @ ours, theirs.T @ theirs, atol=2e-5)
     variances = np.var(X.astype(np.float64) @ axes.T, axis=0)
     assert np.all(np.diff(variances) <= 1e-9)  # largest variance first
+
+
+def test_principal_axes_and_unfitted_pca_refuse_nonsense_by_name():
+    from analysis.measures import unfitted_pca
+    from analysis.study.prepare import principal_axes
+
+    with pytest.raises(ValueError, match="chunk"):
+        principal_axes(np.ones((5, 3)), chunk=0)
+    with pytest.raises(ValueError, match="X"):
+        principal_axes(np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError, match="bottleneck"):
+        unfitted_pca(0)
+    with pytest.raises(TypeError, match="bottleneck"):
+        unfitted_pca(2.5)
