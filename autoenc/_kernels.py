@@ -32,7 +32,8 @@ except (AttributeError, RuntimeError):
 # 0.9-1.3x at 2^21 (64 x 1024 x 32: 1.1-1.3x), 1.2-1.6x from 2^22 (64 x 64 x 1024: 1.4-1.6x), 2x from 2^23. The
 # weight gradient a^T g makes oneDNN copy the transposed activations first: 0.9-1.1x at 2^21, 1.2-1.5x from 2^22.
 # With many more inputs than outputs (in >= 16 out) it runs as (g^T a)^T, copying only the narrow g before and the
-# result after (torch's blocked transpose): 1.1-1.3x from 2^21 (64 x 1024 x 32), below 2^21 0.6-1.2x. The narrow
+# result after (a plain copy where the stack keeps the layer's weights (out, in), as it does for these layers; it
+# was a transposed copy, 28 us for 1024 x 64): 1.1-1.3x from 2^21 (64 x 1024 x 32), below 2^21 0.6-1.2x. The narrow
 # layers of ``skinny`` keep their transposed bmm (2-20x faster than plain bmm).
 _FORWARD_MACS = 2**21
 _WEIGHT_MACS = 2**22
@@ -141,7 +142,8 @@ def input_grad(g, W, out=None, members=None):
 def weight_grad(a, g, out, transposed=False, members=None):
     """a^T g of every member on oneDNN into ``out`` (M, in, out), from a (M, B, in) and g (M, B, out).
 
-    ``transposed`` computes g^T a and copies it transposed (torch's blocked transpose): oneDNN first copies its
+    ``transposed`` computes g^T a and copies it into ``out`` (a plain copy where ``out`` is a transposed view of
+    (M, out, in) memory, as ``_Stack`` keeps these layers; a transposed one otherwise): oneDNN first copies its
     transposed first operand into contiguous memory, which is then the narrow g rather than the wide a.
     ``members``: ``out.unbind(0)``, kept.
     """

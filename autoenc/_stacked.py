@@ -67,15 +67,28 @@ def flat_views(flat, shapes):
 class _Stack:
     """Zero-padded weights of M members as (M, in, out) views of one flat buffer, with a hand-written backward.
 
-    ``weights[l]`` has shape (M, widths[l], widths[l + 1]) (transposed relative to ``nn.Linear.weight``) and
-    ``biases[l]`` (M, 1, widths[l + 1]); ``grads`` mirrors them in ``self.grad``.
+    ``weights[l]`` has shape (M, widths[l], widths[l + 1]) (transposed relative to ``nn.Linear.weight``; a view of
+    (M, widths[l + 1], widths[l]) memory where ``stored_t[l]``) and ``biases[l]`` (M, 1, widths[l + 1]); ``grads``
+    mirrors them in ``self.grad``. ``batch_size``: the training batch, which decides ``stored_t``.
     """
 
-    def __init__(self, configs, dtype):
+    def __init__(self, configs, dtype, batch_size=None):
         M, widths = len(configs), _padded_widths(configs)
         self.M, self.widths, self.configs = M, widths, configs
         n_layers = len(widths) - 1
         self.shapes = [(M, a, b) for a, b in zip(widths[:-1], widths[1:])] + [(M, 1, b) for b in widths[1:]]
+        # layers with a few outputs from many inputs (the code layer of a wide model) run as (out, batch) products
+        self.skinny = [_kernels.skinny(a, b) and i < n_layers - 1
+                       for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
+        self.onednn = _kernels.use_onednn(dtype, torch.empty(0).device)  # wide products on oneDNN, member by member
+        self._plans = {}  # batch size -> per layer, the kernels of its three products (see kernels)
+        # A layer whose weight gradient runs as oneDNN's g^T a at ``batch_size`` (``ONEDNN_T``) keeps its weights
+        # (M, out, in) in the flat buffer, seen through (M, in, out) views: the gradient lands there with a plain
+        # copy, where a transposed one took a third as long as the product (28 us for 1024 x 64). The arithmetic
+        # is the same: the numbers do not change.
+        self.stored_t = [batch_size is not None and k[2] == ONEDNN_T for k in self.kernels(batch_size or 1)]
+        self.stored_t += [False] * n_layers
+        self._stored = [(m, b, a) if t else (m, a, b) for (m, a, b), t in zip(self.shapes, self.stored_t)]
         n = sum(math.prod(s) for s in self.shapes)
         self.param, self.grad = torch.zeros(n, dtype=dtype), torch.zeros(n, dtype=dtype)
         self.tensors, self.grads = self.views(self.param), self.views(self.grad)
@@ -92,15 +105,10 @@ class _Stack:
         # act(0) != 0 (sigmoid) gives padded units a nonzero output, hence a nonzero gradient on the zero weights
         # that read them: those gradients must be masked; for the others they are exactly zero already.
         self.needs_pad_mask = self.padded and act is not None and act[0](torch.zeros(1, dtype=dtype)).item() != 0
-        # layers with a few outputs from many inputs (the code layer of a wide model) run as (out, batch) products
-        self.skinny = [_kernels.skinny(a, b) and i < n_layers - 1
-                       for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
-        self.onednn = _kernels.use_onednn(dtype, self.param.device)  # wide products on oneDNN, member by member
         # their per-member operands, views of the flat buffers kept from step to step: (W[m]^T, b[m, 0]), W[m], gW[m]
         self._members = [(_kernels.member_operands(W, b), W.unbind(0), gW.unbind(0))
                          for W, b, gW, _, _ in self.layers] if self.onednn else None
         self._alone = {}  # member -> its layers and operands as a stack of one (see _member_layers)
-        self._plans = {}  # batch size -> per layer, the kernels of its three products (see kernels)
         self._work = {}  # a training step's activations and gradients, reused from step to step (see _buffer)
         self._dropped = {}  # dropout: hidden layer -> its activation before the mask, for the backward
         self._live = None  # DP with padded sigmoid members: per layer, 1 on each member's own input units
@@ -153,8 +161,8 @@ class _Stack:
             bias.uniform_(-bound, bound, generator=generator)
 
     def views(self, flat):
-        """Split a flat buffer like ``self.param`` into the per-layer weight and bias views."""
-        return flat_views(flat, self.shapes)
+        """Split a flat buffer like ``self.param`` into the per-layer weight (M, in, out) and bias views."""
+        return [v.transpose(1, 2) if t else v for v, t in zip(flat_views(flat, self._stored), self.stored_t)]
 
     def set_member(self, m, model):
         """Copy ``model``'s weights into member ``m``'s (unpadded) slots."""
@@ -220,6 +228,8 @@ class _Stack:
         if kernel == SKINNY:  # gW^T = g^T a, then transposed into place
             gWt = self._buffer(("gwt", i), (g.shape[0], W.shape[2], W.shape[1]))
             gW.copy_(torch.bmm(g.transpose(1, 2), a_in, out=gWt).transpose(1, 2))
+        elif kernel == BMM and self.stored_t[i]:  # a smaller batch than training's: the same product, copied
+            gW.copy_(torch.bmm(a_in.transpose(1, 2), g, out=self._buffer(("gw", i), gW.shape)))
         elif kernel == BMM:
             torch.bmm(a_in.transpose(1, 2), g, out=gW)
         else:

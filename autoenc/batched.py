@@ -254,12 +254,12 @@ def _make_stack(configs, train_configs, dtype, device):
     elif configs[0].kind == "conv":
         stack = _ConvStack(configs, dtype, device)
     else:
-        stack = _Stack(configs, dtype)
+        stack = _Stack(configs, dtype, train_configs[0].batch_size)
     for m, t in enumerate(train_configs):
         stack.init_member(m, torch.Generator().manual_seed(seeds(t.seed)[0]))
     if configs[0].kind != "conv" and device.type != "cpu":
         with torch.device(device):  # _Stack allocates its buffers on the default device
-            moved = _Stack(configs, dtype)
+            moved = _Stack(configs, dtype, train_configs[0].batch_size)
         moved.param.copy_(stack.param)
         stack = moved
     return stack

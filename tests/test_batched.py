@@ -414,6 +414,33 @@ def test_onednn_backward_matches_autograd(onednn, activation, shapes, rng):
                                        msg=name)
 
 
+@pytest.mark.parametrize("rows", [64, 54])  # the training batch; a smaller last one (a^T g there, copied in)
+def test_weights_kept_out_by_in_give_the_same_bits(onednn, rows, rng):
+    """A layer whose weight gradient is oneDNN's g^T a at the training batch size keeps its weights (M, out, in), so
+    that the gradient lands with a plain copy: the same products as a stack that keeps all (M, in, out), the same
+    bits (outputs, gradients, and the flat buffers read through the views)."""
+    configs = [ModelConfig(64, k, (1024,)) for k in (32, 16)]
+    kept, plain = _Stack(configs, torch.float32, batch_size=64), _Stack(configs, torch.float32)
+    assert kept.stored_t == [False, True, False, True] + [False] * 4 and not any(plain.stored_t)
+    W = kept.tensors[1]  # 1024 -> 32 and 1024 -> 64: (M, in, out) views of (M, out, in) memory
+    assert W.shape == (2, 1024, 32) and W.transpose(1, 2).is_contiguous() and kept.tensors[3].shape == (2, 1024, 64)
+    x = torch.as_tensor(rng.random((2, rows, 64)), dtype=torch.float32)
+    outs = []
+    for stack in (kept, plain):
+        for m in range(2):
+            stack.init_member(m, torch.Generator().manual_seed(m))
+        for _ in range(2):  # the second step reuses the first's buffers
+            cache = []
+            out = stack.forward(x, cache)
+            stack.backward(out.sub(x).mul_(2.0 / (rows * 64)), cache)
+        outs.append(out.clone())
+    assert torch.equal(*outs)
+    for m in range(2):
+        for p, q in zip(kept.get_member(m, kept.grad).parameters(), plain.get_member(m, plain.grad).parameters()):
+            assert torch.equal(p, q)
+    assert not torch.equal(kept.grad, plain.grad)  # the same values, laid out otherwise
+
+
 @pytest.mark.parametrize("shapes", [[(32, 1024), (32, 1024)], [(32, 1024), (4, 1024), (16, 512)]])
 def test_onednn_passes_member_by_member_equal_the_stacked_pass_bit_for_bit(onednn, shapes, rng):
     """Without a cache, members go through the network one at a time (no copy of each layer's stacked outputs):
