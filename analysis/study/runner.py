@@ -28,7 +28,7 @@ from .prepare import prepare_data
 from ._preflight import check_names, check_sizes, claim
 from .config import REMEDY_FIELDS, StudyConfig
 from .runspec import Run, RunSpec
-from .training import fit_pca, train_group
+from .training import fit_pca, train_group, with_pairs
 from .select import grow_proposals, grow_start, grow_update
 from .finish import finish, finish_tasks, select, warm_up
 from .remedy_plan import remedy_specs, write_remedy_summary
@@ -86,7 +86,7 @@ class _Study:
 
     def commit(self, result: RunResult):
         if result.run not in self.finished:
-            self.store.commit(result)
+            self.store.commit(with_pairs(result))  # the pair measures a worker left to this process
             self.finished.add(result.run)
             self.trained += 1
             if result.status == "ok" and result.spec.model == "autoencoder":  # PCA is fitted, not trained

@@ -139,6 +139,21 @@ def test_seen_unseen_columns_and_values(rng):
     )
 
 
+def test_seen_unseen_can_leave_the_pair_columns_to_its_caller(rng):
+    """``pairs=False`` (a study's worker: no scipy.stats there) leaves exactly ``PAIR_COLUMNS`` NaN; the rest equal."""
+    from analysis.measures.errors import PAIR_COLUMNS
+
+    (X_train, c_train, e_train), (X_test, c_test, e_test) = noisy_split(rng)
+    pca = PCA(3).fit(X_train)
+    kwargs = dict(clean_train=c_train, clean_test=c_test, X_val=X_test[:10], clean_val=c_test[:10])
+    whole, without = (seen_unseen(pca, X_train, X_test, **kwargs, pairs=pairs) for pairs in (True, False))
+    assert list(without.columns) == list(whole.columns)
+    assert without[list(PAIR_COLUMNS)].isna().all().all() and whole.loc[whole.split != "val", "ks_pvalue"].notna().all()
+    pd.testing.assert_frame_equal(without.drop(columns=list(PAIR_COLUMNS)), whole.drop(columns=list(PAIR_COLUMNS)))
+    with pytest.raises(TypeError, match="pairs must be True or False, got 'no'"):
+        seen_unseen(pca, X_train, X_test, pairs="no")
+
+
 def test_seen_unseen_without_clean_or_noise_leaves_them_nan(rng):
     X_train, X_test = rng.random((40, 5)), rng.random((30, 5))
     table = seen_unseen(PCA(2).fit(X_train), X_train, X_test)

@@ -137,6 +137,26 @@ def test_rerun_trains_nothing_and_gives_identical_results(reference, tmp_path, m
     pd.testing.assert_frame_equal(metric_frame(again.results), metric_frame(reference.results))
 
 
+def test_the_pair_measures_a_worker_leaves_out_are_those_of_the_whole_measure(reference):
+    """A worker measures a group without the train/test pair measures (no scipy.stats there); the study process
+    fills them in (``training.with_pairs``) before the commit: each run's committed rows equal what measuring its
+    saved model whole gives, exactly."""
+    from analysis.measures.errors import PAIR_COLUMNS
+    from analysis.study.prepare import prepare_data
+    from analysis.study.training import _measure
+
+    data, results = prepare_data(small_config()), reference.results
+    columns = [c for c in PAIR_COLUMNS if c in results.columns]
+    assert "ks_pvalue" in columns and "membership_auc_ci_low" in columns
+    for run in results.query("model == 'autoencoder'")["run"].unique():
+        model = load(Path(reference.path) / "models" / run)
+        rows, _ = _measure(model, data, model.config.bottleneck)
+        whole = pd.DataFrame(rows).set_index("split")[columns]
+        committed = results[results["run"] == run].set_index("split").loc[whole.index, columns]
+        assert committed.loc[["train", "test"]].notna().all().all(), run
+        pd.testing.assert_frame_equal(committed, whole, check_exact=True, check_dtype=False, obj=run)
+
+
 def test_interrupted_study_resumes_to_the_uninterrupted_result(reference, tmp_path, monkeypatch):
     commits = []
     original = StudyStore.commit
