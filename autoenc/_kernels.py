@@ -112,17 +112,28 @@ def use_onednn(dtype, device):
                        torch.device(device).type)
 
 
-def linear(a, W, b, out=None, members=None):
+def linear(a, W, b, out=None, members=None, relu=False, rows=None):
     """a @ W + b of every member on oneDNN: a (M, B, in), W (M, in, out), b (M, 1, out) -> (M, B, out).
+
+    ``relu``: max(0, a @ W + b) instead, oneDNN's own post-op on the same sums (the same numbers as ``torch.relu_``
+    after it, without another pass over the output).
 
     One member's result is returned as it is (no copy); several are stacked into ``out`` (fresh if None).
     ``members``: W and b's per-member operands as :func:`member_operands` made them (views kept from step to step:
-    indexing them anew costs a few us a call).
+    indexing them anew costs a few us a call); ``rows``: ``a``'s per-member views (:func:`parts`), likewise.
     """
     Wt, bias = members or member_operands(W, b)
+    post = "relu" if relu else "none"
     if len(Wt) == 1:
-        return _LINEAR(a[0], Wt[0], bias[0], "none", [], "").unsqueeze(0)
-    return torch.stack([_LINEAR(x, w, c, "none", [], "") for x, w, c in zip(a.unbind(0), Wt, bias)], out=out)
+        return _LINEAR(a[0], Wt[0], bias[0], post, [], "").unsqueeze(0)
+    return torch.stack([_LINEAR(x, w, c, post, [], "") for x, w, c in zip(rows or a.unbind(0), Wt, bias)], out=out)
+
+
+def parts(t):
+    """``t`` (M, B, n)'s per-member views and their transposes: made once for a buffer a stack reuses every step,
+    they spare each product of each step its own (about 1 us a view)."""
+    rows = t.unbind(0)
+    return rows, [r.T for r in rows]
 
 
 def member_operands(W, b=None):
@@ -130,26 +141,28 @@ def member_operands(W, b=None):
     return [w.T for w in W.unbind(0)], (b[:, 0].unbind(0) if b is not None else [None] * W.shape[0])
 
 
-def input_grad(g, W, out=None, members=None):
+def input_grad(g, W, out=None, members=None, rows=None):
     """g @ W^T of every member on oneDNN: g (M, B, out), W (M, in, out) -> (M, B, in); ``out`` as in linear;
-    ``members``: W's per-member views ``W.unbind(0)``, kept."""
+    ``members``: W's per-member views ``W.unbind(0)``, kept; ``rows``: g's (:func:`parts`)."""
     Ws = members or W.unbind(0)
     if len(Ws) == 1:
         return _LINEAR(g[0], Ws[0], None, "none", [], "").unsqueeze(0)
-    return torch.stack([_LINEAR(x, w, None, "none", [], "") for x, w in zip(g.unbind(0), Ws)], out=out)
+    return torch.stack([_LINEAR(x, w, None, "none", [], "") for x, w in zip(rows or g.unbind(0), Ws)], out=out)
 
 
-def weight_grad(a, g, out, transposed=False, members=None):
+def weight_grad(a, g, out, transposed=False, members=None, a_parts=None, g_parts=None):
     """a^T g of every member on oneDNN into ``out`` (M, in, out), from a (M, B, in) and g (M, B, out).
 
     ``transposed`` computes g^T a and copies it into ``out`` (a plain copy where ``out`` is a transposed view of
     (M, out, in) memory, as ``_Stack`` keeps these layers; a transposed one otherwise): oneDNN first copies its
     transposed first operand into contiguous memory, which is then the narrow g rather than the wide a.
-    ``members``: ``out.unbind(0)``, kept.
+    ``members``: ``out.unbind(0)``, kept; ``a_parts``, ``g_parts``: a's and g's :func:`parts`, kept.
     """
-    for x, y, o in zip(a.unbind(0), g.unbind(0), members or out.unbind(0)):
+    _, a_t = a_parts or parts(a)
+    _, g_t = g_parts or parts(g)
+    for x_t, y_t, o in zip(a_t, g_t, members or out.unbind(0)):
         if transposed:
-            o.copy_(_LINEAR(y.T, x.T, None, "none", [], "").T)
+            o.copy_(_LINEAR(y_t, x_t, None, "none", [], "").T)
         else:
-            o.copy_(_LINEAR(x.T, y.T, None, "none", [], ""))
+            o.copy_(_LINEAR(x_t, y_t, None, "none", [], ""))
     return out

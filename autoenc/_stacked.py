@@ -29,6 +29,9 @@ _ACTIVATIONS = {
     "silu": (F.silu, lambda g, z, a: _aten.silu_backward(g, z), True),
 }
 
+_RELU = _ACTIVATIONS["relu"]
+
+
 def _widths(config):
     return [config.input_dim, *config.hidden, config.bottleneck, *config.hidden[::-1], config.input_dim]
 
@@ -110,6 +113,7 @@ class _Stack:
                          for W, b, gW, _, _ in self.layers] if self.onednn else None
         self._alone = {}  # member -> its layers and operands as a stack of one (see _member_layers)
         self._work = {}  # a training step's activations and gradients, reused from step to step (see _buffer)
+        self._parts = {}  # id of such a buffer -> (it, its per-member views for the oneDNN products; _parts_of)
         self._dropped = {}  # dropout: hidden layer -> its activation before the mask, for the backward
         self._live = None  # DP with padded sigmoid members: per layer, 1 on each member's own input units
 
@@ -119,7 +123,15 @@ class _Stack:
         buf = self._work.get((key, shape))
         if buf is None:
             buf = self._work[key, shape] = torch.empty(shape, dtype=self.param.dtype, device=self.param.device)
+            if self.onednn and len(shape) == 3 and shape[0] > 1:
+                self._parts[id(buf)] = buf, _kernels.parts(buf)  # holding buf: no other tensor gets its id
         return buf
+
+    def _parts_of(self, t):
+        """``_kernels.parts(t)``, made once where ``t`` is one of the step's buffers (or what an in-place op or
+        ``out=`` returned of it: the same tensor)."""
+        kept = self._parts.get(id(t))
+        return kept[1] if kept is not None and kept[0] is t else _kernels.parts(t)
 
     def kernels(self, batch):
         """Per layer, the kernels of its (forward, input gradient, weight gradient) products for ``batch`` samples
@@ -204,8 +216,11 @@ class _Stack:
                 z = torch.baddbmm(b.transpose(1, 2), W.transpose(1, 2), a.transpose(1, 2), out=out).transpose(1, 2)
             else:  # oneDNN's results are fresh: one member's need no buffer
                 out = None if cache is None or (kernel == ONEDNN and M == 1) else self._buffer(("z", i), (M, B, n_out))
-                z = (_kernels.linear(a, W, b, out, operands[i][0]) if kernel == ONEDNN
-                     else torch.baddbmm(b, a, W, out=out))
+                fused = kernel == ONEDNN and act is _RELU  # oneDNN's relu post-op: the same numbers, one pass fewer
+                z = (_kernels.linear(a, W, b, out, operands[i][0], relu=fused, rows=M > 1 and self._parts_of(a)[0])
+                     if kernel == ONEDNN else torch.baddbmm(b, a, W, out=out))
+                if fused:
+                    act = None
             if cache is not None:  # layer input, and the pre-activation where the backward needs it
                 cache += (a, z if act is not None and act[2] else None)
             a = z if act is None else act[0](z)  # relu_, tanh_, sigmoid_ work in place
@@ -233,7 +248,8 @@ class _Stack:
         elif kernel == BMM:
             torch.bmm(a_in.transpose(1, 2), g, out=gW)
         else:
-            _kernels.weight_grad(a_in, g, gW, transposed=kernel == ONEDNN_T, members=self._members[i][2])
+            _kernels.weight_grad(a_in, g, gW, transposed=kernel == ONEDNN_T, members=self._members[i][2],
+                                 a_parts=self._parts_of(a_in), g_parts=self._parts_of(g))
         torch.sum(g, 1, keepdim=True, out=gb)
 
     def _input_grad(self, i, g, cache, masks=None):
@@ -242,7 +258,7 @@ class _Stack:
         M, B = g.shape[:2]
         if self.kernels(B)[i][1] == ONEDNN:
             g = _kernels.input_grad(g, W, None if M == 1 else self._buffer(("g", i), (M, B, W.shape[1])),
-                                    self._members[i][1])
+                                    self._members[i][1], rows=M > 1 and self._parts_of(g)[0])
         else:
             g = torch.bmm(g, W.transpose(1, 2), out=self._buffer(("g", i), (M, B, W.shape[1])))
         if masks is not None and i - 1 in masks:

@@ -441,6 +441,26 @@ def test_weights_kept_out_by_in_give_the_same_bits(onednn, rows, rng):
     assert not torch.equal(kept.grad, plain.grad)  # the same values, laid out otherwise
 
 
+@pytest.mark.parametrize("remedy", [{}, {"dropout": 0.3}, {"dp_clip": 0.5, "dp_noise": 0.5}])
+def test_relu_post_op_and_kept_member_views_give_the_same_bits(onednn, digits, monkeypatch, remedy):
+    """oneDNN's relu post-op (relu inside the product) and the per-member views kept with the step's buffers train
+    to the same bits as relu applied after the product and views made anew for every product."""
+    X = digits[0].astype(np.float32)
+    configs = [ModelConfig(64, k, (1024,)) for k in (32, 8)]
+    train_configs = [TrainConfig(epochs=2, batch_size=64, lr=1e-3, seed=s, **remedy) for s in (0, 1)]
+    calls, linear = [], _kernels.linear
+    monkeypatch.setattr(_kernels, "linear", lambda *a, **kw: calls.append(kw.get("relu")) or linear(*a, **kw))
+    fused, fused_stack = _fit_group(configs, X, None, train_configs)
+    assert any(calls) and fused_stack._parts and all(i == id(buf) for i, (buf, _) in fused_stack._parts.items())
+    calls.clear()
+    monkeypatch.setattr(_stacked, "_RELU", object())  # no layer matches: relu after the product
+    monkeypatch.setattr(_Stack, "_parts_of", lambda self, t: _kernels.parts(t))  # views made anew
+    plain, plain_stack = _fit_group(configs, X, None, train_configs)
+    assert calls and not any(calls)
+    assert torch.equal(fused_stack.param, plain_stack.param)
+    assert [r.history.train_loss for r in fused] == [r.history.train_loss for r in plain]
+
+
 @pytest.mark.parametrize("shapes", [[(32, 1024), (32, 1024)], [(32, 1024), (4, 1024), (16, 512)]])
 def test_onednn_passes_member_by_member_equal_the_stacked_pass_bit_for_bit(onednn, shapes, rng):
     """Without a cache, members go through the network one at a time (no copy of each layer's stacked outputs):
