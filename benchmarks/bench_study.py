@@ -5,6 +5,8 @@
     python benchmarks/bench_study.py --repeats 2 -- --widths 16,64   # extra arguments go to scripts/study.py
     python benchmarks/bench_study.py --remedies # the widest architecture with each remedy against without one
                                                 # (targets: <= 1.5x, DP-SGD <= 2x)
+    python benchmarks/bench_study.py --breakdown  # where the study's CPU time goes: its tasks on one thread, the
+                                                # imports, the figures, one training step of the widest groups
 
 "Without the audit" is the study as it ran before reference models existed: no audit, per-sample memorization by
 K-fold cross-fitting. The two are run alternately, so that a busy machine slows both alike. Peak memory is the
@@ -14,7 +16,9 @@ repeats.
 """
 import argparse
 import json
+import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -111,16 +115,171 @@ def remedies_row(repeats=1):
     print(f"  all five together: {total:.1f} s, {total / plain:.2f}x the architecture's own training")
 
 
+def import_seconds(modules, repeats=3):
+    """CPU seconds (user + system, best of ``repeats``) a fresh interpreter spends importing ``modules``, beyond
+    what one that imports nothing spends."""
+    def cpu(code):
+        best = math.inf
+        for _ in range(repeats):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            best = min(best, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        return best
+
+    return cpu("import " + ", ".join(modules)) - cpu("pass")
+
+
+# What the study process imports by the end (its report, the latent measures, the pair measures' scipy.stats)
+STUDY_MODULES = ("autoenc_cli.study", "analysis.study.runner", "analysis.report.html", "analysis.measures.latent",
+                 "scipy.stats")
+
+
+def step_row(steps=300):
+    """One training step of a width-1024 group of two members (k = 32, batch 64) as the study trains it: its time,
+    fused Adam's share, and how many oneDNN calls it makes (each with a fixed cost, measured on a 4 x 4 product)."""
+    import torch
+
+    from autoenc import ModelConfig, _kernels
+    from autoenc.batched import _FusedAdam, _make_stack, _step
+    from autoenc.config import TrainConfig
+
+    configs = [ModelConfig(64, 32, (1024,)) for _ in range(2)]
+    stack = _make_stack(configs, [TrainConfig(batch_size=64, seed=s) for s in (0, 1)], torch.float32,
+                        torch.device("cpu"))
+    adam = _FusedAdam(stack.param, stack.grad, 2e-3, 0.0)
+    X, sumsq = torch.rand(2, 1024, 64), torch.zeros(2)
+    calls, linear = [0], _kernels._LINEAR
+
+    def counted(*args):
+        calls[0] += 1
+        return linear(*args)
+
+    def best_of(fn, n, repeats=5):
+        fn(n // 4)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(n)
+            times.append((time.perf_counter() - start) / n)
+        return min(times)
+
+    def train(n):
+        for j in range(n):
+            _step(stack, adam, X[:, (j % 16) * 64:(j % 16 + 1) * 64], sumsq, None)
+
+    def adam_only(n):
+        for _ in range(n):
+            adam.step()
+
+    small = (torch.rand(4, 4), torch.rand(4, 4), torch.rand(4))
+    with torch.no_grad():
+        step, adam_time = best_of(train, steps), best_of(adam_only, steps)
+        fixed = best_of(lambda n: [linear(*small, "none", [], "") for _ in range(n)], 20 * steps) if linear else 0.0
+        _kernels._LINEAR = counted if linear else None
+        try:
+            train(10)
+        finally:
+            _kernels._LINEAR = linear
+    return step, adam_time, calls[0] / 10, fixed
+
+
+def breakdown():
+    """Where a default study's CPU time goes: the study once (busy core-seconds), then on one thread in this
+    process every training task back to back (with their measures, and the grid's without them), the imports of
+    the study process and of a worker, the report's figures, and one step of the widest groups."""
+    sys.path.insert(0, str(ROOT))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with tempfile.TemporaryDirectory() as tmp:
+        busy, start = busy_seconds(), time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "study.py"), "--out", tmp, "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        busy = None if busy is None else busy_seconds() - busy
+        print(f"the default study: wall {wall:.1f} s" + ("" if busy is None else f", CPU busy {busy:.1f} core-s "
+                                                           f"({cores} cores)"), flush=True)
+        from analysis.report._drawing import Drawing
+        from analysis.report.html import _figure_plan
+
+        plan = _figure_plan(Path(tmp))
+        cpu = time.process_time()
+        with Drawing(plan, Path(tmp), 110, processes=1) as drawing:
+            drawing.finish()
+        figures = time.process_time() - cpu
+    print(f"the report's {len(plan)} figures on one process: {figures:.1f} CPU s", flush=True)
+
+    from analysis import StudyConfig
+    from analysis.study._parallel import one_thread
+    from analysis.study.prepare import prepare_data
+    from analysis.study.references import early_references, plan_references, reference_tasks
+    from analysis.study.runspec import Run
+    from analysis.study.training import train_group
+    from autoenc.batched import fit_group
+    from autoenc.planning import plan_groups
+
+    config = StudyConfig()
+    data = prepare_data(config)
+    runs = [Run.of(s, config, data) for s in config.runs()]
+    groups = [[runs[i] for i in g] for g in plan_groups([r.model for r in runs], [r.train for r in runs])]
+    with tempfile.TemporaryDirectory() as tmp, one_thread():
+        tasks = [t for s in early_references(config) for t in reference_tasks(plan_references(s, data, config, tmp),
+                                                                             data, config)]
+        train_group(groups[-1], data, config)  # imports and first-call set-up, as a worker's first task has them
+        grid, bare, references = 0.0, 0.0, 0.0
+        X_train = data.split_arrays("train")[0]
+        for group in groups:
+            cpu = time.process_time()
+            train_group(group, data, config)
+            grid += time.process_time() - cpu
+            cpu = time.process_time()
+            fit_group([r.model for r in group], X_train, None, [r.train for r in group])
+            bare += time.process_time() - cpu
+        for task in tasks:
+            cpu = time.process_time()
+            task.fn(*task.args)
+            references += time.process_time() - cpu
+    print(f"training tasks on one thread, back to back: {grid + references:.1f} CPU s (the {len(groups)} grid groups "
+          f"{grid:.1f} s, {bare:.1f} s without their validation loss, curves and measures; the {len(tasks)} early "
+          f"reference tasks {references:.1f} s)", flush=True)
+    study_imports = import_seconds(STUDY_MODULES)
+    worker_imports = import_seconds(runner_worker_modules())
+    print(f"imports: the study process {study_imports:.1f} CPU s, a worker {worker_imports:.1f} CPU s", flush=True)
+    step, adam, calls, fixed = step_row()
+    print(f"a training step of a width-1024 group of two (k = 32, batch 64): {1e3 * step:.2f} ms, of which fused "
+          f"Adam {1e3 * adam:.2f} ms and {calls:.0f} oneDNN calls at a fixed {1e6 * fixed:.0f} us each "
+          f"({1e3 * calls * fixed:.2f} ms)")
+    print(f"\nfor the README:\n`python benchmarks/bench_study.py --breakdown`: the default study took {wall:.1f} s"
+          + ("" if busy is None else f" and {busy:.1f} core-s") + f"; its training tasks take {grid + references:.1f} "
+          f"s run back to back on one thread (the {len(groups)} grid groups {grid:.1f} s, {grid - bare:.1f} s of it "
+          f"their validation loss, curves and measures; the {len(tasks)} early reference tasks {references:.1f} s), "
+          f"the imports {study_imports:.1f} CPU s in the study process and {worker_imports:.1f} in each worker, the "
+          f"{len(plan)} figures {figures:.1f}; a width-1024 step of two members takes {1e3 * step:.2f} ms, "
+          f"{1e3 * adam:.2f} of it fused Adam and {1e3 * calls * fixed:.2f} the fixed cost of its {calls:.0f} oneDNN "
+          f"calls; on {machine_line().removeprefix('machine: ')}.")
+
+
+def runner_worker_modules():
+    sys.path.insert(0, str(ROOT))
+    from analysis.study.runner import WORKER_MODULES
+
+    return WORKER_MODULES
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each (default 1)")
     parser.add_argument("--remedies", action="store_true",
                         help=f"only the remedies row: the widest architecture with each of {REMEDIES}")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="where the default study's CPU time goes (its tasks on one thread, imports, figures)")
     parser.add_argument("extra", nargs="*", help="arguments passed on to scripts/study.py")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)
     if args.remedies:
         return remedies_row(args.repeats)
+    if args.breakdown:
+        return breakdown()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     walls, peaks, shares, fastest_shares, busy = {"with": [], "without": []}, [], [], [], []
     for _ in range(args.repeats):
