@@ -275,6 +275,8 @@ def main(argv=None):
                         help="where the default study's CPU time goes (its tasks on one thread, imports, figures)")
     parser.add_argument("extra", nargs="*", help="arguments passed on to scripts/study.py")
     args = parser.parse_args(argv)
+    if args.breakdown and (args.extra or args.remedies):
+        parser.error("--breakdown measures the default study: it takes no study arguments and no --remedies")
     print(machine_line(), flush=True)
     if args.remedies:
         return remedies_row(args.repeats)
