@@ -3,7 +3,10 @@
 The names below load on first use: ``import autoenc`` alone imports none of torch, scikit-learn or scipy, and
 ``from autoenc import fit`` only what training needs (``AutoencoderTransformer`` brings scikit-learn).
 """
+from . import _mkl
 from ._lazy import lazy_exports as _lazy_exports
+
+_mkl.load()  # before anything imports torch: MKL's AVX-512 kernels on AMD CPUs (see autoenc/_mkl.py)
 
 __version__ = "0.1.0"
 

@@ -14,10 +14,12 @@ same numbers. ``AUTOENC_ONEDNN=0`` or ``1`` overrides the rule.
 """
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
+
+from . import _mkl
+from ._mkl import cpu_vendor
 
 BMM, SKINNY, ONEDNN, ONEDNN_T = "bmm", "skinny", "onednn", "onednn_t"
 
@@ -43,23 +45,26 @@ _NARROW_WEIGHT_MACS, _NARROW_RATIO = 2**21, 16
 def skinny(n_in, n_out):
     """Whether a layer's products run faster transposed: (out, batch) rather than (batch, out).
 
-    Measured with batch 64 on one AVX-512 core, 1-8 members: the forward product 2-3x faster and the weight
-    gradient 6-20x for 2-8 outputs from 256 or 1024 inputs; no gain from 16 outputs on, nor from 64 inputs.
+    Measured with batch 64 on one AVX-512 core, 1-8 members, with MKL's AVX2 kernels: the forward product 2-3x faster
+    and the weight gradient 6-20x for 2-8 outputs from 256 or 1024 inputs; no gain from 16 outputs on, nor from 64
+    inputs. With MKL's AVX-512 kernels (:func:`mkl_avx512`) only the weight gradient gains (1.5-5x from 256 inputs),
+    and the transposed forward product is 2-7x slower: there :func:`layer_kernels` keeps the forward plain.
     """
     return n_out <= 8 and n_in >= 128
 
 
-def layer_kernels(n_in, n_out, batch, narrow, onednn):
+def layer_kernels(n_in, n_out, batch, narrow, onednn, mkl_avx512=False):
     """The kernels of a layer's (forward, input gradient, weight gradient) products for ``batch`` samples a member.
 
-    ``BMM`` (one batched call), ``SKINNY`` (transposed, where ``narrow``, see :func:`skinny`), ``ONEDNN`` (member by
-    member) or, for the weight gradient, ``ONEDNN_T`` (its transpose, member by member). oneDNN only where
-    ``onednn`` (see :func:`use_onednn`) and the product is large enough (the thresholds above).
+    ``BMM`` (one batched call), ``SKINNY`` (transposed, where ``narrow``, see :func:`skinny`; the forward product
+    only without ``mkl_avx512``), ``ONEDNN`` (member by member) or, for the weight gradient, ``ONEDNN_T`` (its
+    transpose, member by member). oneDNN only where ``onednn`` (see :func:`use_onednn`) and the product is large
+    enough (the thresholds above).
     """
     macs = batch * n_in * n_out
     wide = onednn and macs >= _FORWARD_MACS
     if narrow:
-        return SKINNY, ONEDNN if wide else BMM, SKINNY
+        return BMM if mkl_avx512 else SKINNY, ONEDNN if wide else BMM, SKINNY
     if not onednn:
         weight = BMM
     elif n_in >= _NARROW_RATIO * n_out:
@@ -69,30 +74,25 @@ def layer_kernels(n_in, n_out, batch, narrow, onednn):
     return ONEDNN if wide else BMM, ONEDNN if wide else BMM, weight
 
 
-def onednn_rule(vendor, capability, mkl, onednn, dtype, device_type):
+def mkl_avx512():
+    """Whether torch's float32 products run MKL's AVX-512 kernels: on Intel CPUs with AVX-512, and on AMD ones that
+    MKL was told are Intel's (``autoenc._mkl``)."""
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")()
+    return (torch.backends.mkl.is_available() and capability.startswith("AVX512")
+            and (_mkl.ACTIVE or cpu_vendor() == "GenuineIntel"))
+
+
+def onednn_rule(vendor, capability, mkl, onednn, dtype, device_type, mkl_intel=False):
     """Whether oneDNN beats torch's BLAS on wide products, from facts about the machine (a pure function).
 
     Yes only for float32 on the CPU, where torch has oneDNN (``onednn``) and its BLAS is MKL (``mkl``), the CPU runs
     AVX-512 (``capability``, as ``torch.backends.cpu.get_cpu_capability()`` names it) and is not Intel's
     (``vendor``, /proc/cpuinfo's vendor_id; '' where unknown): MKL dispatches its AVX-512 kernels to Intel CPUs only,
-    and there it is as fast as oneDNN.
+    and there it is as fast as oneDNN, in one batched call. ``mkl_intel``: MKL was told the CPU is Intel's
+    (``autoenc._mkl``), so it runs those kernels here too.
     """
     return (onednn and mkl and dtype == torch.float32 and device_type == "cpu" and capability.startswith("AVX512")
-            and vendor not in ("", "GenuineIntel"))
-
-
-@functools.cache
-def cpu_vendor():
-    """The CPU's vendor_id in /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``, ...); '' where there is none."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                if key.strip() == "vendor_id":
-                    return value.strip()
-    except OSError:
-        pass
-    return ""
+            and vendor not in ("", "GenuineIntel") and not mkl_intel)
 
 
 def use_onednn(dtype, device):
@@ -109,7 +109,7 @@ def use_onednn(dtype, device):
         return forced == "1" and onednn and dtype == torch.float32 and torch.device(device).type == "cpu"
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")()
     return onednn_rule(cpu_vendor(), capability, torch.backends.mkl.is_available(), onednn, dtype,
-                       torch.device(device).type)
+                       torch.device(device).type, _mkl.ACTIVE)
 
 
 def linear(a, W, b, out=None, members=None, relu=False, rows=None):

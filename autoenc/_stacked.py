@@ -84,6 +84,7 @@ class _Stack:
         self.skinny = [_kernels.skinny(a, b) and i < n_layers - 1
                        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
         self.onednn = _kernels.use_onednn(dtype, torch.empty(0).device)  # wide products on oneDNN, member by member
+        self.mkl_avx512 = _kernels.mkl_avx512()  # narrow layers' forward products stay plain there
         self._plans = {}  # batch size -> per layer, the kernels of its three products (see kernels)
         # A layer whose weight gradient runs as oneDNN's g^T a at ``batch_size`` (``ONEDNN_T``) keeps its weights
         # (M, out, in) in the flat buffer, seen through (M, in, out) views: the gradient lands there with a plain
@@ -139,7 +140,7 @@ class _Stack:
         plan = self._plans.get(batch)
         if plan is None:
             widths = self.widths
-            plan = self._plans[batch] = [_kernels.layer_kernels(a, b, batch, s, self.onednn)
+            plan = self._plans[batch] = [_kernels.layer_kernels(a, b, batch, s, self.onednn, self.mkl_avx512)
                                          for a, b, s in zip(widths[:-1], widths[1:], self.skinny)]
         return plan
 

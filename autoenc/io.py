@@ -41,6 +41,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import _mkl
 from .config import ModelConfig
 from .model import Autoencoder
 from .train import torch_threads
@@ -112,7 +113,8 @@ def machine():
     """The CPU and the kernels that did the arithmetic: float32 results differ in their last digits across these.
 
     Returns ``{"cpu": model name, "torch_cpu_capability": ATen's kernel level (e.g. AVX512, AVX2, DEFAULT),
-    "blas": numpy's BLAS and the core type it dispatched to (e.g. "openblas Haswell")}``.
+    "blas": numpy's BLAS and the core type it dispatched to (e.g. "openblas Haswell"), "mkl_intel_kernels": whether
+    torch's MKL was told the CPU is Intel's (``autoenc._mkl``: its AVX-512 kernels on AMD CPUs)}``.
     """
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -129,7 +131,7 @@ def machine():
         pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         if pools:
             blas = f"{pools[0].get('internal_api')} {pools[0].get('architecture') or ''}".strip()
-    return {"cpu": cpu, "torch_cpu_capability": capability, "blas": blas}
+    return {"cpu": cpu, "torch_cpu_capability": capability, "blas": blas, "mkl_intel_kernels": _mkl.ACTIVE}
 
 
 def _umask():

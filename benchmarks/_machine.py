@@ -60,12 +60,24 @@ def numpy_blas():
                      .replace("  ", " ") for lib in mine) or "none found"
 
 
-def machine_line():
-    """One line naming the machine: CPU, torch's kernel level, numpy's BLAS."""
+def mkl_kernels():
+    """Which of MKL's kernels torch's products run: ``autoenc._mkl`` tells MKL the CPU is Intel's on AMD CPUs, so
+    that it takes its AVX-512 kernels (where the benchmark imported autoenc before torch)."""
     import torch
 
-    return (f"machine: {cpu_model()}; torch {torch.__version__} CPU capability {torch_kernels()}; "
-            f"numpy BLAS {numpy_blas()}")
+    if not torch.backends.mkl.is_available():
+        return "no MKL"
+    from autoenc import _mkl
+
+    return "MKL told the CPU is Intel's (autoenc._mkl)" if _mkl.ACTIVE else "MKL's own choice of kernels"
+
+
+def machine_line():
+    """One line naming the machine: CPU, torch's kernel level and MKL's, numpy's BLAS."""
+    import torch
+
+    return (f"machine: {cpu_model()}; torch {torch.__version__} CPU capability {torch_kernels()}, "
+            f"{mkl_kernels()}; numpy BLAS {numpy_blas()}")
 
 
 def span(values, fmt="{:.2f}", unit=""):
@@ -82,7 +94,8 @@ def matmul_peak(size=2048, repeats=3, kernel="mm"):
     held against.
 
     ``kernel="mm"``: ``torch.mm`` (torch's BLAS: MKL on x86, which runs its AVX2 kernels on non-Intel CPUs even
-    where they have AVX-512); ``"onednn"``: oneDNN's dense linear (``torch.ops.mkldnn._linear_pointwise``, which the
+    where they have AVX-512, unless ``autoenc._mkl`` told it the CPU is Intel's: import autoenc before torch);
+    ``"onednn"``: oneDNN's dense linear (``torch.ops.mkldnn._linear_pointwise``, which the
     stacked trainer uses for wide layers where the rule in ``autoenc._kernels`` says so), None where torch has none.
     The faster of the two is the machine's float32 peak as far as torch can reach it.
     """

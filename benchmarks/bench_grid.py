@@ -19,6 +19,7 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch load their thread pools
 
+import autoenc  # noqa: F401  (before torch, as in a study: MKL's kernels are chosen when torch loads)
 import numpy as np
 import torch
 from sklearn.datasets import load_digits

@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import autoenc  # noqa: F401  (before torch, as in a study: MKL's kernels are chosen when torch loads)
 import psutil
 
 from _machine import machine_line, matmul_peak, span

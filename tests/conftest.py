@@ -2,6 +2,7 @@
 the synthetic study, the long test files first."""
 import sys
 
+import autoenc  # noqa: F401  (first, as in a study's processes: MKL's kernels are chosen before torch loads)
 import matplotlib
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from autoenc import ACTIVATIONS, Autoencoder, DivergenceError, ModelConfig, TrainConfig, fit, reconstruct
-from autoenc import _group_data, _kernels, _stacked, batched, planning
+from autoenc import _group_data, _kernels, _mkl, _stacked, batched, planning
 from autoenc._kernels import BMM, ONEDNN, ONEDNN_T, SKINNY
 from autoenc.batched import MemberResult, _FusedAdam, _Stack, _fit_group, fit_group
 from autoenc.planning import can_group, plan_groups
@@ -309,12 +309,16 @@ def test_training_flops_rejects():
         planning.training_flops({"input_dim": 10}, 1, 1)
 
 
+@pytest.mark.parametrize("mkl_avx512", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
-def test_transposed_products_of_narrow_layers_match_autograd(activation, rng):
-    """A code layer of a few units after a wide one runs as (out, batch) products (``_kernels.skinny``)."""
+def test_transposed_products_of_narrow_layers_match_autograd(activation, mkl_avx512, rng, monkeypatch):
+    """A code layer of a few units after a wide one runs as (out, batch) products (``_kernels.skinny``): all three
+    with MKL's AVX2 kernels, the weight gradient alone with its AVX-512 ones."""
+    monkeypatch.setattr(_kernels, "mkl_avx512", lambda: mkl_avx512)
     configs = [ModelConfig(20, k, (160,), activation=activation) for k in (2, 5, 8)]
     stack = _Stack(configs, torch.float64)
     assert stack.skinny == [False, True, False, False]
+    assert [k[0] for k in stack.kernels(7)] == [BMM, BMM if mkl_avx512 else SKINNY, BMM, BMM]
     models = [Autoencoder(c, dtype=torch.float64).reset_parameters(torch.Generator().manual_seed(m))
               for m, c in enumerate(configs)]
     for m, model in enumerate(models):
@@ -345,6 +349,7 @@ def onednn(monkeypatch):
 
 @pytest.mark.parametrize("vendor, capability, mkl, onednn, dtype, device, expected", [
     ("AuthenticAMD", "AVX512", True, True, torch.float32, "cpu", True),  # Zen 4/5: MKL takes its AVX2 kernels
+    ("AuthenticAMD", "AVX512", "intel", True, torch.float32, "cpu", False),  # ... unless told the CPU is Intel's
     ("GenuineIntel", "AVX512", True, True, torch.float32, "cpu", False),  # MKL's own AVX-512 kernels
     ("AuthenticAMD", "AVX2", True, True, torch.float32, "cpu", False),
     ("AuthenticAMD", "DEFAULT", True, True, torch.float32, "cpu", False),
@@ -355,7 +360,7 @@ def onednn(monkeypatch):
     ("", "AVX512", True, True, torch.float32, "cpu", False),  # vendor unknown
 ])
 def test_onednn_rule(vendor, capability, mkl, onednn, dtype, device, expected):
-    assert _kernels.onednn_rule(vendor, capability, mkl, onednn, dtype, device) is expected
+    assert _kernels.onednn_rule(vendor, capability, bool(mkl), onednn, dtype, device, mkl == "intel") is expected
 
 
 def test_layer_kernels_by_size():
@@ -368,13 +373,15 @@ def test_layer_kernels_by_size():
     assert kernels(1024, 4, 512, True, True) == (SKINNY, ONEDNN, SKINNY)  # narrow: transposed products
     assert kernels(64, 1024, 64, False, False) == (BMM, BMM, BMM)
     assert kernels(1024, 4, 64, True, False) == (SKINNY, BMM, SKINNY)
+    assert kernels(1024, 4, 64, True, False, mkl_avx512=True) == (BMM, BMM, SKINNY)  # MKL's AVX-512 kernels
 
 
 def test_onednn_is_the_rule_unless_forced(monkeypatch):
     facts = (_kernels.cpu_vendor(), torch.backends.cpu.get_cpu_capability(), torch.backends.mkl.is_available(),
              _kernels._LINEAR is not None and torch.backends.mkldnn.is_available())
     monkeypatch.delenv("AUTOENC_ONEDNN", raising=False)
-    assert _Stack([ModelConfig(8, 2)], torch.float32).onednn == _kernels.onednn_rule(*facts, torch.float32, "cpu")
+    assert _Stack([ModelConfig(8, 2)], torch.float32).onednn == _kernels.onednn_rule(*facts, torch.float32, "cpu",
+                                                                                      _mkl.ACTIVE)
     monkeypatch.setenv("AUTOENC_ONEDNN", "0")
     assert not _Stack([ModelConfig(8, 2)], torch.float32).onednn
     monkeypatch.setenv("AUTOENC_ONEDNN", "1")
