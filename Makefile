@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: study test bench clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt autoenc/_mkl_cpu.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,distributed]"
 	touch $@

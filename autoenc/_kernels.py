@@ -3,6 +3,8 @@
 torch's float32 ``bmm`` goes to MKL, which runs its AVX-512 kernels on Intel CPUs only: on others with AVX-512 (AMD
 Zen 4 and 5) it takes its AVX2 ones, about 100 GFLOP/s on one Zen 5 core, where oneDNN's AVX-512 kernels (torch's
 ``mkldnn._linear_pointwise``: X @ W^T + b on ordinary dense float32 tensors) reach 130-240 GFLOP/s on wide layers.
+Where ``autoenc._mkl`` told MKL the CPU is Intel's (the default on AMD CPUs, when autoenc is imported before torch),
+MKL's own AVX-512 kernels run every product in one batched call, and none of this is used.
 oneDNN has no batched call and no ``out=`` there: its products run member by member (about 11 us of overhead a call,
 measured) into fresh tensors. One member's are the step's tensors as they are; several members' are stacked into the
 step's buffers, a plain copy (a few us for 2 x 64 x 1024 values; training the members one at a time instead, to skip
