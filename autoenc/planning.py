@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 
+from . import _kernels
 from .config import ModelConfig, TrainConfig
 from ._conv_batched import conv_macs, conv_padded_macs, conv_state_bytes
 from ._stacked import _padded_widths, _widths
@@ -112,7 +113,10 @@ def training_flops(model_config, n_samples, epochs):
 # path over the tutorial loop, best [range]): (12, 24), 334k: batched 1.12x [1.12-1.19], one by one 1.04x
 # [1.04-1.12]; (13, 26), 385k: batched 1.10x [1.07-1.10]; (14, 28), 439k: batched 0.98x [0.98-1.08], one by one
 # 1.07x [1.06-1.19]; (16, 32), 558k: batched 1.00x [0.98-1.01], one by one 1.09x [1.07-1.12]. The crossover lies
-# between 334k and 439k: 400k.
+# between 334k and 439k: 400k. All of this with MKL's AVX2 kernels under the im2col products: with its AVX-512 ones
+# (Intel CPUs, or AMD ones told they are Intel's: ``autoenc._mkl``) batched members ran 1.51x the loop at (16, 32),
+# 558k, 1.32-1.36x at (32, 64) and 1.25-1.38x at (64, 128) (`bench_conv.py --quick --repeats 2 --width W`), where
+# one by one ran 0.97-1.07x: there every size trains batched.
 _CONV_SOLO_MACS = {"AVX512": 400_000}  # kernel level -> forward MACs per member from which one by one is faster
 
 
@@ -124,8 +128,8 @@ def _cpu_capability():
 def conv_batching_pays(configs, train_config=None):
     """Whether convolutional ``configs`` train faster batched than one by one on this CPU (always True for MLPs).
 
-    A rule of the CPU's kernel level (``torch.backends.cpu.get_cpu_capability()``) and the members' padded
-    multiply-adds, measured once (see ``_CONV_SOLO_MACS``); where ``train_config.device`` is not ``"cpu"``,
+    A rule of the CPU's kernel level (``torch.backends.cpu.get_cpu_capability()``), MKL's (always batched on its
+    AVX-512 kernels) and the members' padded multiply-adds, measured once (see ``_CONV_SOLO_MACS``); where ``train_config.device`` is not ``"cpu"``,
     batching always pays (an accelerator wants every member in one launch).
     """
     configs = [configs] if isinstance(configs, ModelConfig) else list(configs)
@@ -133,7 +137,7 @@ def conv_batching_pays(configs, train_config=None):
         return True
     if train_config is not None and train_config.device != "cpu":
         return True
-    limit = _CONV_SOLO_MACS.get(_cpu_capability())
+    limit = None if _kernels.mkl_avx512() else _CONV_SOLO_MACS.get(_cpu_capability())
     return limit is None or _padded_size(configs) < limit
 
 

@@ -341,11 +341,15 @@ def test_large_conv_members_train_alone_where_native_kernels_win(images, monkeyp
     tcs = [FIVE.replace(seed=s) for s in range(3)]
     monkeypatch.setattr(_planning, "_cpu_capability", lambda: "AVX512")
     monkeypatch.setattr(_planning, "_CONV_SOLO_MACS", {"AVX512": 20_000})
+    monkeypatch.setattr(_planning._kernels, "mkl_avx512", lambda: False)  # MKL's AVX2 kernels under im2col
     assert _planning.conv_batching_pays([small]) and not _planning.conv_batching_pays([large])
     assert plan_groups([small] * 3, tcs) == [[0, 1, 2]] and plan_groups([large] * 3, tcs) == [[0], [1], [2]]
     assert _planning.conv_batching_pays([large], FIVE.replace(device="cuda"))  # accelerators batch
     assert plan_groups([ModelConfig(64, 2, (1024,))] * 2, [FIVE] * 2) == [[0, 1]]  # MLPs are not concerned
     monkeypatch.setattr(_planning, "_cpu_capability", lambda: "AVX2")
+    assert _planning.conv_batching_pays([large]) and plan_groups([large] * 3, tcs) == [[0, 1, 2]]
+    monkeypatch.setattr(_planning, "_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(_planning._kernels, "mkl_avx512", lambda: True)  # MKL's AVX-512 kernels: batched wins
     assert _planning.conv_batching_pays([large]) and plan_groups([large] * 3, tcs) == [[0, 1, 2]]
 
 
@@ -356,6 +360,7 @@ def test_a_member_alone_on_native_kernels_is_solo_fit(images, monkeypatch):
     config = conv((2, 8, 8), 3, (6, 8), activation="gelu")
     monkeypatch.setattr(_planning, "_cpu_capability", lambda: "AVX512")
     monkeypatch.setattr(_planning, "_CONV_SOLO_MACS", {"AVX512": 1})
+    monkeypatch.setattr(_planning._kernels, "mkl_avx512", lambda: False)
     tc = FIVE.replace(seed=4, patience=2)
     results, stack = _fit_group([config], X, X_val, tc, progress=False)
     assert type(stack).__name__ == "_ModuleStack"
