@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import autoenc  # noqa: F401  (before torch, as in a study: the machine line names MKL's kernels as the study runs them)
 import numpy as np
 import psutil
 
