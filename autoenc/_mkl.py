@@ -8,8 +8,8 @@ return 1, and loaded into the global symbol scope before torch's own library, it
 calls. MKL still checks for AVX-512 itself before using it; the results are MKL's Intel ones, which round
 differently from its AVX2 kernels (the last float32 digits of a product).
 
-This must happen before ``import torch`` in the process: ``autoenc``, ``analysis`` and ``autoenc_cli`` do it on
-import. Where torch came first, MKL keeps its own choice and ``ACTIVE`` stays False; the batched trainer then takes
+This must happen before ``import torch`` in the process: ``import autoenc`` does it, and ``analysis``, the command
+lines, the study's workers, the tests and the benchmarks import autoenc before torch. Where torch came first, MKL keeps its own choice and ``ACTIVE`` stays False; the batched trainer then takes
 oneDNN for wide products instead (``autoenc._kernels``). ``AUTOENC_MKL_AVX512=0`` turns it off. Only on AMD CPUs
 (elsewhere the answer is already right, or the kernels unknown), and only where the extension was built (a C
 compiler at install: it is optional).
