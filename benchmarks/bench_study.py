@@ -175,7 +175,9 @@ def step_row(steps=300):
             adam.step()
 
     small = (torch.rand(4, 4), torch.rand(4, 4), torch.rand(4))
-    with torch.no_grad():
+    from analysis.study._parallel import one_thread
+
+    with torch.no_grad(), one_thread():  # one thread, as each of the study's workers trains
         step, adam_time = best_of(train, steps), best_of(adam_only, steps)
         fixed = best_of(lambda n: [linear(*small, "none", [], "") for _ in range(n)], 20 * steps) if linear else 0.0
         _kernels._LINEAR = counted if linear else None
@@ -247,17 +249,19 @@ def breakdown():
     worker_imports = import_seconds(runner_worker_modules())
     print(f"imports: the study process {study_imports:.1f} CPU s, a worker {worker_imports:.1f} CPU s", flush=True)
     step, adam, calls, fixed = step_row()
-    print(f"a training step of a width-1024 group of two (k = 32, batch 64): {1e3 * step:.2f} ms, of which fused "
-          f"Adam {1e3 * adam:.2f} ms and {calls:.0f} oneDNN calls at a fixed {1e6 * fixed:.0f} us each "
-          f"({1e3 * calls * fixed:.2f} ms)")
+    onednn = (f" and {calls:.0f} oneDNN calls at a fixed {1e6 * fixed:.0f} us each ({1e3 * calls * fixed:.2f} ms)"
+              if calls else " (no oneDNN calls)")
+    print(f"a training step of a width-1024 group of two (k = 32, batch 64, one thread): {1e3 * step:.2f} ms, of which "
+          f"fused Adam {1e3 * adam:.2f} ms{onednn}")
     print(f"\nfor the README:\n`python benchmarks/bench_study.py --breakdown`: the default study took {wall:.1f} s"
           + ("" if busy is None else f" and {busy:.1f} core-s") + f"; its training tasks take {grid + references:.1f} "
           f"s run back to back on one thread (the {len(groups)} grid groups {grid:.1f} s, {grid - bare:.1f} s of it "
           f"their validation loss, curves and measures; the {len(tasks)} early reference tasks {references:.1f} s), "
           f"the imports {study_imports:.1f} CPU s in the study process and {worker_imports:.1f} in each worker, the "
-          f"{len(plan)} figures {figures:.1f}; a width-1024 step of two members takes {1e3 * step:.2f} ms, "
-          f"{1e3 * adam:.2f} of it fused Adam and {1e3 * calls * fixed:.2f} the fixed cost of its {calls:.0f} oneDNN "
-          f"calls; on {machine_line().removeprefix('machine: ')}.")
+          f"{len(plan)} figures {figures:.1f}; a width-1024 step of two members takes {1e3 * step:.2f} ms on one "
+          f"thread, {1e3 * adam:.2f} of it fused Adam"
+          + (f" and {1e3 * calls * fixed:.2f} the fixed cost of its {calls:.0f} oneDNN calls" if calls else "")
+          + f"; on {machine_line().removeprefix('machine: ')}.")
 
 
 def runner_worker_modules():
