@@ -30,9 +30,9 @@ print(json.dumps({"active": _mkl.ACTIVE, "product": torch.bmm(a, b).flatten().to
 def _probe(order="autoenc-first", **env):
     environ = {k: v for k, v in os.environ.items() if k not in ("AUTOENC_MKL_AVX512", "AUTOENC_ONEDNN")}
     environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", PROBE, order], capture_output=True, text=True, check=True,
-                         env={**environ, **env}).stdout
-    return json.loads(out)
+    done = subprocess.run([sys.executable, "-c", PROBE, order], capture_output=True, text=True, check=True,
+                          env={**environ, **env})
+    return {**json.loads(done.stdout), "stderr": done.stderr}
 
 
 def test_intel_kernels_where_the_cpu_is_amd_and_torch_comes_after_autoenc():
@@ -41,6 +41,11 @@ def test_intel_kernels_where_the_cpu_is_amd_and_torch_comes_after_autoenc():
     assert default["active"] is (built and _mkl.cpu_vendor() == "AuthenticAMD" and sys.platform == "linux")
     assert _mkl.ACTIVE is default["active"]  # this test process too (conftest imports autoenc first)
     assert off["active"] is False and late["active"] is False  # turned off; too late once torch has loaded
+    # torch first where the extension would apply: said once, with the way out; never otherwise
+    assert ("torch was imported before autoenc" in late["stderr"]) is (built and _mkl.cpu_vendor() == "AuthenticAMD"
+                                                                     and sys.platform == "linux")
+    assert "AUTOENC_MKL_AVX512=0" in late["stderr"] or "torch was imported" not in late["stderr"]
+    assert "torch was imported" not in default["stderr"] + off["stderr"]
     # MKL's own choice leaves wide products to oneDNN on AMD CPUs with AVX-512; its Intel kernels need no oneDNN
     assert late["onednn"] == off["onednn"] and (not default["onednn"] or not default["active"])
     exact = np.einsum("mij,mjk->mik", np.array(default["a"], dtype=np.float64), np.array(default["b"]))
