@@ -26,6 +26,7 @@ that any reader accepts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.metadata
 import json
@@ -109,6 +110,16 @@ def _installed_version(module, distribution):
     return importlib.import_module(module).__version__
 
 
+@functools.cache
+def _cpu_model():
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return cpu
+
+
 def machine():
     """The CPU and the kernels that did the arithmetic: float32 results differ in their last digits across these.
 
@@ -116,12 +127,7 @@ def machine():
     "blas": numpy's BLAS and the core type it dispatched to (e.g. "openblas Haswell"), "mkl_intel_kernels": whether
     torch's MKL was told the CPU is Intel's (``autoenc._mkl``: its AVX-512 kernels on AMD CPUs)}``.
     """
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = _cpu_model()
     capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
     blas = "unknown"
     with contextlib.suppress(Exception):  # threadpoolctl inspects loaded libraries; a failure only loses a label
@@ -132,6 +138,20 @@ def machine():
         if pools:
             blas = f"{pools[0].get('internal_api')} {pools[0].get('architecture') or ''}".strip()
     return {"cpu": cpu, "torch_cpu_capability": capability, "blas": blas, "mkl_intel_kernels": _mkl.ACTIVE}
+
+
+def float_kernels():
+    """The CPU and the float32 kernels this process trains with, in one line, recorded with every run of a study:
+    runs made with other kernels differ in their last digits (``"AMD EPYC; torch AVX512; MKL's AVX-512 kernels
+    (autoenc._mkl); oneDNN off"``)."""
+    from . import _kernels
+
+    cpu = _cpu_model()
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
+    mkl = ("MKL's AVX-512 kernels" + (" (autoenc._mkl)" if _mkl.ACTIVE else "") if _kernels.mkl_avx512()
+           else "MKL's own choice of kernels" if torch.backends.mkl.is_available() else "no MKL")
+    onednn = "on" if _kernels.use_onednn(torch.float32, "cpu") else "off"
+    return f"{cpu}; torch {capability}; {mkl}; oneDNN for wide layers {onednn}"
 
 
 def _umask():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
+from collections import Counter
 
 from .config import StudyConfig
 from .remedies import Remedy
@@ -115,3 +117,18 @@ def document_digest(doc):
     body = {k: v for k, v in doc.items() if k != DIGEST_KEY}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+_SAID = set()  # (folder, kinds) already warned about in this process
+
+
+def say_mixed_kernels(folder, records):
+    """Warn, once per folder and combination, where a folder's trained runs (:class:`~.store.RunResult`) record
+    more than one CPU or kind of float kernels (``autoenc.io.float_kernels``): float32 rounds differently on each."""
+    kinds = Counter(rec.kernels for rec in records if rec.train_config is not None and rec.kernels)
+    if len(kinds) > 1 and (str(folder), frozenset(kinds)) not in _SAID:
+        _SAID.add((str(folder), frozenset(kinds)))
+        listed = "; ".join(f"{n} on {kind}" for kind, n in sorted(kinds.items()))
+        warnings.warn(f"the runs in {folder} were trained with {len(kinds)} kinds of CPU or float kernels ({listed}): "
+                      "float32 rounds differently on each and training carries it on, so a run made on another kind "
+                      "differs (by up to about 1% in the README's width-1024 runs)", RuntimeWarning, stacklevel=3)

@@ -5,7 +5,7 @@ Layout (the README's "The study folder" lists every file a finished study holds)
     study.json              exact config, seeds, package versions, data facts
     splits.npz              train / val / test indices
     models/<run>/           config.json + weights.safetensors (autoencoders and PCA as its linear network)
-    models/<run>/result.json  the run's measurements; written last, so its presence means "finished"
+    models/<run>/result.json  the run's measurements, worker and kernels; written last: its presence means "finished"
     results.csv, samples.csv, history.csv   rebuilt from every result.json
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from autoenc.io import CONFIG_FILE, WEIGHTS_FILE, atomic_write, read_config
 
 from .runspec import RunSpec
 from .integrity import folder_checksums, safe_child, verify_checksums
-from .provenance import DIGEST_KEY, document_digest, mismatches
+from .provenance import DIGEST_KEY, document_digest, mismatches, say_mixed_kernels
 from ._write import write_csv, write_json, write_npz  # noqa: F401 (the study's writers, reached through here)
 
 __all__ = ["RunResult", "StudyStore", "RESULT_COLUMNS"]
@@ -40,8 +40,7 @@ RESULT_COLUMNS = [
     "split", "n_samples", "mse", "mse_clean", "noise_memorization", "nm_reference", "df", "sure", "mse_denoise",
     "gap", "ratio", "membership_auc", "membership_auc_ci_low", "membership_auc_ci_high", "tpr_at_1pct_fpr",
     "tpr_at_1pct_fpr_ci_low", "tpr_at_1pct_fpr_ci_high", "ks_statistic", "ks_pvalue", "status", "reason", "epochs",
-    "best_clean_epoch", "memorization_gap_at_best",
-]
+    "best_clean_epoch", "memorization_gap_at_best"]
 SAMPLE_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed", "split", "sample", "label",
                   "error", "error_clean"]
 HISTORY_COLUMNS = ["run", "model", "bottleneck", "hidden", "width", "depth", "seed", "epoch", "train_loss",
@@ -72,7 +71,8 @@ class RunResult:
     reason: str = ""
     epochs: int = 0
     train_seconds: float = 0.0
-    worker: str = ""  # host:pid of the process that computed it
+    worker: str = ""  # host:pid of the process that computed it; kernels: its CPU and float kernels (io.float_kernels)
+    kernels: str = ""
     data_fingerprint: str | None = None  # content hash of the data it was trained and measured on
     split_fingerprint: str | None = None  # content hash of the split it used
     rows: list = field(default_factory=list)
@@ -331,6 +331,7 @@ class StudyStore:
             raise TypeError(f"wait must be True or False, got {wait!r}")
         self.wait_tables()
         records = self.records()
+        say_mixed_kernels(self.path, records)
         tables = [(names, remedies, self.tables(remedies, records))
                   for names, remedies in ((("results", "samples", "history"), False),
                                           (("remedies", "remedy_samples", "remedy_history"), True))]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from autoenc import Autoencoder
 from autoenc.batched import fit_group
+from autoenc.io import float_kernels
 
 from .prepare import StudyData
 from .config import StudyConfig
@@ -86,7 +87,8 @@ def _result(run: Run, data: StudyData, config: StudyConfig, **fields):
     n_params = Autoencoder(mc).n_parameters if spec.model == "autoencoder" else spec.n_params(d)
     return RunResult(spec=spec, n_params=n_params, n_features=d,
                      noise_std=config.noise_std, model_config=mc.to_dict(),
-                     worker=f"{socket.gethostname()}:{os.getpid()}", data_fingerprint=data.fingerprint,
+                     worker=f"{socket.gethostname()}:{os.getpid()}", kernels=float_kernels(),
+                     data_fingerprint=data.fingerprint,
                      split_fingerprint=split_fingerprint(data), **fields)
 
 

@@ -135,3 +135,27 @@ def test_a_zeroed_reference_group_is_recomputed(tmp_path):
         again = study(tmp_path / "a", config)
     pd.testing.assert_frame_equal(pd.read_csv(again.path / "audit_summary.csv"), summary)
     pd.testing.assert_frame_equal(pd.read_csv(again.path / "memorization.csv"), memo)
+
+
+def test_runs_trained_with_other_float_kernels_are_recorded_and_said(reference, tmp_path, monkeypatch):
+    """Each trained run records the CPU and float kernels of the process that trained it; a folder whose runs
+    record more than one kind says so, since their numbers then differ by float32 rounding."""
+    import warnings
+
+    from analysis.study import training
+    from autoenc.io import float_kernels
+
+    folder = copy(reference, tmp_path)
+    recorded = {p.parent.name: json.loads(p.read_text())["kernels"] for p in (folder / "models").glob("*/result.json")}
+    assert {k for run, k in recorded.items() if run.startswith("ae-")} == {float_kernels()}
+    with warnings.catch_warnings(record=True) as caught:  # one kind: nothing to say
+        warnings.simplefilter("always")
+        study(folder)
+    assert not [w for w in caught if "kinds of CPU or float kernels" in str(w.message)]
+    shutil.rmtree(folder / "models" / "ae-k2-h8-s1")
+    monkeypatch.setattr(training, "float_kernels", lambda: "another CPU; torch AVX2; MKL's own choice of kernels")
+    with pytest.warns(RuntimeWarning, match=r"2 kinds of CPU or float kernels \(1 on .+; 1 on .+\)"):
+        again = study(folder)
+    assert again.trained == 1
+    assert json.loads((folder / "models" / "ae-k2-h8-s1" / "result.json").read_text())["kernels"].startswith(
+        "another CPU")
