@@ -78,9 +78,10 @@ def layer_kernels(n_in, n_out, batch, narrow, onednn, mkl_avx512=False):
 
 def mkl_avx512():
     """Whether torch's float32 products run MKL's AVX-512 kernels: on Intel CPUs with AVX-512, and on AMD ones that
-    MKL was told are Intel's (``autoenc._mkl``)."""
+    MKL was told are Intel's (``autoenc._mkl``), unless ``MKL_ENABLE_INSTRUCTIONS`` caps MKL below AVX-512."""
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")()
-    return (torch.backends.mkl.is_available() and capability.startswith("AVX512")
+    capped = (os.environ.get("MKL_ENABLE_INSTRUCTIONS") or "AVX512").upper()
+    return (torch.backends.mkl.is_available() and capability.startswith("AVX512") and capped.startswith("AVX512")
             and (_mkl.ACTIVE or cpu_vendor() == "GenuineIntel"))
 
 
@@ -111,7 +112,7 @@ def use_onednn(dtype, device):
         return forced == "1" and onednn and dtype == torch.float32 and torch.device(device).type == "cpu"
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")()
     return onednn_rule(cpu_vendor(), capability, torch.backends.mkl.is_available(), onednn, dtype,
-                       torch.device(device).type, _mkl.ACTIVE)
+                       torch.device(device).type, _mkl.ACTIVE and mkl_avx512())
 
 
 def linear(a, W, b, out=None, members=None, relu=False, rows=None):

@@ -148,8 +148,9 @@ def float_kernels():
 
     cpu = _cpu_model()
     capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "unknown")()
-    mkl = ("MKL's AVX-512 kernels" + (" (autoenc._mkl)" if _mkl.ACTIVE else "") if _kernels.mkl_avx512()
-           else "MKL's own choice of kernels" if torch.backends.mkl.is_available() else "no MKL")
+    told, cap = " (autoenc._mkl)" if _mkl.ACTIVE else "", os.environ.get("MKL_ENABLE_INSTRUCTIONS")
+    mkl = ("no MKL" if not torch.backends.mkl.is_available() else f"MKL's AVX-512 kernels{told}"
+           if _kernels.mkl_avx512() else f"MKL capped at {cap}{told}" if cap else "MKL's own choice of kernels")
     onednn = "on" if _kernels.use_onednn(torch.float32, "cpu") else "off"
     return f"{cpu}; torch {capability}; {mkl}; oneDNN for wide layers {onednn}"
 

@@ -363,6 +363,16 @@ def test_onednn_rule(vendor, capability, mkl, onednn, dtype, device, expected):
     assert _kernels.onednn_rule(vendor, capability, bool(mkl), onednn, dtype, device, mkl == "intel") is expected
 
 
+def test_mkl_capped_below_avx512_is_no_avx512(monkeypatch):
+    """``MKL_ENABLE_INSTRUCTIONS`` below AVX-512 caps MKL's kernels: the rules then take MKL's AVX2 ones' side."""
+    monkeypatch.setattr(_kernels, "cpu_vendor", lambda: "GenuineIntel")
+    expected = torch.backends.mkl.is_available() and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    for cap, avx512 in (("", expected), ("AVX512", expected), ("avx512_e1", expected), ("AVX2", False),
+                        ("SSE4_2", False)):
+        monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", cap)
+        assert _kernels.mkl_avx512() is avx512, cap
+
+
 def test_layer_kernels_by_size():
     kernels = _kernels.layer_kernels
     assert kernels(64, 1024, 64, False, True) == (ONEDNN, ONEDNN, ONEDNN)  # 2^22 multiply-adds
@@ -381,7 +391,8 @@ def test_onednn_is_the_rule_unless_forced(monkeypatch):
              _kernels._LINEAR is not None and torch.backends.mkldnn.is_available())
     monkeypatch.delenv("AUTOENC_ONEDNN", raising=False)
     assert _Stack([ModelConfig(8, 2)], torch.float32).onednn == _kernels.onednn_rule(*facts, torch.float32, "cpu",
-                                                                                      _mkl.ACTIVE)
+                                                                                      _mkl.ACTIVE and
+                                                                                      _kernels.mkl_avx512())
     monkeypatch.setenv("AUTOENC_ONEDNN", "0")
     assert not _Stack([ModelConfig(8, 2)], torch.float32).onednn
     monkeypatch.setenv("AUTOENC_ONEDNN", "1")
