@@ -8,11 +8,13 @@ return 1, and loaded into the global symbol scope before torch's own library, it
 calls. MKL still checks for AVX-512 itself before using it; the results are MKL's Intel ones, which round
 differently from its AVX2 kernels (the last float32 digits of a product).
 
-This must happen before ``import torch`` in the process: ``import autoenc`` does it, and ``analysis``, the command
-lines, the study's workers, the tests and the benchmarks import autoenc before torch. Where torch came first, MKL keeps its own choice and ``ACTIVE`` stays False; the batched trainer then takes
-oneDNN for wide products instead (``autoenc._kernels``). ``AUTOENC_MKL_AVX512=0`` turns it off. Only on AMD CPUs
-(elsewhere the answer is already right, or the kernels unknown), and only where the extension was built (a C
-compiler at install: it is optional).
+This must happen before ``import torch`` in the process, so it is done on import, the one global setting autoenc
+makes there: asked for by a function instead, a Python session that did not ask would train other numbers than the
+command lines and the study's workers on the same machine. ``import autoenc`` does it, and ``analysis``, the command
+lines, the study's workers, the tests and the benchmarks import autoenc before torch. Where torch came first, MKL
+keeps its own choice and ``ACTIVE`` stays False; the batched trainer then takes oneDNN for wide products instead
+(``autoenc._kernels``). ``AUTOENC_MKL_AVX512=0`` turns it off. Only on AMD CPUs (elsewhere the answer is already
+right, or the kernels unknown), and only where the extension was built (a C compiler at install: it is optional).
 """
 from __future__ import annotations
 
