@@ -47,7 +47,10 @@ def load():
     its products run at half the speed and its numbers differ in their last digits from a study's.
     """
     global ACTIVE
-    if ACTIVE or os.environ.get("AUTOENC_MKL_AVX512", "") == "0":
+    setting = os.environ.get("AUTOENC_MKL_AVX512", "")
+    if setting not in ("", "0", "1"):
+        raise ValueError(f"AUTOENC_MKL_AVX512 must be 0 (off), 1 or unset (on where it applies), got {setting!r}")
+    if ACTIVE or setting == "0":
         return ACTIVE
     if not sys.platform.startswith("linux") or cpu_vendor() != "AuthenticAMD":
         return ACTIVE

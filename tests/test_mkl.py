@@ -55,3 +55,11 @@ def test_intel_kernels_where_the_cpu_is_amd_and_torch_comes_after_autoenc():
         assert error.max() < 1e-5
     assert (default["product"] != off["product"]) is default["active"]  # other kernels, other last digits
     assert off["product"] == late["product"]
+
+
+def test_a_bad_setting_is_refused_on_import():
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               "AUTOENC_MKL_AVX512": "off"}
+    done = subprocess.run([sys.executable, "-c", "import autoenc"], capture_output=True, text=True, env=environ)
+    assert done.returncode != 0
+    assert "ValueError: AUTOENC_MKL_AVX512 must be 0 (off), 1 or unset (on where it applies), got 'off'" in done.stderr
