@@ -6,7 +6,9 @@ moved them by up to about 1e-5 relative when measured, so a printed number may d
 ``RTOL`` (1e-4, a tenfold margin) plus what its printing rounded away. Wording, identifiers and counts stay exact.
 That holds among vectorized kernels (AVX2 and AVX-512 gave the same numbers here); torch's scalar kernels
 (``ATEN_CPU_CAPABILITY=default``) round differently inside every training step, and 60-100 epochs carry that into
-other models (up to 6% apart per run), so the README's numbers are not expected to hold there.
+other models (up to 6% apart per run), so the README's numbers are not expected to hold there. Nor with MKL's AVX2
+kernels in place of its AVX-512 ones (``AUTOENC_MKL_AVX512=0`` on an AMD CPU, or no compiled ``autoenc._mkl_cpu``):
+the width-1024 runs and the Python example move by up to about 1%.
 
 The default study takes a minute or more, so its test is marked ``slow`` (left out of the default run):
 
@@ -20,16 +22,16 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 from analysis import StudyConfig
+from autoenc.io import float_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("readme_numbers", ROOT / "docs" / "readme_numbers.py")
 readme_numbers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(readme_numbers)
 RTOL = readme_numbers.RTOL
-KERNELS = f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+KERNELS = float_kernels()  # the README's numbers come from MKL's AVX-512 kernels; MKL's AVX2 ones move them ~1%
 
 
 @pytest.fixture(scope="module")
