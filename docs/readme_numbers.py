@@ -36,7 +36,9 @@ import readme_studies  # noqa: E402  (the regions of the studies beside the defa
 # Float32 training on another CPU (other SIMD kernels, another BLAS) moved these numbers by up to about 1e-5
 # relative when measured; 1e-4 leaves a tenfold margin and is still far below any change a reader would notice.
 # Vectorized kernels only: ATEN_CPU_CAPABILITY=avx2 and avx512 gave identical studies here, while torch's scalar
-# kernels (=default) round differently in every step and train to other models (up to 6% apart per run).
+# kernels (=default) round differently in every step and train to other models (up to 6% apart per run), and MKL's
+# AVX2 kernels in place of its AVX-512 ones (autoenc._mkl) moved the Python example by 0.5%, the width-1024 runs
+# by up to about 1%: the README's numbers come from MKL's AVX-512 kernels.
 RTOL = 1e-4
 
 REGION = re.compile(r"(<!-- readme_numbers: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /readme_numbers -->)", re.S)
