@@ -13,8 +13,8 @@ makes there: asked for by a function instead, a Python session that did not ask 
 command lines and the study's workers on the same machine. ``import autoenc`` does it, and ``analysis``, the command
 lines, the study's workers, the tests and the benchmarks import autoenc before torch. Where torch came first, MKL
 keeps its own choice and ``ACTIVE`` stays False; the batched trainer then takes oneDNN for wide products instead
-(``autoenc._kernels``). ``AUTOENC_MKL_AVX512=0`` turns it off. Only on AMD CPUs (elsewhere the answer is already
-right, or the kernels unknown), and only where the extension was built (a C compiler at install: it is optional).
+(``autoenc._kernels``). ``AUTOENC_MKL_AVX512=0`` turns it off. Only on AMD CPUs with AVX-512 (elsewhere the answer
+is already right, or its effect unmeasured), and only where the extension was built (a C compiler at install: it is optional).
 """
 from __future__ import annotations
 
@@ -27,17 +27,29 @@ ACTIVE = False  # whether this process runs MKL's Intel kernels through the exte
 
 
 @functools.cache
-def cpu_vendor():
-    """The CPU's vendor_id in /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``, ...); '' where there is none."""
+def _cpuinfo():
+    """The first processor's fields in /proc/cpuinfo ({} where there is none)."""
+    fields = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
+                if not line.strip():
+                    break
                 key, _, value = line.partition(":")
-                if key.strip() == "vendor_id":
-                    return value.strip()
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return ""
+    return fields
+
+
+def cpu_vendor():
+    """The CPU's vendor_id in /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``, ...); '' where there is none."""
+    return _cpuinfo().get("vendor_id", "")
+
+
+def _amd_avx512():
+    """An AMD CPU with AVX-512 (Zen 4 and 5): where the answer was measured to matter."""
+    return cpu_vendor() == "AuthenticAMD" and "avx512f" in _cpuinfo().get("flags", "").split()
 
 
 def load():
@@ -52,7 +64,7 @@ def load():
         raise ValueError(f"AUTOENC_MKL_AVX512 must be 0 (off), 1 or unset (on where it applies), got {setting!r}")
     if ACTIVE or setting == "0":
         return ACTIVE
-    if not sys.platform.startswith("linux") or cpu_vendor() != "AuthenticAMD":
+    if not sys.platform.startswith("linux") or not _amd_avx512():
         return ACTIVE
     spec = importlib.util.find_spec("autoenc._mkl_cpu")
     if spec is None or not spec.origin or not spec.origin.endswith(".so"):

@@ -53,7 +53,7 @@ def test_intel_kernels_where_the_cpu_is_amd_and_torch_comes_after_autoenc(monkey
     built = importlib.util.find_spec("autoenc._mkl_cpu") is not None
     off, late = _probe(AUTOENC_MKL_AVX512="0"), _probe("torch-first")
     default = _in_this_process()  # conftest imported autoenc first, as a study's processes do
-    applies = built and _mkl.cpu_vendor() == "AuthenticAMD" and sys.platform == "linux"
+    applies = built and _mkl._amd_avx512() and sys.platform == "linux"
     assert default["active"] is (applies and os.environ.get("AUTOENC_MKL_AVX512") != "0")  # as this suite runs
     assert off["active"] is False and late["active"] is False  # turned off; too late once torch has loaded
     # torch first where the extension would apply: said once, with the way out; never otherwise
