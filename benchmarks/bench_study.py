@@ -137,12 +137,17 @@ STUDY_MODULES = ("autoenc_cli.study", "analysis.study.runner", "analysis.report.
                  "scipy.stats")
 
 
+PRODUCTS = {"aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm", "mkldnn::_linear_pointwise"}
+
+
 def step_row(steps=300):
     """One training step of a width-1024 group of two members (k = 32, batch 64) as the study trains it: its time,
-    fused Adam's share, and how many oneDNN calls it makes (each with a fixed cost, measured on a 4 x 4 product)."""
+    fused Adam's share, its matrix products' share (torch.profiler's self CPU time of the product kernels), its
+    FLOPs, and how many oneDNN calls it makes (each with a fixed cost, measured on a 4 x 4 product)."""
     import torch
+    from torch.profiler import ProfilerActivity, profile
 
-    from autoenc import ModelConfig, _kernels
+    from autoenc import ModelConfig, _kernels, training_flops
     from autoenc.batched import _FusedAdam, _make_stack, _step
     from autoenc.config import TrainConfig
 
@@ -185,7 +190,14 @@ def step_row(steps=300):
             train(10)
         finally:
             _kernels._LINEAR = linear
-    return step, adam_time, calls[0] / 10, fixed
+        products = []
+        for _ in range(3):  # the products' own time, best of three profiled runs
+            with profile(activities=[ProfilerActivity.CPU]) as profiled:
+                train(steps)
+            products.append(sum(e.self_cpu_time_total for e in profiled.key_averages() if e.key in PRODUCTS)
+                            / 1e6 / steps)
+    flops = sum(training_flops(c, n_samples=64, epochs=1) for c in configs)  # one step: one batch of 64
+    return step, adam_time, min(products), flops, calls[0] / 10, fixed
 
 
 def breakdown():
@@ -215,9 +227,10 @@ def breakdown():
     from analysis import StudyConfig
     from analysis.study._parallel import one_thread
     from analysis.study.prepare import prepare_data
-    from analysis.study.references import early_references, plan_references, reference_tasks
+    from analysis.study.references import early_references, plan_references, reference_flops, reference_tasks
     from analysis.study.runspec import Run
     from analysis.study.training import train_group
+    from autoenc import training_flops
     from autoenc.batched import fit_group
     from autoenc.planning import plan_groups
 
@@ -242,24 +255,37 @@ def breakdown():
             cpu = time.process_time()
             task.fn(*task.args)
             references += time.process_time() - cpu
+    trained = (sum(training_flops(r.model, len(X_train), r.train.epochs) for r in runs) + reference_flops(tasks))
+    peak = matmul_peak()  # one core's, measured beside
+    rate = trained / (grid + references)
+
+    def share(flops, seconds):
+        return f"{flops / seconds / 1e9:.0f} GFLOP/s, {100 * flops / seconds / peak:.0f}% of one core's peak"
+
     print(f"training tasks on one thread, back to back: {grid + references:.1f} CPU s (the {len(groups)} grid groups "
           f"{grid:.1f} s, {bare:.1f} s without their validation loss, curves and measures; the {len(tasks)} early "
-          f"reference tasks {references:.1f} s)", flush=True)
+          f"reference tasks {references:.1f} s): {trained / 1e12:.2f} TFLOP at {share(trained, grid + references)} "
+          f"({peak / 1e9:.0f} GFLOP/s, torch.mm 2048 x 2048, measured beside), the most the training phase could "
+          f"reach on any number of cores with no time lost between tasks", flush=True)
     study_imports = import_seconds(STUDY_MODULES)
     worker_imports = import_seconds(runner_worker_modules())
     print(f"imports: the study process {study_imports:.1f} CPU s, a worker {worker_imports:.1f} CPU s", flush=True)
-    step, adam, calls, fixed = step_row()
+    step, adam, products, flops, calls, fixed = step_row()
     onednn = (f" and {calls:.0f} oneDNN calls at a fixed {1e6 * fixed:.0f} us each ({1e3 * calls * fixed:.2f} ms)"
               if calls else " (no oneDNN calls)")
-    print(f"a training step of a width-1024 group of two (k = 32, batch 64, one thread): {1e3 * step:.2f} ms, of which "
-          f"fused Adam {1e3 * adam:.2f} ms{onednn}")
+    print(f"a training step of a width-1024 group of two (k = 32, batch 64, one thread): {1e3 * step:.2f} ms "
+          f"({share(flops, step)}), of which its matrix products {1e3 * products:.2f} ms ({share(flops, products)}) "
+          f"and fused Adam {1e3 * adam:.2f} ms{onednn}")
     print(f"\nfor the README:\n`python benchmarks/bench_study.py --breakdown`: the default study took {wall:.1f} s"
           + ("" if busy is None else f" and {busy:.1f} core-s") + f"; its training tasks take {grid + references:.1f} "
           f"s run back to back on one thread (the {len(groups)} grid groups {grid:.1f} s, {grid - bare:.1f} s of it "
           f"their validation loss, curves and measures; the {len(tasks)} early reference tasks {references:.1f} s), "
-          f"the imports {study_imports:.1f} CPU s in the study process and {worker_imports:.1f} in each worker, the "
-          f"{len(plan)} figures {figures:.1f}; a width-1024 step of two members takes {1e3 * step:.2f} ms on one "
-          f"thread, {1e3 * adam:.2f} of it fused Adam"
+          f"{rate / 1e9:.0f} GFLOP/s, {100 * rate / peak:.0f}% of one core's peak ({peak / 1e9:.0f} GFLOP/s): the "
+          f"most the training phase could reach with no time lost between tasks; the imports {study_imports:.1f} "
+          f"CPU s in the study process and {worker_imports:.1f} in each worker, the {len(plan)} figures "
+          f"{figures:.1f}; a width-1024 step of two members takes {1e3 * step:.2f} ms on one thread "
+          f"({100 * flops / step / peak:.0f}% of the peak), {1e3 * products:.2f} of it its matrix products "
+          f"({100 * flops / products / peak:.0f}% of the peak) and {1e3 * adam:.2f} fused Adam"
           + (f" and {1e3 * calls * fixed:.2f} the fixed cost of its {calls:.0f} oneDNN calls" if calls else "")
           + f"; on {machine_line().removeprefix('machine: ')}.")
 
