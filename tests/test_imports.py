@@ -17,18 +17,24 @@ LAZY = ("autoenc", "analysis", "analysis.measures", "analysis.study")  # the pac
 HEAVY = ("sklearn", "scipy", "pandas", "matplotlib", "dp_accounting")
 
 
+HEAVY_LOADED = f"import sys\nprint(*(m for m in {HEAVY!r} if m in sys.modules))"  # a line: the HEAVY ones loaded
+
+
 def _loaded(code, timeout=120):
     """The lines ``code`` printed in a fresh interpreter, as lists of words, and last the HEAVY packages imported."""
-    script = f"{code}\nimport sys\nprint(*(m for m in {HEAVY!r} if m in sys.modules))"
+    script = f"{code}\n{HEAVY_LOADED}"
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr
     return [line.split() for line in out.stdout.splitlines()]
 
 
 def test_import_autoenc_and_training_load_neither_sklearn_nor_scipy():
-    assert _loaded("import autoenc")[-1] == []
-    assert _loaded("from autoenc import Autoencoder, ModelConfig, TrainConfig, fit, load_dataset, save")[-1] == []
-    assert "sklearn" in _loaded("from autoenc import AutoencoderTransformer")[-1]  # there when asked for
+    """One interpreter, step by step (each step imports what the one before did, and more)."""
+    steps = ["import autoenc", "from autoenc import Autoencoder, ModelConfig, TrainConfig, fit, load_dataset, save",
+             "from autoenc import AutoencoderTransformer"]
+    package, training, transformer = _loaded(f"\n{HEAVY_LOADED}\n".join(steps))
+    assert package == [] and training == []
+    assert "sklearn" in transformer  # there when asked for
 
 
 def test_the_worker_modules_load_neither_sklearn_nor_scipy():
@@ -67,10 +73,10 @@ print("before", *seen[0])
 
 
 def test_the_recorded_versions_are_the_packages_own_without_importing_sklearn():
-    out = _loaded("from autoenc.io import versions\nprint(versions()['scikit-learn'])\n"
-                  "import sklearn\nprint(sklearn.__version__)")
-    assert out[0] == out[1] and "." in out[0][0]
-    assert _loaded("from autoenc.io import versions\nversions()")[-1] == []
+    recorded, before, imported, _ = _loaded(f"from autoenc.io import versions\nprint(versions()['scikit-learn'])\n"
+                                            f"{HEAVY_LOADED}\nimport sklearn\nprint(sklearn.__version__)")
+    assert before == []  # versions() read the metadata, imported nothing heavy
+    assert recorded == imported and "." in recorded[0]
 
 
 def test_a_worker_trains_and_measures_autoencoders_without_sklearn(tmp_path):
